@@ -1,0 +1,135 @@
+// Reverse-mode autodiff in JAX's functional style: grad, value_and_grad, vjp, stop_gradient.
+//
+//   auto f = [](const loom::Array& x) { return jnp::sum(x * x); };
+//   loom::Array g = loom::grad(f)(x);                        // 2 * x
+//   auto [v, g2] = loom::value_and_grad(f)(x);
+//   // with auxiliary output: f returns std::pair<Array, Aux>
+//   auto [v_aux, g3] = loom::value_and_grad(loss_fn, {.has_aux = true})(params, batch);
+//   // -> v_aux is std::pair<Array, Aux>
+//   auto [y, pullback] = loom::vjp(f, x);   Array gx = pullback(loom::Array::scalar(1.f));
+//
+// The differentiated argument is the first one and is an Array or a loom::Tree; further
+// arguments are passed through untouched. The gradient has the argument's structure and dtype.
+// Nothing is mutated and nothing global outlives the call. Values computed inside a traced
+// function carry history only while the trace is alive; outputs returned by grad and friends
+// are detached. Integer and bool outputs are not differentiated (their cotangent is zero).
+// Higher-order derivatives (grad of grad) are not supported yet: the backward pass is not traced.
+#pragma once
+
+#include <functional>
+#include <optional>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "loom/array.hpp"
+#include "loom/tree.hpp"
+
+namespace loom {
+
+/// The same values, with gradients blocked (jax.lax.stop_gradient).
+Array stop_gradient(const Array& x);
+Tree stop_gradient(const Tree& x);
+
+namespace detail {
+/// Runs f on traced copies of `leaves`; returns f's output and a pullback mapping an output
+/// cotangent to one cotangent per leaf (zeros where the output does not depend on a leaf).
+struct Traced {
+  Tree output;
+  std::function<std::vector<Array>(const Tree& cotangent)> pullback;
+};
+Traced trace(const std::function<Tree(const std::vector<Array>&)>& f, const std::vector<Array>& leaves);
+/// Throws unless `out` is a scalar floating array (what grad requires).
+void check_scalar_output(const Array& out, const char* fn_name);
+
+template <typename X>
+std::vector<Array> leaves_of(const X& x) {
+  if constexpr (std::is_same_v<X, Array>) return {x};
+  else return tree_leaves(x);
+}
+template <typename X>
+X rebuild(const X& like, std::vector<Array> leaves) {
+  if constexpr (std::is_same_v<X, Array>) {
+    return leaves.at(0);
+  } else {
+    return tree_unflatten(tree_flatten(like).second, std::move(leaves));
+  }
+}
+template <typename Aux>
+Aux detach_aux(Aux aux) {
+  if constexpr (std::is_same_v<Aux, Array> || std::is_same_v<Aux, Tree>) return stop_gradient(aux);
+  else return aux;
+}
+}  // namespace detail
+
+struct GradOptions {
+  bool has_aux = false;  // f returns std::pair<Array, Aux>; Aux is returned alongside
+};
+
+/// value_and_grad(f)(x, rest...) -> std::pair<value, gradient of f with respect to x>.
+template <typename F>
+auto value_and_grad(F f, GradOptions options = {}) {
+  return [f = std::move(f), options](const auto& x, const auto&... rest) {
+    using X = std::decay_t<decltype(x)>;
+    static_assert(std::is_same_v<X, Array> || std::is_same_v<X, Tree>,
+                  "loom::grad differentiates an Array or a loom::Tree argument");
+    using R = std::decay_t<decltype(f(x, rest...))>;
+    constexpr bool kPair = !std::is_same_v<R, Array>;
+    if (kPair != options.has_aux) {
+      throw Error(options.has_aux ? "grad: has_aux=true requires f to return std::pair<Array, Aux>"
+                                  : "grad: f returns a pair; pass {.has_aux = true}");
+    }
+    std::optional<R> result;
+    auto traced = detail::trace(
+        [&](const std::vector<Array>& leaves) -> Tree {
+          X arg = detail::rebuild(x, leaves);
+          result.emplace(f(arg, rest...));
+          if constexpr (kPair) return Tree(result->first);
+          else return Tree(*result);
+        },
+        detail::leaves_of(x));
+    const Array& out = traced.output.leaf();
+    detail::check_scalar_output(out, "grad");
+    Array one = Array::scalar(1.0, DType::float64).astype(out.dtype());
+    X g = detail::rebuild(x, traced.pullback(Tree(one)));
+    if constexpr (kPair) {
+      auto value = std::make_pair(out.detached(), detail::detach_aux(std::move(result->second)));
+      return std::make_pair(std::move(value), std::move(g));
+    } else {
+      return std::make_pair(out.detached(), std::move(g));
+    }
+  };
+}
+
+/// grad(f)(x, rest...) -> gradient of the scalar f with respect to x (same structure as x).
+/// With {.has_aux = true} returns std::pair<gradient, Aux>.
+template <typename F>
+auto grad(F f, GradOptions options = {}) {
+  return [vg = value_and_grad(std::move(f), options), options](const auto& x, const auto&... rest) {
+    auto [value, g] = vg(x, rest...);
+    using V = decltype(value);
+    if constexpr (std::is_same_v<V, Array>) return g;
+    else return std::make_pair(std::move(g), std::move(value.second));
+  };
+}
+
+/// vjp(f, x) -> (f(x), pullback) where pullback(cotangent) returns the cotangent of x.
+/// f maps an Array or Tree to an Array or Tree; the cotangent has the output's structure.
+template <typename F, typename X>
+auto vjp(F f, const X& x) {
+  static_assert(std::is_same_v<X, Array> || std::is_same_v<X, Tree>);
+  using Y = std::decay_t<decltype(f(x))>;
+  static_assert(std::is_same_v<Y, Array> || std::is_same_v<Y, Tree>);
+  auto traced = detail::trace(
+      [&](const std::vector<Array>& leaves) -> Tree { return Tree(f(detail::rebuild(x, leaves))); },
+      detail::leaves_of(x));
+  Y out;
+  if constexpr (std::is_same_v<Y, Array>) out = traced.output.leaf().detached();
+  else out = stop_gradient(traced.output);
+  std::function<X(const Y&)> pullback = [pb = traced.pullback, x](const Y& ct) {
+    return detail::rebuild(x, pb(Tree(ct)));
+  };
+  return std::make_pair(std::move(out), std::move(pullback));
+}
+
+}  // namespace loom

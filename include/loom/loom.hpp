@@ -1,0 +1,13 @@
+// The umbrella header: everything loom offers.
+//
+//   #include <loom/loom.hpp>
+//   namespace jnp = loom::numpy;
+#pragma once
+
+#include "loom/array.hpp"
+#include "loom/autodiff.hpp"
+#include "loom/dtype.hpp"
+#include "loom/error.hpp"
+#include "loom/lax.hpp"
+#include "loom/numpy.hpp"
+#include "loom/tree.hpp"

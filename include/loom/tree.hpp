@@ -1,0 +1,88 @@
+// loom::Tree: a pytree of Arrays, the structure of Flax variables and of gradients.
+//
+// A Tree is either a leaf (one Array) or a dict: string keys (kept sorted, as jax.tree_util
+// flattens dicts) mapping to subtrees.
+//
+//   loom::Tree params = {{"Dense_0", {{"kernel", w}, {"bias", b}}}};
+//   loom::Tree doubled = loom::tree_map([](const loom::Array& a) { return a * 2.0; }, params);
+//   std::vector<loom::Array> leaves = loom::tree_leaves(params);   // bias, kernel (sorted)
+//   std::cout << params;   // prints every path with its shape and dtype
+#pragma once
+
+#include <functional>
+#include <initializer_list>
+#include <iosfwd>
+#include <map>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "loom/array.hpp"
+
+namespace loom {
+
+class Tree {
+ public:
+  using Dict = std::map<std::string, Tree>;
+
+  /// An empty dict.
+  Tree() = default;
+  Tree(Array leaf);  // NOLINT: a leaf converts implicitly, as in a Python pytree
+  Tree(Dict dict);   // NOLINT
+  Tree(std::initializer_list<std::pair<const std::string, Tree>> items);
+
+  bool is_leaf() const { return is_leaf_; }
+  bool is_dict() const { return !is_leaf_; }
+  /// The leaf's Array; throws loom::Error on a dict.
+  const Array& leaf() const;
+  /// The dict's entries; throws loom::Error on a leaf.
+  const Dict& dict() const;
+  Dict& dict();
+
+  bool contains(const std::string& key) const;
+  /// The subtree under `key`; throws loom::Error naming the key and the keys present.
+  const Tree& at(const std::string& key) const;
+  Tree& at(const std::string& key);
+  /// Inserts or replaces `key` (turns a leaf into a dict is an error).
+  void set(const std::string& key, Tree value);
+  /// Follows a path of keys ("Dense_0", "kernel"); throws naming the first missing key.
+  const Tree& at_path(const std::vector<std::string>& path) const;
+  /// Number of entries of a dict (0 for a leaf).
+  std::size_t size() const { return is_leaf_ ? 0 : dict_.size(); }
+  bool empty() const { return !is_leaf_ && dict_.empty(); }
+
+  /// One line per leaf: "Dense_0/kernel: float32[3,4]" (paths joined with '/').
+  std::string str() const;
+
+  friend bool same_structure(const Tree& a, const Tree& b);
+
+ private:
+  Array leaf_;
+  Dict dict_;
+  bool is_leaf_ = false;
+};
+
+std::ostream& operator<<(std::ostream& os, const Tree& tree);
+
+/// The structure of a tree without its leaves (jax.tree_util.PyTreeDef).
+struct TreeDef {
+  Tree skeleton;      // the tree with placeholder leaves
+  std::size_t num_leaves = 0;
+};
+
+/// Leaves in flattening order (depth first, keys sorted).
+std::vector<Array> tree_leaves(const Tree& tree);
+/// Leaves and (key path) of each leaf, e.g. {"params","Dense_0","kernel"}.
+std::vector<std::pair<std::vector<std::string>, Array>> tree_leaves_with_path(const Tree& tree);
+std::pair<std::vector<Array>, TreeDef> tree_flatten(const Tree& tree);
+/// Rebuilds a tree; throws loom::Error if the leaf count does not match.
+Tree tree_unflatten(const TreeDef& def, std::vector<Array> leaves);
+/// Applies f to every leaf.
+Tree tree_map(const std::function<Array(const Array&)>& f, const Tree& tree);
+/// Applies f to matching leaves of two trees of the same structure (else loom::Error).
+Tree tree_map(const std::function<Array(const Array&, const Array&)>& f, const Tree& a,
+              const Tree& b);
+/// True when both trees have the same keys at every level and leaves at the same places.
+bool same_structure(const Tree& a, const Tree& b);
+
+}  // namespace loom

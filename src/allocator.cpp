@@ -1,0 +1,104 @@
+// The caching buffer pool behind loom::Array (see detail/allocator.hpp).
+#include "detail/allocator.hpp"
+
+#include <cstdlib>
+#include <mutex>
+#include <new>
+#include <unordered_map>
+#include <vector>
+
+namespace loom::detail {
+namespace {
+
+constexpr std::size_t kAlignment = 64;
+constexpr std::size_t kMaxCachedBytes = std::size_t{1} << 30;
+
+#if defined(__SANITIZE_ADDRESS__)
+constexpr bool kPoolEnabled = false;  // let AddressSanitizer see every use-after-free
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+constexpr bool kPoolEnabled = false;
+#else
+constexpr bool kPoolEnabled = true;
+#endif
+#else
+constexpr bool kPoolEnabled = true;
+#endif
+
+struct Pool {
+  std::mutex mu;
+  std::unordered_map<std::size_t, std::vector<void*>> free_blocks;
+  PoolStats stats;
+
+  ~Pool() { release(); }
+
+  void release() {
+    std::lock_guard<std::mutex> lock(mu);
+    for (auto& [size, blocks] : free_blocks) {
+      for (void* p : blocks) std::free(p);
+    }
+    free_blocks.clear();
+    stats.cached_bytes = 0;
+  }
+};
+
+Pool& pool() {
+  static Pool* p = new Pool;  // never destroyed: buffers may be freed during static teardown
+  return *p;
+}
+
+std::size_t round_up(std::size_t bytes) {
+  return bytes == 0 ? kAlignment : (bytes + kAlignment - 1) / kAlignment * kAlignment;
+}
+
+}  // namespace
+
+std::shared_ptr<Buffer> Buffer::allocate(std::size_t bytes) {
+  const std::size_t cap = round_up(bytes);
+  void* data = nullptr;
+  if (kPoolEnabled) {
+    Pool& p = pool();
+    std::lock_guard<std::mutex> lock(p.mu);
+    auto it = p.free_blocks.find(cap);
+    if (it != p.free_blocks.end() && !it->second.empty()) {
+      data = it->second.back();
+      it->second.pop_back();
+      p.stats.cached_bytes -= cap;
+      ++p.stats.hits;
+    } else {
+      ++p.stats.misses;
+    }
+  }
+  if (data == nullptr) {
+    data = std::aligned_alloc(kAlignment, cap);
+    if (data == nullptr) throw std::bad_alloc();
+  }
+  auto buffer = std::make_shared<Buffer>();
+  buffer->data = data;
+  buffer->bytes = cap;
+  return buffer;
+}
+
+Buffer::~Buffer() {
+  if (data == nullptr) return;
+  if (kPoolEnabled) {
+    Pool& p = pool();
+    std::lock_guard<std::mutex> lock(p.mu);
+    if (p.stats.cached_bytes + bytes <= kMaxCachedBytes) {
+      p.free_blocks[bytes].push_back(data);
+      p.stats.cached_bytes += bytes;
+      return;
+    }
+  }
+  std::free(data);
+}
+
+PoolStats pool_stats() {
+  Pool& p = pool();
+  std::lock_guard<std::mutex> lock(p.mu);
+  return p.stats;
+}
+
+void pool_release() { pool().release(); }
+
+}  // namespace loom::detail

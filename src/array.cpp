@@ -1,0 +1,269 @@
+// loom::Shape and loom::Array: storage, conversion and JAX-style printing.
+#include "loom/array.hpp"
+
+#include <algorithm>
+#include <charconv>
+#include <cmath>
+#include <cstring>
+#include <ostream>
+#include <sstream>
+
+#include "detail/allocator.hpp"
+#include "detail/dispatch.hpp"
+#include "detail/tape.hpp"
+
+namespace loom {
+
+// ---- Shape --------------------------------------------------------------------------------
+
+Shape::Shape(std::initializer_list<std::int64_t> dims) {
+  for (std::int64_t d : dims) push_back(d);
+}
+
+Shape::Shape(std::span<const std::int64_t> dims) {
+  for (std::int64_t d : dims) push_back(d);
+}
+
+std::int64_t Shape::numel() const {
+  std::int64_t n = 1;
+  for (int i = 0; i < rank_; ++i) n *= dims_[static_cast<std::size_t>(i)];
+  return n;
+}
+
+void Shape::push_back(std::int64_t d) {
+  if (rank_ >= kMaxRank) {
+    throw Error("Shape: loom supports at most " + std::to_string(kMaxRank) + " dimensions");
+  }
+  if (d < 0) {
+    throw Error("Shape: dimension " + std::to_string(rank_) + " is negative (" +
+                std::to_string(d) + ")");
+  }
+  dims_[static_cast<std::size_t>(rank_++)] = d;
+}
+
+void Shape::insert(int pos, std::int64_t d) {
+  if (pos < 0 || pos > rank_) throw Error("Shape.insert: position out of range");
+  push_back(0);
+  for (int i = rank_ - 1; i > pos; --i) dims_[std::size_t(i)] = dims_[std::size_t(i - 1)];
+  dims_[std::size_t(pos)] = d;
+}
+
+void Shape::erase(int pos) {
+  if (pos < 0 || pos >= rank_) throw Error("Shape.erase: position out of range");
+  for (int i = pos; i + 1 < rank_; ++i) dims_[std::size_t(i)] = dims_[std::size_t(i + 1)];
+  --rank_;
+}
+
+std::string Shape::str() const {
+  std::string s = "(";
+  for (int i = 0; i < rank_; ++i) {
+    if (i) s += ", ";
+    s += std::to_string(dims_[std::size_t(i)]);
+  }
+  if (rank_ == 1) s += ",";
+  return s + ")";
+}
+
+bool operator==(const Shape& a, const Shape& b) {
+  return a.rank_ == b.rank_ && std::equal(a.begin(), a.end(), b.begin());
+}
+
+std::ostream& operator<<(std::ostream& os, const Shape& shape) { return os << shape.str(); }
+
+// ---- Array --------------------------------------------------------------------------------
+
+Array Array::empty(Shape shape, DType dtype) {
+  Array out;
+  out.buffer_ = detail::Buffer::allocate(static_cast<std::size_t>(shape.numel()) * itemsize(dtype));
+  out.shape_ = shape;
+  out.dtype_ = dtype;
+  return out;
+}
+
+const void* Array::raw_data() const {
+  if (!buffer_) throw Error("Array: the array is empty (default-constructed)");
+  return buffer_->data;
+}
+
+void* Array::raw_mutable_data() {
+  if (!buffer_) throw Error("Array: the array is empty (default-constructed)");
+  return buffer_->data;
+}
+
+void Array::check_access(DType requested, const char* what) const {
+  if (!buffer_) throw Error(std::string("Array.") + what + ": the array is empty");
+  if (requested != dtype_) {
+    throw Error(std::string("Array.") + what + ": requested " + dtype_name(requested) +
+                " elements from a " + dtype_name(dtype_) + " array of shape " + shape_.str());
+  }
+}
+
+Array Array::astype(DType dtype) const {
+  detail::check_valid(*this, "astype");
+  if (dtype == dtype_) return *this;
+  Array out = empty(shape_, dtype);
+  detail::convert(raw_data(), dtype_, out.raw_mutable_data(), dtype, size());
+  // Differentiable between floating dtypes: the cotangent is converted back.
+  if (is_floating(dtype) && is_floating(dtype_)) {
+    const DType src = dtype_;
+    detail::record(out, {this}, [src](const Array& g) { return std::vector<Array>{g.astype(src)}; });
+  }
+  return out;
+}
+
+namespace detail {
+
+void check_valid(const Array& x, const char* op) {
+  if (!x.valid()) throw Error(std::string(op) + ": got an empty (default-constructed) Array");
+}
+
+void throw_ragged(const char* what) {
+  throw Error(std::string("Array: nested initializer list is ragged (") + what +
+              " of different lengths)");
+}
+
+void convert(const void* in, DType src, void* out, DType dst, std::int64_t n) {
+  if (src == dst) {
+    std::memcpy(out, in, static_cast<std::size_t>(n) * itemsize(src));
+    return;
+  }
+  dispatch(src, [&]<typename S>() {
+    dispatch(dst, [&]<typename D>() {
+      const S* s = static_cast<const S*>(in);
+      D* d = static_cast<D*>(out);
+      for (std::int64_t i = 0; i < n; ++i) {
+        if constexpr (std::is_same_v<D, bool>) {
+          d[i] = s[i] != S(0);
+        } else if constexpr (std::is_integral_v<D> && std::is_floating_point_v<S>) {
+          // Float -> int truncates toward zero as NumPy/XLA; out-of-range and NaN saturate
+          // instead of being undefined behaviour.
+          const S v = s[i];
+          if (std::isnan(v)) d[i] = D(0);
+          else if (v <= S(std::numeric_limits<D>::min())) d[i] = std::numeric_limits<D>::min();
+          else if (v >= S(std::numeric_limits<D>::max())) d[i] = std::numeric_limits<D>::max();
+          else d[i] = static_cast<D>(v);
+        } else {
+          d[i] = static_cast<D>(s[i]);
+        }
+      }
+    });
+  });
+}
+
+}  // namespace detail
+
+// ---- printing -----------------------------------------------------------------------------
+
+namespace {
+
+std::string format_float(double v, bool is_f32) {
+  if (std::isnan(v)) return "nan";
+  if (std::isinf(v)) return v > 0 ? "inf" : "-inf";
+  char buf[64];
+  std::to_chars_result r = is_f32 ? std::to_chars(buf, buf + sizeof buf, static_cast<float>(v))
+                                  : std::to_chars(buf, buf + sizeof buf, v);
+  std::string s(buf, r.ptr);
+  if (s.find_first_of(".e") == std::string::npos) s += ".";
+  return s;
+}
+
+struct Printer {
+  const Array& a;
+  std::vector<std::string> cells;
+  std::size_t width = 0;
+  bool summarize = false;
+
+  void format_cells() {
+    const std::int64_t n = a.size();
+    cells.resize(static_cast<std::size_t>(n));
+    if (is_floating(a.dtype())) {
+      auto v = a.to_vector<double>();
+      const bool f32 = a.dtype() == DType::float32;
+      std::size_t int_w = 0, frac_w = 0;
+      std::vector<std::pair<std::string, std::string>> parts(v.size());
+      bool sci = false;
+      for (std::size_t i = 0; i < v.size(); ++i) {
+        std::string s = format_float(v[i], f32);
+        if (s.find('e') != std::string::npos) sci = true;
+        auto dot = s.find('.');
+        if (dot == std::string::npos) parts[i] = {s, ""};
+        else parts[i] = {s.substr(0, dot), s.substr(dot)};
+        int_w = std::max(int_w, parts[i].first.size());
+        frac_w = std::max(frac_w, parts[i].second.size());
+      }
+      for (std::size_t i = 0; i < v.size(); ++i) {
+        if (sci) {
+          cells[i] = parts[i].first + parts[i].second;
+        } else {
+          cells[i] = std::string(int_w - parts[i].first.size(), ' ') + parts[i].first +
+                     parts[i].second + std::string(frac_w - parts[i].second.size(), ' ');
+        }
+      }
+    } else if (a.dtype() == DType::bool_) {
+      auto v = a.to_vector<std::uint32_t>();
+      for (std::size_t i = 0; i < v.size(); ++i) cells[i] = v[i] ? " True" : "False";
+    } else {
+      auto v = a.to_vector<double>();
+      for (std::size_t i = 0; i < v.size(); ++i) {
+        cells[i] = std::to_string(static_cast<long long>(v[i]));
+      }
+    }
+    for (auto& c : cells) width = std::max(width, c.size());
+  }
+
+  void print(std::ostream& os, int axis, std::int64_t offset, int indent) {
+    const Shape& s = a.shape();
+    if (axis == s.size()) {
+      const std::string& c = cells[static_cast<std::size_t>(offset)];
+      os << std::string(width - c.size(), ' ') << c;
+      return;
+    }
+    std::int64_t stride = 1;
+    for (int i = axis + 1; i < s.size(); ++i) stride *= s[i];
+    os << "[";
+    const std::int64_t n = s[axis];
+    const int edge = 3;
+    for (std::int64_t i = 0; i < n; ++i) {
+      if (summarize && n > 2 * edge && i == edge) {
+        os << (axis + 1 == s.size() ? "..., " : "...,\n" + std::string(std::size_t(indent + 1), ' '));
+        i = n - edge - 1;
+        continue;
+      }
+      if (i > 0) {
+        if (axis + 1 == s.size()) {
+          os << ", ";
+        } else {
+          os << "," << std::string(std::size_t(s.size() - axis - 1), '\n')
+             << std::string(std::size_t(indent + 1), ' ');
+        }
+      }
+      print(os, axis + 1, offset + i * stride, indent + 1);
+    }
+    os << "]";
+  }
+};
+
+}  // namespace
+
+std::string Array::str() const {
+  if (!valid()) return "Array(<empty>)";
+  std::ostringstream os;
+  os << "Array(";
+  Printer p{*this, {}, 0, size() > 1000};
+  p.format_cells();
+  if (ndim() == 0) {
+    os << p.cells[0];
+  } else if (size() == 0) {
+    os << "[]";
+  } else {
+    p.print(os, 0, 0, 6);
+  }
+  os << ", dtype=" << dtype_name(dtype_);
+  if (size() == 0 && ndim() > 0 && !(ndim() == 1)) os << ", shape=" << shape_.str();
+  os << ")";
+  return os.str();
+}
+
+std::ostream& operator<<(std::ostream& os, const Array& array) { return os << array.str(); }
+
+}  // namespace loom

@@ -1,0 +1,27 @@
+// Private: the buffers behind loom::Array, 64-byte aligned and recycled through a caching pool
+// so that a training step, which allocates the same sizes every step, does not call malloc for
+// every op. Freed blocks are kept per exact (64-byte-rounded) size, up to a global cap.
+#pragma once
+
+#include <cstddef>
+#include <memory>
+
+namespace loom::detail {
+
+struct Buffer {
+  void* data = nullptr;
+  std::size_t bytes = 0;  // rounded capacity
+  ~Buffer();
+  static std::shared_ptr<Buffer> allocate(std::size_t bytes);
+};
+
+struct PoolStats {
+  std::size_t cached_bytes = 0;
+  std::size_t hits = 0;
+  std::size_t misses = 0;
+};
+PoolStats pool_stats();
+/// Frees every cached block (tests and long-running programs that change sizes).
+void pool_release();
+
+}  // namespace loom::detail
