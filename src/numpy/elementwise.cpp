@@ -1,0 +1,595 @@
+// Elementwise ops: NumPy broadcasting, loom's promotion table, kernels and VJPs in one place.
+//
+// Every binary op goes through `binary()`: promote both operands to a common dtype, compute the
+// broadcast shape, run a strided kernel whose inner loop is one of four contiguous/broadcast
+// variants (so the compiler vectorizes it), and record the op's VJP next to its kernel.
+#include "loom/numpy/elementwise.hpp"
+
+#include <cmath>
+#include <limits>
+#include <string>
+#include <type_traits>
+
+#include "detail/dispatch.hpp"
+#include "detail/tape.hpp"
+#include "loom/numpy/creation.hpp"
+#include "loom/numpy/manipulation.hpp"
+
+namespace loom::numpy {
+namespace {
+
+using detail::unbroadcast;
+
+std::string describe(const Array& a) {
+  return std::string(dtype_name(a.dtype())) + a.shape().str();
+}
+
+// ---- the strided broadcasting loop ------------------------------------------------------
+
+// Output shape and per-operand element strides (0 along broadcast dims), with adjacent dims
+// merged wherever every operand is contiguous across them.
+struct BroadcastPlan {
+  Shape shape;                       // coalesced output shape (rank >= 1)
+  std::vector<std::int64_t> sa, sb;  // strides of a and b per coalesced dim
+};
+
+BroadcastPlan plan_broadcast(const Shape& out, const Shape& a, const Shape& b) {
+  const int r = out.size();
+  std::vector<std::int64_t> sa(std::size_t(r), 0), sb(std::size_t(r), 0);
+  auto fill = [&](const Shape& s, std::vector<std::int64_t>& st) {
+    std::int64_t stride = 1;
+    for (int i = s.size() - 1, j = r - 1; i >= 0; --i, --j) {
+      st[std::size_t(j)] = s[i] == 1 ? 0 : stride;
+      stride *= s[i];
+    }
+  };
+  fill(a, sa);
+  fill(b, sb);
+  BroadcastPlan p;
+  for (int i = 0; i < r; ++i) {
+    const std::int64_t d = out[i];
+    if (d == 1) continue;  // size-1 dims contribute nothing
+    if (p.shape.size() > 0) {
+      const std::size_t k = std::size_t(p.shape.size() - 1);
+      const std::int64_t last = p.shape.back();
+      if (p.sa[k] == sa[std::size_t(i)] * d && p.sb[k] == sb[std::size_t(i)] * d) {
+        p.shape[p.shape.size() - 1] = last * d;
+        p.sa[k] = sa[std::size_t(i)];
+        p.sb[k] = sb[std::size_t(i)];
+        continue;
+      }
+    }
+    p.shape.push_back(d);
+    p.sa.push_back(sa[std::size_t(i)]);
+    p.sb.push_back(sb[std::size_t(i)]);
+  }
+  if (p.shape.size() == 0) {
+    p.shape.push_back(1);
+    p.sa.push_back(0);
+    p.sb.push_back(0);
+  }
+  return p;
+}
+
+template <typename T, typename R, typename Op>
+inline void inner_loop(const T* a, std::int64_t sa, const T* b, std::int64_t sb, R* out,
+                       std::int64_t n, Op op) {
+  if (sa == 1 && sb == 1) {
+    for (std::int64_t i = 0; i < n; ++i) out[i] = op(a[i], b[i]);
+  } else if (sa == 0 && sb == 1) {
+    const T x = a[0];
+    for (std::int64_t i = 0; i < n; ++i) out[i] = op(x, b[i]);
+  } else if (sa == 1 && sb == 0) {
+    const T y = b[0];
+    for (std::int64_t i = 0; i < n; ++i) out[i] = op(a[i], y);
+  } else {
+    for (std::int64_t i = 0; i < n; ++i) out[i] = op(a[i * sa], b[i * sb]);
+  }
+}
+
+template <typename T, typename R, typename Op>
+void run_binary(const Array& a, const Array& b, Array& out, Op op) {
+  const BroadcastPlan p = plan_broadcast(out.shape(), a.shape(), b.shape());
+  const T* pa = a.data<T>();
+  const T* pb = b.data<T>();
+  R* po = out.mutable_data<R>();
+  const int r = p.shape.size();
+  const std::int64_t inner = p.shape[r - 1];
+  const std::int64_t outer = out.size() / (inner == 0 ? 1 : inner);
+  if (out.size() == 0) return;
+  if (r == 1) {
+    detail::parallel_for(inner, [&](std::int64_t begin, std::int64_t end) {
+      inner_loop<T, R>(pa + begin * p.sa[0], p.sa[0], pb + begin * p.sb[0], p.sb[0], po + begin,
+                       end - begin, op);
+    });
+    return;
+  }
+  const std::int64_t grain = std::max<std::int64_t>(1, detail::kParallelGrain / inner);
+  detail::parallel_for(
+      outer,
+      [&](std::int64_t begin, std::int64_t end) {
+        // Multi-index of row `begin` over the outer (all but last) coalesced dims.
+        std::array<std::int64_t, Shape::kMaxRank> idx{};
+        std::int64_t rem = begin, oa = 0, ob = 0;
+        for (int d = r - 2; d >= 0; --d) {
+          idx[std::size_t(d)] = rem % p.shape[d];
+          rem /= p.shape[d];
+          oa += idx[std::size_t(d)] * p.sa[std::size_t(d)];
+          ob += idx[std::size_t(d)] * p.sb[std::size_t(d)];
+        }
+        for (std::int64_t row = begin; row < end; ++row) {
+          inner_loop<T, R>(pa + oa, p.sa[std::size_t(r - 1)], pb + ob, p.sb[std::size_t(r - 1)],
+                           po + row * inner, inner, op);
+          for (int d = r - 2; d >= 0; --d) {  // advance the odometer
+            const auto ud = std::size_t(d);
+            ++idx[ud];
+            oa += p.sa[ud];
+            ob += p.sb[ud];
+            if (idx[ud] < p.shape[d]) break;
+            oa -= p.sa[ud] * p.shape[d];
+            ob -= p.sb[ud] * p.shape[d];
+            idx[ud] = 0;
+          }
+        }
+      },
+      grain);
+}
+
+// ---- op descriptions ------------------------------------------------------------------------
+
+enum class Kind { arithmetic, true_divide, comparison, logical };
+
+// Promotes a and b to the dtype the op computes in.
+DType compute_dtype(const Array& a, const Array& b, Kind kind, const char* op) {
+  detail::check_valid(a, op);
+  detail::check_valid(b, op);
+  if (kind == Kind::logical) return DType::bool_;
+  DType t;
+  try {
+    t = promote_types(a.dtype(), b.dtype());
+  } catch (const Error&) {
+    throw Error(std::string(op) + ": cannot promote " + describe(a) + " and " + describe(b) +
+                " without loss (int32 with uint32 would need int64); convert one with astype");
+  }
+  if (kind == Kind::true_divide && !is_floating(t)) t = DType::float32;
+  return t;
+}
+
+template <typename Functor>
+Array binary(const Array& a0, const Array& b0, Kind kind, const char* op, Functor f) {
+  const DType t = compute_dtype(a0, b0, kind, op);
+  const Shape shape = broadcast_shapes(a0.shape(), b0.shape(), op);
+  const Array a = a0.astype(t), b = b0.astype(t);
+  const DType out_dtype = (kind == Kind::comparison || kind == Kind::logical) ? DType::bool_ : t;
+  Array out = Array::empty(shape, out_dtype);
+  detail::dispatch(t, [&]<typename T>() {
+    if (out_dtype == DType::bool_) {
+      run_binary<T, bool>(a, b, out, [&](T x, T y) -> bool { return f(x, y); });
+    } else {
+      if constexpr (std::is_same_v<T, bool>) {
+        run_binary<T, bool>(a, b, out, [&](T x, T y) -> bool { return f(x, y); });
+      } else {
+        run_binary<T, T>(a, b, out, [&](T x, T y) -> T { return static_cast<T>(f(x, y)); });
+      }
+    }
+  });
+  return out;
+}
+
+template <typename T>
+inline T nan_max(T x, T y) {
+  if constexpr (std::is_floating_point_v<T>) {
+    if (x != x) return x;
+    if (y != y) return y;
+  }
+  return x > y ? x : y;
+}
+template <typename T>
+inline T nan_min(T x, T y) {
+  if constexpr (std::is_floating_point_v<T>) {
+    if (x != x) return x;
+    if (y != y) return y;
+  }
+  return x < y ? x : y;
+}
+
+template <typename T>
+T int_power(T base, T exp) {
+  if constexpr (std::is_signed_v<T>) {
+    if (exp < 0) return base == 1 ? 1 : base == -1 ? (exp % 2 ? -1 : 1) : 0;
+  }
+  using U = std::make_unsigned_t<T>;  // wrap-around arithmetic without signed overflow UB
+  U result = 1, b = static_cast<U>(base);
+  for (U e = static_cast<U>(exp); e; e >>= 1) {
+    if (e & 1u) result *= b;
+    b *= b;
+  }
+  return static_cast<T>(result);
+}
+
+// ---- unary ----------------------------------------------------------------------------------
+
+template <typename FloatFn>
+Array unary_float(const Array& x0, const char* op, FloatFn fn) {
+  detail::check_valid(x0, op);
+  const Array x = is_floating(x0.dtype()) ? x0 : x0.astype(DType::float32);
+  Array out = Array::empty(x.shape(), x.dtype());
+  detail::dispatch_float(x.dtype(), op, [&]<typename T>() {
+    const T* in = x.data<T>();
+    T* o = out.mutable_data<T>();
+    detail::parallel_for(x.size(), [&](std::int64_t begin, std::int64_t end) {
+      for (std::int64_t i = begin; i < end; ++i) o[i] = fn(in[i]);
+    }, 1 << 13);
+  });
+  return out;
+}
+
+// Unary ops that keep integer dtypes (negative, abs, sign, square).
+template <typename Fn>
+Array unary_same(const Array& x, const char* op, Fn fn) {
+  detail::check_valid(x, op);
+  if (x.dtype() == DType::bool_ && std::string(op) != "abs" && std::string(op) != "square") {
+    throw Error(std::string(op) + ": not defined for bool arrays (got " + describe(x) + ")");
+  }
+  Array out = Array::empty(x.shape(), x.dtype());
+  detail::dispatch(x.dtype(), [&]<typename T>() {
+    const T* in = x.data<T>();
+    T* o = out.mutable_data<T>();
+    detail::parallel_for(x.size(), [&](std::int64_t begin, std::int64_t end) {
+      for (std::int64_t i = begin; i < end; ++i) o[i] = static_cast<T>(fn(in[i]));
+    });
+  });
+  return out;
+}
+
+std::vector<Array> one(Array g) { return {std::move(g)}; }
+
+}  // namespace
+
+// ---- binary arithmetic ------------------------------------------------------------------------
+
+Array add(const Array& a, const Array& b) {
+  Array out = binary(a, b, Kind::arithmetic, "add", [](auto x, auto y) { return x + y; });
+  detail::record(out, {&a, &b}, [sa = a.shape(), sb = b.shape()](const Array& g) {
+    return std::vector<Array>{unbroadcast(g, sa), unbroadcast(g, sb)};
+  });
+  return out;
+}
+
+Array subtract(const Array& a, const Array& b) {
+  Array out = binary(a, b, Kind::arithmetic, "subtract", [](auto x, auto y) { return x - y; });
+  detail::record(out, {&a, &b}, [sa = a.shape(), sb = b.shape()](const Array& g) {
+    return std::vector<Array>{unbroadcast(g, sa), unbroadcast(negative(g), sb)};
+  });
+  return out;
+}
+
+Array multiply(const Array& a, const Array& b) {
+  Array out = binary(a, b, Kind::arithmetic, "multiply", [](auto x, auto y) { return x * y; });
+  detail::record(out, {&a, &b}, [a = a.detached(), b = b.detached()](const Array& g) {
+    return std::vector<Array>{unbroadcast(multiply(g, b), a.shape()),
+                              unbroadcast(multiply(g, a), b.shape())};
+  });
+  return out;
+}
+
+Array divide(const Array& a, const Array& b) {
+  Array out = binary(a, b, Kind::true_divide, "divide", [](auto x, auto y) { return x / y; });
+  detail::record(out, {&a, &b}, [a = a.detached(), b = b.detached()](const Array& g) {
+    Array ga = divide(g, b);
+    return std::vector<Array>{unbroadcast(ga, a.shape()),
+                              unbroadcast(negative(multiply(ga, divide(a, b))), b.shape())};
+  });
+  return out;
+}
+
+Array power(const Array& a, const Array& b) {
+  Array out = binary(a, b, Kind::arithmetic, "power", [](auto x, auto y) {
+    using T = decltype(x);
+    if constexpr (std::is_floating_point_v<T>) return std::pow(x, y);
+    else if constexpr (std::is_same_v<T, bool>) return x || !y;
+    else return int_power(x, y);
+  });
+  detail::record(out, {&a, &b}, [a = a.detached(), b = b.detached(), o = out.detached()](const Array& g) {
+    // d/da a^b = b a^(b-1); d/db a^b = log(a) a^b, taken as 0 where a == 0 (as JAX).
+    Array da = multiply(b, power(a, b - 1.0));
+    Array safe_log = log(where(equal(a, zeros_like(a)), ones_like(a), a));
+    Array db = multiply(safe_log, o);
+    return std::vector<Array>{unbroadcast(multiply(g, da), a.shape()),
+                              unbroadcast(multiply(g, db), b.shape())};
+  });
+  return out;
+}
+
+namespace {
+// VJP of maximum/minimum: the cotangent goes to the selected operand; ties split it evenly, as
+// JAX's balanced_eq does.
+std::vector<Array> select_vjp(const Array& g, const Array& a, const Array& b, bool is_max) {
+  Array a_wins = is_max ? greater(a, b) : less(a, b);
+  Array tie = equal(a, b);
+  Array wa = add(a_wins.astype(g.dtype()), tie.astype(g.dtype()) * 0.5);
+  Array wb = 1.0 - wa;
+  return {unbroadcast(multiply(g, wa), a.shape()), unbroadcast(multiply(g, wb), b.shape())};
+}
+}  // namespace
+
+Array maximum(const Array& a, const Array& b) {
+  Array out = binary(a, b, Kind::arithmetic, "maximum", [](auto x, auto y) { return nan_max(x, y); });
+  detail::record(out, {&a, &b}, [a = a.detached(), b = b.detached()](const Array& g) {
+    return select_vjp(g, a, b, true);
+  });
+  return out;
+}
+
+Array minimum(const Array& a, const Array& b) {
+  Array out = binary(a, b, Kind::arithmetic, "minimum", [](auto x, auto y) { return nan_min(x, y); });
+  detail::record(out, {&a, &b}, [a = a.detached(), b = b.detached()](const Array& g) {
+    return select_vjp(g, a, b, false);
+  });
+  return out;
+}
+
+// ---- unary --------------------------------------------------------------------------------
+
+Array negative(const Array& x) {
+  Array out = unary_same(x, "negative", [](auto v) {
+    using T = decltype(v);
+    if constexpr (std::is_unsigned_v<T>) return static_cast<T>(0u - v);  // wraps, as NumPy
+    else if constexpr (std::is_integral_v<T>) {
+      return v == std::numeric_limits<T>::min() ? v : static_cast<T>(-v);  // no overflow UB
+    } else return -v;
+  });
+  detail::record(out, {&x}, [](const Array& g) { return one(negative(g)); });
+  return out;
+}
+
+Array exp(const Array& x) {
+  Array out = unary_float(x, "exp", [](auto v) { return std::exp(v); });
+  detail::record(out, {&x}, [o = out.detached()](const Array& g) { return one(multiply(g, o)); });
+  return out;
+}
+
+Array log(const Array& x) {
+  Array out = unary_float(x, "log", [](auto v) { return std::log(v); });
+  detail::record(out, {&x}, [x = x.detached()](const Array& g) { return one(divide(g, x)); });
+  return out;
+}
+
+Array log1p(const Array& x) {
+  Array out = unary_float(x, "log1p", [](auto v) { return std::log1p(v); });
+  detail::record(out, {&x}, [x = x.detached()](const Array& g) {
+    return one(divide(g, x + 1.0));
+  });
+  return out;
+}
+
+Array expm1(const Array& x) {
+  Array out = unary_float(x, "expm1", [](auto v) { return std::expm1(v); });
+  detail::record(out, {&x}, [o = out.detached()](const Array& g) {
+    return one(multiply(g, o + 1.0));
+  });
+  return out;
+}
+
+Array sqrt(const Array& x) {
+  Array out = unary_float(x, "sqrt", [](auto v) { return std::sqrt(v); });
+  detail::record(out, {&x}, [o = out.detached()](const Array& g) {
+    return one(divide(g * 0.5, o));
+  });
+  return out;
+}
+
+Array rsqrt(const Array& x) {
+  Array out = unary_float(x, "rsqrt", [](auto v) {
+    using T = decltype(v);
+    return T(1) / std::sqrt(v);
+  });
+  detail::record(out, {&x}, [x = x.detached(), o = out.detached()](const Array& g) {
+    return one(multiply(g, divide(o, x) * -0.5));
+  });
+  return out;
+}
+
+Array abs(const Array& x) {
+  Array out = unary_same(x, "abs", [](auto v) {
+    using T = decltype(v);
+    if constexpr (std::is_unsigned_v<T> || std::is_same_v<T, bool>) return v;
+    else if constexpr (std::is_integral_v<T>) {
+      return v == std::numeric_limits<T>::min() ? v : static_cast<T>(v < 0 ? -v : v);
+    } else return std::abs(v);
+  });
+  detail::record(out, {&x}, [x = x.detached()](const Array& g) { return one(multiply(g, sign(x))); });
+  return out;
+}
+
+Array sign(const Array& x) {
+  // Not differentiated: its derivative is zero almost everywhere (JAX gives zeros).
+  return unary_same(x, "sign", [](auto v) {
+    using T = decltype(v);
+    if constexpr (std::is_floating_point_v<T>) {
+      if (v != v) return v;
+    }
+    return static_cast<T>((T(0) < v) - (v < T(0)));
+  });
+}
+
+Array tanh(const Array& x) {
+  Array out = unary_float(x, "tanh", [](auto v) { return std::tanh(v); });
+  detail::record(out, {&x}, [o = out.detached()](const Array& g) {
+    return one(multiply(g, 1.0 - multiply(o, o)));
+  });
+  return out;
+}
+
+Array sin(const Array& x) {
+  Array out = unary_float(x, "sin", [](auto v) { return std::sin(v); });
+  detail::record(out, {&x}, [x = x.detached()](const Array& g) { return one(multiply(g, cos(x))); });
+  return out;
+}
+
+Array cos(const Array& x) {
+  Array out = unary_float(x, "cos", [](auto v) { return std::cos(v); });
+  detail::record(out, {&x}, [x = x.detached()](const Array& g) {
+    return one(negative(multiply(g, sin(x))));
+  });
+  return out;
+}
+
+Array square(const Array& x) { return multiply(x, x); }
+
+Array reciprocal(const Array& x) {
+  detail::check_valid(x, "reciprocal");
+  return divide(weak_scalar(1.0, x), x);
+}
+
+Array floor(const Array& x) {
+  detail::check_valid(x, "floor");
+  if (!is_floating(x.dtype())) return x;
+  return unary_float(x, "floor", [](auto v) { return std::floor(v); });  // zero gradient
+}
+
+Array ceil(const Array& x) {
+  detail::check_valid(x, "ceil");
+  if (!is_floating(x.dtype())) return x;
+  return unary_float(x, "ceil", [](auto v) { return std::ceil(v); });  // zero gradient
+}
+
+// ---- comparisons and logic (bool results, not differentiated) -----------------------------
+
+Array equal(const Array& a, const Array& b) {
+  return binary(a, b, Kind::comparison, "equal", [](auto x, auto y) { return x == y; });
+}
+Array not_equal(const Array& a, const Array& b) {
+  return binary(a, b, Kind::comparison, "not_equal", [](auto x, auto y) { return x != y; });
+}
+Array less(const Array& a, const Array& b) {
+  return binary(a, b, Kind::comparison, "less", [](auto x, auto y) { return x < y; });
+}
+Array less_equal(const Array& a, const Array& b) {
+  return binary(a, b, Kind::comparison, "less_equal", [](auto x, auto y) { return x <= y; });
+}
+Array greater(const Array& a, const Array& b) {
+  return binary(a, b, Kind::comparison, "greater", [](auto x, auto y) { return x > y; });
+}
+Array greater_equal(const Array& a, const Array& b) {
+  return binary(a, b, Kind::comparison, "greater_equal", [](auto x, auto y) { return x >= y; });
+}
+Array logical_and(const Array& a, const Array& b) {
+  return binary(a, b, Kind::logical, "logical_and", [](auto x, auto y) { return x && y; });
+}
+Array logical_or(const Array& a, const Array& b) {
+  return binary(a, b, Kind::logical, "logical_or", [](auto x, auto y) { return x || y; });
+}
+Array logical_not(const Array& x) {
+  detail::check_valid(x, "logical_not");
+  return equal(x.astype(DType::bool_), Array::scalar(false));
+}
+
+Array isnan(const Array& x) {
+  detail::check_valid(x, "isnan");
+  return not_equal(x, x);
+}
+
+Array isfinite(const Array& x) {
+  detail::check_valid(x, "isfinite");
+  if (!is_floating(x.dtype())) return full(x.shape(), 1, DType::bool_);
+  Array out = Array::empty(x.shape(), DType::bool_);
+  detail::dispatch_float(x.dtype(), "isfinite", [&]<typename T>() {
+    const T* in = x.data<T>();
+    bool* o = out.mutable_data<bool>();
+    for (std::int64_t i = 0, n = x.size(); i < n; ++i) o[i] = std::isfinite(in[i]);
+  });
+  return out;
+}
+
+// ---- selection --------------------------------------------------------------------------------
+
+Array where(const Array& cond0, const Array& x0, const Array& y0) {
+  detail::check_valid(cond0, "where");
+  const DType t = compute_dtype(x0, y0, Kind::arithmetic, "where");
+  const Shape shape =
+      broadcast_shapes(broadcast_shapes(cond0.shape(), x0.shape(), "where"), y0.shape(), "where");
+  const Array c = broadcast_to(cond0.astype(DType::bool_), shape);
+  const Array x = x0.astype(t), y = y0.astype(t);
+  // Select x where c, else y: two masked passes keep the broadcasting loop binary.
+  Array out = Array::empty(shape, t);
+  detail::dispatch(t, [&]<typename T>() {
+    const Array xb = broadcast_to(x.detached(), shape), yb = broadcast_to(y.detached(), shape);
+    const bool* pc = c.data<bool>();
+    const T* px = xb.data<T>();
+    const T* py = yb.data<T>();
+    T* po = out.mutable_data<T>();
+    detail::parallel_for(out.size(), [&](std::int64_t begin, std::int64_t end) {
+      for (std::int64_t i = begin; i < end; ++i) po[i] = pc[i] ? px[i] : py[i];
+    });
+  });
+  detail::record(out, {&x, &y}, [c, sx = x.shape(), sy = y.shape()](const Array& g) {
+    Array z = zeros_like(g);
+    return std::vector<Array>{unbroadcast(where(c, g, z), sx), unbroadcast(where(c, z, g), sy)};
+  });
+  return out;
+}
+
+Array clip(const Array& x, double lo, double hi) {
+  detail::check_valid(x, "clip");
+  return minimum(maximum(x, weak_scalar(lo, x)), weak_scalar(hi, x));
+}
+
+Array clip(const Array& x, const Array& lo, const Array& hi) { return minimum(maximum(x, lo), hi); }
+
+Array weak_scalar(double value, const Array& like) {
+  detail::check_valid(like, "weak_scalar");
+  const DType t = is_floating(like.dtype()) ? like.dtype() : DType::float32;
+  return full(Shape{}, value, t);
+}
+
+Array weak_scalar(int value, const Array& like) {
+  detail::check_valid(like, "weak_scalar");
+  const DType t = like.dtype() == DType::bool_ ? DType::int32 : like.dtype();
+  if (t == DType::uint32 && value < 0) {
+    throw Error("weak_scalar: the negative scalar " + std::to_string(value) +
+                " cannot combine with a uint32 array without wrapping");
+  }
+  return full(Shape{}, value, t);
+}
+
+}  // namespace loom::numpy
+
+// ---- operators --------------------------------------------------------------------------------
+
+namespace loom {
+namespace jnp = numpy;
+
+Array operator+(const Array& a, const Array& b) { return jnp::add(a, b); }
+Array operator-(const Array& a, const Array& b) { return jnp::subtract(a, b); }
+Array operator*(const Array& a, const Array& b) { return jnp::multiply(a, b); }
+Array operator/(const Array& a, const Array& b) { return jnp::divide(a, b); }
+Array operator-(const Array& x) { return jnp::negative(x); }
+Array operator==(const Array& a, const Array& b) { return jnp::equal(a, b); }
+Array operator!=(const Array& a, const Array& b) { return jnp::not_equal(a, b); }
+Array operator<(const Array& a, const Array& b) { return jnp::less(a, b); }
+Array operator<=(const Array& a, const Array& b) { return jnp::less_equal(a, b); }
+Array operator>(const Array& a, const Array& b) { return jnp::greater(a, b); }
+Array operator>=(const Array& a, const Array& b) { return jnp::greater_equal(a, b); }
+Array operator&&(const Array& a, const Array& b) { return jnp::logical_and(a, b); }
+Array operator||(const Array& a, const Array& b) { return jnp::logical_or(a, b); }
+Array operator!(const Array& x) { return jnp::logical_not(x); }
+
+#define LOOM_SCALAR_OPERATOR(op, fn)                                                          \
+  Array operator op(const Array& a, double b) { return jnp::fn(a, jnp::weak_scalar(b, a)); }  \
+  Array operator op(double a, const Array& b) { return jnp::fn(jnp::weak_scalar(a, b), b); }  \
+  Array operator op(const Array& a, int b) { return jnp::fn(a, jnp::weak_scalar(b, a)); }     \
+  Array operator op(int a, const Array& b) { return jnp::fn(jnp::weak_scalar(a, b), b); }
+LOOM_SCALAR_OPERATOR(+, add)
+LOOM_SCALAR_OPERATOR(-, subtract)
+LOOM_SCALAR_OPERATOR(*, multiply)
+LOOM_SCALAR_OPERATOR(/, divide)
+LOOM_SCALAR_OPERATOR(==, equal)
+LOOM_SCALAR_OPERATOR(!=, not_equal)
+LOOM_SCALAR_OPERATOR(<, less)
+LOOM_SCALAR_OPERATOR(<=, less_equal)
+LOOM_SCALAR_OPERATOR(>, greater)
+LOOM_SCALAR_OPERATOR(>=, greater_equal)
+#undef LOOM_SCALAR_OPERATOR
+
+}  // namespace loom
