@@ -80,6 +80,19 @@ Array Array::empty(Shape shape, DType dtype) {
   return out;
 }
 
+Array Array::reshaped_view(Shape shape) const {
+  detail::check_valid(*this, "reshaped_view");
+  if (shape.numel() != size()) {
+    throw Error("Array.reshaped_view: cannot view an array of shape " + shape_.str() +
+                " as shape " + shape.str());
+  }
+  Array out;
+  out.buffer_ = buffer_;
+  out.shape_ = shape;
+  out.dtype_ = dtype_;
+  return out;
+}
+
 const void* Array::raw_data() const {
   if (!buffer_) throw Error("Array: the array is empty (default-constructed)");
   return buffer_->data;

@@ -146,6 +146,9 @@ class Array {
   // Autodiff bookkeeping (see loom/autodiff.hpp); invisible to users.
   const std::shared_ptr<detail::Node>& node() const { return node_; }
   void set_node(std::shared_ptr<detail::Node> node) { node_ = std::move(node); }
+  /// The same buffer seen with another shape of equal size, without autodiff history (what
+  /// numpy::reshape builds on; arrays are immutable, so sharing is safe).
+  Array reshaped_view(Shape shape) const;
   /// The same values without autodiff history (what stop_gradient returns).
   Array detached() const {
     Array out = *this;

@@ -40,12 +40,16 @@ std::vector<Array> split(const Array& x, std::int64_t sections, int axis = 0);
 /// At the given split indices along axis (numpy.split with a list).
 std::vector<Array> split(const Array& x, const std::vector<std::int64_t>& indices, int axis);
 
-/// Basic slicing: one Slice per leading axis, Python semantics (negative indices count from
-/// the end, stop is clamped, step may be negative but not 0).
+/// Basic slicing: one Slice per leading axis (the remaining axes are taken whole), Python
+/// semantics: an unset start/stop is Python's None, negative indices count from the end,
+/// out-of-range bounds are clamped, step may be negative but not 0.
+///   jnp::slice(x, {{1, 3}});                       // x[1:3]
+///   jnp::slice(x, {{}, {.step = -1}});             // x[:, ::-1]
+///   jnp::slice(x, {{-2, jnp::kEnd}});              // x[-2:]
 inline constexpr std::int64_t kEnd = std::numeric_limits<std::int64_t>::max();
 struct Slice {
-  std::int64_t start = 0;
-  std::int64_t stop = kEnd;
+  std::optional<std::int64_t> start;  // None: 0 (or the last element when step < 0)
+  std::optional<std::int64_t> stop;   // None: the end (or before the first element when step < 0)
   std::int64_t step = 1;
 };
 Array slice(const Array& x, const std::vector<Slice>& slices);
