@@ -55,6 +55,11 @@ X rebuild(const X& like, std::vector<Array> leaves) {
     return tree_unflatten(tree_flatten(like).second, std::move(leaves));
   }
 }
+inline const Array& primary_output(const Array& out) { return out; }
+template <typename Aux>
+const Array& primary_output(const std::pair<Array, Aux>& out) {
+  return out.first;
+}
 template <typename Aux>
 Aux detach_aux(Aux aux) {
   if constexpr (std::is_same_v<Aux, Array> || std::is_same_v<Aux, Tree>) return stop_gradient(aux);
@@ -84,8 +89,7 @@ auto value_and_grad(F f, GradOptions options = {}) {
         [&](const std::vector<Array>& leaves) -> Tree {
           X arg = detail::rebuild(x, leaves);
           result.emplace(f(arg, rest...));
-          if constexpr (kPair) return Tree(result->first);
-          else return Tree(*result);
+          return Tree(detail::primary_output(*result));
         },
         detail::leaves_of(x));
     const Array& out = traced.output.leaf();

@@ -32,7 +32,10 @@ DType promote_types(DType a, DType b);
 
 /// The DType that corresponds to a C++ element type: dtype_of<float>() == DType::float32.
 template <typename T>
-constexpr DType dtype_of();
+constexpr DType dtype_of() {
+  static_assert(sizeof(T) == 0, "loom arrays hold float, double, int32_t, uint32_t or bool");
+  return DType::float32;
+}
 template <>
 constexpr DType dtype_of<float>() { return DType::float32; }
 template <>
