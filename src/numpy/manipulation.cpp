@@ -23,8 +23,11 @@ namespace {
 
 using Dims = std::vector<std::int64_t>;
 
+// Python tuple text of a list that may hold -1 (so not a Shape).
 std::string str(const std::vector<std::int64_t>& v) {
-  return Shape(std::span(v)).str();
+  std::string s = "(";
+  for (std::size_t i = 0; i < v.size(); ++i) s += (i ? ", " : "") + std::to_string(v[i]);
+  return s + (v.size() == 1 ? ",)" : ")");
 }
 std::string str(const std::vector<int>& v) {
   std::string s = "(";
@@ -309,6 +312,10 @@ Shape broadcast_shapes(const Shape& a, const Shape& b, const char* op) {
 
 Array reshape(const Array& x, std::vector<std::int64_t> shape) {
   detail::check_valid(x, "reshape");
+  if (shape.size() > static_cast<std::size_t>(Shape::kMaxRank)) {
+    throw Error("reshape: shape " + str(shape) + " has more than " +
+                std::to_string(Shape::kMaxRank) + " dimensions");
+  }
   int infer = -1;
   std::int64_t known = 1;
   for (std::size_t i = 0; i < shape.size(); ++i) {
