@@ -10,4 +10,5 @@
 #include "loom/error.hpp"
 #include "loom/lax.hpp"
 #include "loom/numpy.hpp"
+#include "loom/random.hpp"
 #include "loom/tree.hpp"
