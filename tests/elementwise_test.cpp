@@ -127,7 +127,10 @@ TEST(Elementwise, GradientsMatchFiniteDifferences) {
   check([&](const Array& v) { return jnp::sum(jnp::where(v > 0.0, v * v, -v)); });
   check([&](const Array& v) { return jnp::sum(jnp::clip(v, -1.0, 1.0) * v); });
   check([&](const Array& v) { return jnp::sum(jnp::square(v) + jnp::reciprocal(v + 5.0)); });
-  check([&](const Array& v) { return jnp::sum(-v * (v.astype(DType::float32)).astype(DType::float64)); });
+  // astype between floating dtypes is differentiable; the cotangent comes back as float64.
+  Array g = loom::grad([](const Array& v) { return jnp::sum(v.astype(DType::float32) * 2.0); })(x);
+  EXPECT_EQ(g.dtype(), DType::float64);
+  EXPECT_EQ(g.to_vector<double>(), std::vector<double>(6, 2.0));
 }
 
 TEST(Elementwise, GradientOfTiesAndConstants) {
@@ -148,8 +151,8 @@ TEST(Elementwise, Errors) {
                            {"add", "int32", "uint32", "promote"}));
   EXPECT_TRUE(throws_error([&] { (void)jnp::exp(Array()); }, {"exp", "empty"}));
   EXPECT_TRUE(throws_error([&] { (void)(-Array({true})); }, {"negative", "bool"}));
-  EXPECT_TRUE(throws_error([&] { (void)jnp::where(Array({true, false, true}), a, a); },
-                           {"where", "(3,)", "(2, 3)"}));
+  EXPECT_TRUE(throws_error([&] { (void)jnp::where(Array({true, false}), a, a); },
+                           {"where", "(2,)", "(2, 3)"}));
 }
 
 TEST(Autodiff, GradOfTreeValueAndGradAuxAndVjp) {
