@@ -6,9 +6,11 @@
 
 #include "loom/array.hpp"
 #include "loom/autodiff.hpp"
+#include "loom/core.hpp"
 #include "loom/dtype.hpp"
 #include "loom/error.hpp"
 #include "loom/lax.hpp"
+#include "loom/nn.hpp"
 #include "loom/numpy.hpp"
 #include "loom/random.hpp"
 #include "loom/tree.hpp"

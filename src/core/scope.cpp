@@ -76,11 +76,15 @@ Array Variable::value() const {
   }
   return t.leaf();
 }
-Tree Variable::tree() const { return scope_->get_variable(collection_, name_); }
+Tree Variable::tree() const {
+  return scope_->get_variable(collection_, name_);
+}
 void Variable::set_value(Tree value) const {
   scope_->put_variable(collection_, name_, std::move(value));
 }
-bool Variable::is_mutable() const { return scope_->is_mutable_collection(collection_); }
+bool Variable::is_mutable() const {
+  return scope_->is_mutable_collection(collection_);
+}
 
 // ---- Scope ---------------------------------------------------------------------------------
 
@@ -99,11 +103,12 @@ std::unique_ptr<Scope> Scope::make_root(const Tree* variables, Rngs rngs,
                                         bool abstract) {
   for (const auto& [stream, key] : rngs) {
     if (!key.valid() || !key.shape().empty()) {
-      throw InvalidRngError("rngs should be a dictionary mapping strings to `jax.PRNGKey`. (stream \"" +
-                            stream + "\" holds " +
-                            (key.valid() ? "a batch of keys of shape " + key.shape().str()
-                                         : std::string("an empty key")) +
-                            ")");
+      throw InvalidRngError(
+          "rngs should be a dictionary mapping strings to `jax.PRNGKey`. (stream \"" + stream +
+          "\" holds " +
+          (key.valid() ? "a batch of keys of shape " + key.shape().str()
+                       : std::string("an empty key")) +
+          ")");
     }
   }
   auto state = std::make_unique<detail::RootState>();
@@ -135,7 +140,9 @@ std::string Scope::path_text() const {
   return s.empty() ? "/" : s;
 }
 
-std::string Scope::where() const { return " (module \"" + path_text() + "\")"; }
+std::string Scope::where() const {
+  return " (module \"" + path_text() + "\")";
+}
 
 Scope& Scope::push(const std::string& name, bool reuse) {
   if (!reuse || reservations_.count(name) == 0) reserve(name, std::nullopt, "submodule");
@@ -194,7 +201,9 @@ bool Scope::has_collection(const std::string& collection) const {
   return base != nullptr && base->contains(collection);
 }
 
-int Scope::next_autoname_index(const std::string& type_name) { return autoname_[type_name]++; }
+int Scope::next_autoname_index(const std::string& type_name) {
+  return autoname_[type_name]++;
+}
 
 bool Scope::is_mutable_collection(const std::string& collection) const {
   return root_->filter.contains(collection);
@@ -289,15 +298,16 @@ Array Scope::param(const std::string& name, const nn::initializers::Initializer&
       const std::string got = v->is_leaf() ? v->leaf().shape().str() : std::string("<a dict>");
       throw ScopeParamShapeError("For parameter \"" + name + "\" in \"" + path_text() +
                                  "\", the given initializer is expected to generate shape " +
-                                 shape.str() + ", but the existing parameter it received has shape " +
-                                 got + ".");
+                                 shape.str() +
+                                 ", but the existing parameter it received has shape " + got + ".");
     }
     return v->leaf();
   }
   if (!is_mutable_collection("params")) {
     if (is_collection_empty("params")) {
-      throw ScopeCollectionNotFound("Tried to access \"" + name + "\" from collection \"params\" in \"" +
-                                    path_text() + "\" but the collection is empty.");
+      throw ScopeCollectionNotFound("Tried to access \"" + name +
+                                    "\" from collection \"params\" in \"" + path_text() +
+                                    "\" but the collection is empty.");
     }
     throw ScopeParamNotFoundError("Could not find parameter named \"" + name + "\" in scope \"" +
                                   path_text() + "\".");
@@ -319,8 +329,9 @@ Tree Scope::param(const std::string& name, const std::function<Tree(const random
   if (const Tree* v = find_variable("params", name)) return *v;
   if (!is_mutable_collection("params")) {
     if (is_collection_empty("params")) {
-      throw ScopeCollectionNotFound("Tried to access \"" + name + "\" from collection \"params\" in \"" +
-                                    path_text() + "\" but the collection is empty.");
+      throw ScopeCollectionNotFound("Tried to access \"" + name +
+                                    "\" from collection \"params\" in \"" + path_text() +
+                                    "\" but the collection is empty.");
     }
     throw ScopeParamNotFoundError("Could not find parameter named \"" + name + "\" in scope \"" +
                                   path_text() + "\".");
@@ -352,7 +363,9 @@ Tree Scope::mutable_variables() const {
   return out;
 }
 
-bool Scope::has_rng(const std::string& stream) const { return root_->rngs.count(stream) > 0; }
+bool Scope::has_rng(const std::string& stream) const {
+  return root_->rngs.count(stream) > 0;
+}
 
 random::Key Scope::make_rng(const std::string& stream) {
   std::string s = stream;
@@ -367,8 +380,12 @@ random::Key Scope::make_rng(const std::string& stream) {
   return random::fold_in(root_->rngs.at(s), core::detail::flax_rng_hash(path_, count));
 }
 
-bool Scope::is_initializing() const { return root_->initializing; }
-bool Scope::is_abstract() const { return root_->abstract; }
+bool Scope::is_initializing() const {
+  return root_->initializing;
+}
+bool Scope::is_abstract() const {
+  return root_->abstract;
+}
 
 // ---- free functions ------------------------------------------------------------------------
 

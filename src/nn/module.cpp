@@ -65,15 +65,19 @@ FrameGuard::FrameGuard(core::Scope& scope, const void* module) {
   scope.rewind();
   frames.push_back(Frame{&scope, module});
 }
-FrameGuard::~FrameGuard() { frames.pop_back(); }
+FrameGuard::~FrameGuard() {
+  frames.pop_back();
+}
 
-core::Scope* current_scope() { return frames.empty() ? nullptr : frames.back().scope; }
+core::Scope* current_scope() {
+  return frames.empty() ? nullptr : frames.back().scope;
+}
 
 core::Scope& running_scope(const void* module, const std::string& type, const char* what) {
   if (frames.empty()) {
-    throw core::CallCompactUnboundModuleError(
-        "Can't call compact methods on unbound modules (" + type + "." + what +
-        " was used outside init/apply/bind)");
+    throw core::CallCompactUnboundModuleError("Can't call compact methods on unbound modules (" +
+                                              type + "." + what +
+                                              " was used outside init/apply/bind)");
   }
   const Frame& f = frames.back();
   if (f.module != module) {
@@ -86,9 +90,8 @@ core::Scope& running_scope(const void* module, const std::string& type, const ch
 
 core::Scope& new_auto_child(const std::string& type) {
   if (frames.empty()) {
-    throw core::CallCompactUnboundModuleError(
-        "Can't call compact methods on unbound modules (a " + type +
-        " was called outside init/apply/bind)");
+    throw core::CallCompactUnboundModuleError("Can't call compact methods on unbound modules (a " +
+                                              type + " was called outside init/apply/bind)");
   }
   core::Scope& parent = *frames.back().scope;
   const int k = parent.next_autoname_index(type);
@@ -133,7 +136,8 @@ bool sow_impl(core::Scope& scope, const std::string& collection, const std::stri
     xs = (*reduce_fn)(xs, value);
   } else {
     // Flax's tuple_reduce: append. A tuple is a dict keyed "0", "1", ...
-    if (!xs.is_dict()) throw Error("sow: \"" + name + "\" does not hold a tuple" + module_path_suffix());
+    if (!xs.is_dict())
+      throw Error("sow: \"" + name + "\" does not hold a tuple" + module_path_suffix());
     xs.set(std::to_string(xs.size()), value);
   }
   scope.put_variable(collection, name, std::move(xs));
@@ -168,8 +172,12 @@ void throw_merge_param(std::string_view name, bool both) {
               module_path_suffix());
 }
 
-std::vector<CallRecord>* recorder() { return active_recorder; }
-void set_recorder(std::vector<CallRecord>* r) { active_recorder = r; }
+std::vector<CallRecord>* recorder() {
+  return active_recorder;
+}
+void set_recorder(std::vector<CallRecord>* r) {
+  active_recorder = r;
+}
 
 std::size_t begin_record(const core::Scope& scope, std::string inputs) {
   active_recorder->push_back(

@@ -18,13 +18,12 @@ namespace loom::core {
 /// The common base; `name` is Flax's class name, prefixed to the message.
 class FlaxError : public Error {
  public:
-  FlaxError(const std::string& name, const std::string& message)
-      : Error(name + ": " + message) {}
+  FlaxError(const std::string& name, const std::string& message) : Error(name + ": " + message) {}
 };
 
-#define LOOM_FLAX_ERROR(Name) \
-  class Name : public FlaxError { \
-   public: \
+#define LOOM_FLAX_ERROR(Name)                                                \
+  class Name : public FlaxError {                                            \
+   public:                                                                   \
     explicit Name(const std::string& message) : FlaxError(#Name, message) {} \
   };
 /// A stream is missing from rngs (and "params" is missing too), or rngs are malformed.

@@ -41,7 +41,6 @@
 #include "loom/random.hpp"
 #include "loom/tree.hpp"
 
-
 namespace loom::core {
 
 /// Named rng streams: {"params": key, "dropout": key2}.
@@ -56,8 +55,8 @@ using Rngs = std::map<std::string, random::Key>;
 class CollectionFilter {
  public:
   CollectionFilter() = default;
-  CollectionFilter(bool all) : kind_(all ? Kind::all : Kind::none) {}  // NOLINT
-  CollectionFilter(const char* name) : kind_(Kind::list), names_{name} {}  // NOLINT
+  CollectionFilter(bool all) : kind_(all ? Kind::all : Kind::none) {}                 // NOLINT
+  CollectionFilter(const char* name) : kind_(Kind::list), names_{name} {}             // NOLINT
   CollectionFilter(std::string name) : kind_(Kind::list), names_{std::move(name)} {}  // NOLINT
   CollectionFilter(std::initializer_list<std::string> names) : kind_(Kind::list), names_(names) {}
   CollectionFilter(std::vector<std::string> names)  // NOLINT
@@ -195,8 +194,8 @@ class Scope {
   // ---- the root (created by init/apply/bind) ----
   /// A root scope over `variables` (which must outlive it unless `own_variables`).
   static std::unique_ptr<Scope> make_root(const Tree* variables, Rngs rngs,
-                                          CollectionFilter mutable_collections,
-                                          bool initializing, bool abstract = false);
+                                          CollectionFilter mutable_collections, bool initializing,
+                                          bool abstract = false);
   /// The root's mutable collections after the run (what apply returns with mutable=...).
   Tree mutable_variables() const;
   /// Takes a copy of the variables into the root, so the caller's tree may go (bind).
@@ -225,8 +224,12 @@ class Scope {
 void check_variables(const Tree& variables);
 
 namespace detail {
-inline Rngs to_rngs(const Rngs& rngs) { return rngs; }
-inline Rngs to_rngs(const random::Key& key) { return Rngs{{"params", key}}; }
+inline Rngs to_rngs(const Rngs& rngs) {
+  return rngs;
+}
+inline Rngs to_rngs(const random::Key& key) {
+  return Rngs{{"params", key}};
+}
 
 template <typename F>
 struct Init {
@@ -284,10 +287,9 @@ detail::Init<F> init(F f, CollectionFilter mutable_collections = true) {
 ///   loom::Array y2 = core::apply(f, {{"dropout", key}})(variables, x, /*train=*/true);
 template <typename F>
 auto apply(F f, Rngs rngs = {}) {
-  return [inner = detail::Apply<F>{std::move(f), false, std::move(rngs)}](
-             const Tree& variables, auto&&... args) {
-    if constexpr (std::is_void_v<
-                      std::invoke_result_t<const F&, Scope&, decltype(args)...>>) {
+  return [inner = detail::Apply<F>{std::move(f), false, std::move(rngs)}](const Tree& variables,
+                                                                          auto&&... args) {
+    if constexpr (std::is_void_v<std::invoke_result_t<const F&, Scope&, decltype(args)...>>) {
       inner(variables, std::forward<decltype(args)>(args)...);
     } else {
       return inner(variables, std::forward<decltype(args)>(args)...).first;

@@ -18,8 +18,8 @@ namespace loom::nn {
 struct Dense : Module<Dense> {
   std::int64_t features = 0;  // required (Flax has no default); must be positive
   bool use_bias = true;
-  std::optional<DType> dtype;           // computation dtype; empty: promote inputs and params
-  DType param_dtype = DType::float32;   // dtype the initializers produce
+  std::optional<DType> dtype;          // computation dtype; empty: promote inputs and params
+  DType param_dtype = DType::float32;  // dtype the initializers produce
   initializers::Initializer kernel_init = initializers::lecun_normal();
   initializers::Initializer bias_init = initializers::zeros_init();
 

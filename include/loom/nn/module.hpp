@@ -134,12 +134,17 @@ void end_record(std::size_t index, std::string outputs);
 
 std::string describe(const Array& x);
 std::string describe(const Tree& t);
-inline std::string describe(bool b) { return b ? "True" : "False"; }
+inline std::string describe(bool b) {
+  return b ? "True" : "False";
+}
 template <typename T>
 std::string describe(const T& v) {
   if constexpr (std::is_arithmetic_v<T>) {
     return std::to_string(v);
-  } else if constexpr (requires { v.has_value(); *v; }) {
+  } else if constexpr (requires {
+                         v.has_value();
+                         *v;
+                       }) {
     return v.has_value() ? describe(*v) : std::string("None");
   } else {
     return "-";
@@ -183,6 +188,9 @@ decltype(auto) run_in(core::Scope& scope, const M& m, Args&&... args) {
 
 template <typename T>
 constexpr bool is_module_v = std::is_base_of_v<Module<T>, T>;
+
+template <typename First, typename... Rest>
+constexpr bool first_is_options_v = std::is_same_v<std::decay_t<First>, ApplyOptions>;
 
 }  // namespace detail
 
@@ -291,18 +299,15 @@ class Module {
   ///   loom::Array y2 = model.apply(variables, {.rngs = {{"dropout", key}}}, x, true);
   template <typename... Args>
   decltype(auto) apply(const Tree& variables, Args&&... args) const {
-    return apply(variables, ApplyOptions{}, std::forward<Args>(args)...);
+    if constexpr ((sizeof...(Args) > 0) && detail::first_is_options_v<Args...>) {
+      return apply_impl(variables, std::forward<Args>(args)...);
+    } else {
+      return apply_impl(variables, ApplyOptions{}, std::forward<Args>(args)...);
+    }
   }
   template <typename... Args>
   decltype(auto) apply(const Tree& variables, const ApplyOptions& options, Args&&... args) const {
-    if (!options.mutable_collections.empty()) {
-      throw Error("apply: mutable collections " + options.mutable_collections.str() +
-                  " were requested; use apply_mutable, which returns (output, updated "
-                  "collections)");
-    }
-    core::check_variables(variables);
-    auto root = make_root(&variables, options.rngs, false, false, false);
-    return detail::run_in(*root, self(), std::forward<Args>(args)...);
+    return apply_impl(variables, options, std::forward<Args>(args)...);
   }
   /// apply with mutable collections: (output, the mutable collections after the run).
   ///   auto [y, updates] = model.apply_mutable(variables, {.mutable_collections =
@@ -317,8 +322,8 @@ class Module {
   /// The module bound to a copy of `variables` (Flax's module.bind).
   Bound<Derived> bind(const Tree& variables, Rngs rngs = {},
                       CollectionFilter mutable_collections = false) const {
-    std::shared_ptr<core::Scope> root = core::bind(variables, std::move(rngs),
-                                                   std::move(mutable_collections));
+    std::shared_ptr<core::Scope> root =
+        core::bind(variables, std::move(rngs), std::move(mutable_collections));
     root->set_module_type(detail::type_name<Derived>());
     return Bound<Derived>(self(), std::move(root));
   }
@@ -331,8 +336,7 @@ class Module {
     return scope("param").param(name, init, shape, dtype);
   }
   /// A parameter of any structure, made by init(key).
-  Tree param(const std::string& name,
-             const std::function<Tree(const random::Key&)>& init) const {
+  Tree param(const std::string& name, const std::function<Tree(const random::Key&)>& init) const {
     return scope("param").param(name, init);
   }
   /// self.variable(collection, name, init): read with .value(), write with .set_value().
@@ -389,6 +393,18 @@ class Module {
 
  private:
   const Derived& self() const { return static_cast<const Derived&>(*this); }
+  template <typename... Args>
+  decltype(auto) apply_impl(const Tree& variables, const ApplyOptions& options,
+                            Args&&... args) const {
+    if (!options.mutable_collections.empty()) {
+      throw Error("apply: mutable collections " + options.mutable_collections.str() +
+                  " were requested; use apply_mutable, which returns (output, updated "
+                  "collections)");
+    }
+    core::check_variables(variables);
+    auto root = make_root(&variables, options.rngs, false, false, false);
+    return detail::run_in(*root, self(), std::forward<Args>(args)...);
+  }
   static std::unique_ptr<core::Scope> make_root(const Tree* variables, const Rngs& rngs,
                                                 CollectionFilter mutable_collections,
                                                 bool initializing, bool abstract) {
@@ -415,8 +431,7 @@ bool Module<Derived>::sow(const std::string& collection, const std::string& name
   return detail::sow_impl(scope("sow"), collection, name, value, nullptr, nullptr);
 }
 template <typename Derived>
-bool Module<Derived>::sow(const std::string& collection, const std::string& name,
-                          const Tree& value,
+bool Module<Derived>::sow(const std::string& collection, const std::string& name, const Tree& value,
                           const std::function<Tree(const Tree&, const Tree&)>& reduce_fn,
                           const std::function<Tree()>& init_fn) const {
   return detail::sow_impl(scope("sow"), collection, name, value, &reduce_fn, &init_fn);

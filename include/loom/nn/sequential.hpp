@@ -1,8 +1,8 @@
 // nn::Sequential (flax.linen.Sequential): layers applied in order. Modules among the layers are
 // named "layers_<index>" (the index counts every layer, functions included), as in Flax.
 //
-//   nn::Sequential mlp{.layers = {nn::Dense{.features = 128}, jnp::tanh, nn::Dense{.features = 10}}};
-//   loom::Tree variables = mlp.init(loom::random::key(0), x);   // layers_0, layers_2
+//   nn::Sequential mlp{.layers = {nn::Dense{.features = 128}, jnp::tanh, nn::Dense{.features =
+//   10}}}; loom::Tree variables = mlp.init(loom::random::key(0), x);   // layers_0, layers_2
 #pragma once
 
 #include <functional>
@@ -19,8 +19,8 @@ namespace loom::nn {
 class Layer {
  public:
   template <typename M>
-    requires detail::is_module_v<M>
-  Layer(M module)  // NOLINT: implicit, so that {.layers = {nn::Dense{...}, ...}} reads naturally
+  requires detail::is_module_v<M> Layer(
+      M module)  // NOLINT: implicit, so that {.layers = {nn::Dense{...}, ...}} reads naturally
       : fn_([m = std::move(module)](const Array& x, const std::string& name) -> Array {
           core::Scope* parent = detail::current_scope();
           if (parent == nullptr) {
@@ -30,9 +30,8 @@ class Layer {
           return detail::run_in(detail::named_child(*parent, name, detail::type_name<M>()), m, x);
         }) {}
   template <typename F>
-    requires(!detail::is_module_v<std::decay_t<F>> &&
-             std::is_invocable_r_v<Array, F, const Array&>)
-  Layer(F f)  // NOLINT
+  requires(!detail::is_module_v<std::decay_t<F>> && std::is_invocable_r_v<Array, F, const Array&>)
+      Layer(F f)  // NOLINT
       : fn_([f = std::move(f)](const Array& x, const std::string&) -> Array { return f(x); }) {}
   /// Array(*)(const Array&) functions such as jnp::tanh.
   Layer(Array (*f)(const Array&))  // NOLINT

@@ -22,9 +22,9 @@
 namespace loom::nn {
 
 struct Dropout : Module<Dropout> {
-  double rate = 0.0;                      // the probability of dropping (not keeping)
-  std::vector<int> broadcast_dims;        // axes sharing one mask value (negative from the end)
-  std::optional<bool> deterministic;      // here or at call time, exactly once
+  double rate = 0.0;                  // the probability of dropping (not keeping)
+  std::vector<int> broadcast_dims;    // axes sharing one mask value (negative from the end)
+  std::optional<bool> deterministic;  // here or at call time, exactly once
   std::string rng_collection = "dropout";
 
   /// inputs unchanged when rate == 0 or deterministic; zeros when rate == 1; else
