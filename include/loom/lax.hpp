@@ -1,11 +1,15 @@
 // loom::lax: the jax.lax primitives that jax.numpy does not cover: dot_general,
 // conv_general_dilated (Flax's NHWC/HWIO layout) and reduce_window (pooling).
 //
+//   namespace lax = loom::lax;
 //   // 2-D convolution, NHWC input, HWIO kernel, SAME padding, stride 2:
 //   auto y = lax::conv_general_dilated(x, w, {2, 2}, lax::Padding::same());
 //   // 3x3 max pooling, stride 2:
 //   auto p = lax::reduce_window(x, lax::ReduceOp::max, {1, 3, 3, 1}, {1, 2, 2, 1},
 //                               lax::Padding::valid());
+//
+// All three are differentiable (in both operands for the binary ones); bad arguments raise
+// loom::Error naming the op, the shapes/dtypes and what was expected.
 #pragma once
 
 #include <cstdint>
@@ -18,14 +22,24 @@
 namespace loom::lax {
 
 /// Contracting and batch dimensions of dot_general: ((lhs_contract, rhs_contract),
-/// (lhs_batch, rhs_batch)). The result is batch dims, then lhs free dims, then rhs free dims.
+/// (lhs_batch, rhs_batch)), paired position by position.
 struct DotDimensionNumbers {
-  std::vector<int> lhs_contracting, rhs_contracting;
-  std::vector<int> lhs_batch, rhs_batch;
+  std::vector<int> lhs_contracting = {}, rhs_contracting = {};
+  std::vector<int> lhs_batch = {}, rhs_batch = {};
 };
+
+/// jax.lax.dot_general. The result has the batch dims (in lhs_batch order), then lhs's free
+/// dims, then rhs's free dims, each in their original order.
+///   // (b, m, k) x (b, n, k) -> (b, m, n), i.e. x @ y^T per batch; no transpose is copied
+///   auto z = lax::dot_general(x, y, {.lhs_contracting = {2}, .rhs_contracting = {2},
+///                                    .lhs_batch = {0}, .rhs_batch = {0}});
+/// Out-of-range or repeated dims and size mismatches are a loom::Error.
 Array dot_general(const Array& lhs, const Array& rhs, const DotDimensionNumbers& dims);
 
-/// Padding: "SAME", "VALID" or explicit (low, high) pairs per spatial dimension.
+/// Padding: "SAME", "VALID" or explicit (low, high) pairs per windowed dimension.
+/// SAME follows XLA: out = ceil(in / stride), total = max((out - 1) * stride + window - in, 0),
+/// low = total / 2, high = total - low (window dilated by rhs_dilation for convolutions).
+///   lax::Padding::explicit_({{1, 1}, {0, 2}})
 struct Padding {
   enum class Kind { same, valid, explicit_pairs } kind = Kind::valid;
   std::vector<std::pair<std::int64_t, std::int64_t>> pairs;
@@ -36,8 +50,14 @@ struct Padding {
   }
 };
 
-/// N-d convolution in Flax's layout: lhs (N, spatial..., C_in), rhs (spatial..., C_in / groups,
-/// C_out), result (N, spatial'..., C_out). 1, 2 or 3 spatial dimensions. Differentiable in both.
+/// jax.lax.conv_general_dilated with dimension_numbers ("NHWC", "HWIO", "NHWC") generalized to
+/// 1-3 spatial dims: lhs (N, spatial..., C_in), rhs (spatial..., C_in / groups, C_out), result
+/// (N, spatial'..., C_out). window_strides has one entry per spatial dim; empty dilations mean 1.
+/// lhs_dilation > 1 is a transposed convolution (with explicit padding only, as in JAX);
+/// rhs_dilation > 1 an atrous one; feature_group_count splits channels into groups
+/// (C_in == groups * rhs's C_in dim, groups divides C_out; groups == C_in is depthwise).
+///   auto y = lax::conv_general_dilated(x, w, {1, 1}, lax::Padding::same(), {}, {2, 2});
+/// float32/float64 only. Implemented as im2col + GEMM (a 1x1 stride-1 conv is a single GEMM).
 Array conv_general_dilated(const Array& lhs, const Array& rhs,
                            const std::vector<std::int64_t>& window_strides, const Padding& padding,
                            const std::vector<std::int64_t>& lhs_dilation = {},
@@ -45,10 +65,17 @@ Array conv_general_dilated(const Array& lhs, const Array& rhs,
                            std::int64_t feature_group_count = 1);
 
 enum class ReduceOp { max, sum, min };
-/// reduce_window over every dimension of x (window and strides give one entry per dim).
-/// Padding applies to every dimension; padded elements are the op's identity (-inf for max, 0
-/// for sum). Average pooling is reduce_window(sum) divided by the window size (or by counts of
-/// valid elements, as flax.linen.avg_pool with count_include_pad=False).
+
+/// jax.lax.reduce_window with max, min or add over every dimension of x (window and strides
+/// give one entry per dim; padding one pair per dim). Padded elements are the op's identity
+/// (-inf for max, +inf for min, 0 for sum). Average pooling is reduce_window(sum) divided by
+/// the window size (or by counts of valid elements, as flax.linen.avg_pool with
+/// count_include_pad=False).
+///   auto p = lax::reduce_window(x, lax::ReduceOp::max, {1, 2, 2, 1}, {1, 2, 2, 1},
+///                               lax::Padding::valid());          // 2x2 max pool, NHWC
+/// Gradients: max/min send each cotangent to the first maximal/minimal element of its window
+/// (XLA's select_and_scatter with ge/le; padding is never selected), sum to every element.
+/// Integer operands are reduced too (not differentiated); bool operands are a loom::Error.
 Array reduce_window(const Array& x, ReduceOp op, const std::vector<std::int64_t>& window,
                     const std::vector<std::int64_t>& strides, const Padding& padding);
 

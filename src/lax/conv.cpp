@@ -1,0 +1,362 @@
+// lax.conv_general_dilated in Flax's layout (NHWC input, HWIO kernel), by im2col + GEMM.
+//
+// Every conv is handled as 3-D (missing spatial dims have size 1). One im2col row holds, for one
+// output pixel, the K = prod(kernel) input pixels it reads, each a contiguous run of C channels
+// (padding and lhs-dilation holes are zeros), laid out group-major: [group][tap][channel of
+// group]. The kernel (K..., C/G, O) then already is the (K*C/G, O) GEMM operand of each group,
+// so no weight is ever copied. Rows are processed in chunks (images) so the column buffer stays
+// a few MB; a 1x1/stride-1/unpadded conv skips im2col and multiplies x itself.
+//
+// VJP: d(kernel) = cols^T @ g per chunk, accumulated; d(input) = col2im(g @ kernel^T).
+#include <cblas.h>
+
+#include <array>
+#include <cstring>
+#include <memory>
+#include <string>
+
+#include "detail/dispatch.hpp"
+#include "detail/tape.hpp"
+#include "lax/window.hpp"
+#include "loom/lax.hpp"
+
+namespace loom::lax {
+namespace {
+
+using win::ints_str;
+
+struct ConvGeom {
+  std::int64_t n = 0, c = 0, o = 0, groups = 1, cg = 0, og = 0;
+  std::array<std::int64_t, 3> in{1, 1, 1}, k{1, 1, 1}, out{1, 1, 1};
+  std::array<std::vector<std::int64_t>, 3> taps;
+  std::int64_t kvol = 1, in_img = 1, out_img = 1;
+  bool identity = false;  // im2col would reproduce x (1x1 taps, stride 1, no padding/dilation)
+  std::int64_t kc() const { return kvol * c; }
+  std::int64_t rows() const { return n * out_img; }
+};
+
+template <typename T>
+void gemm(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t k, const T* a,
+          std::int64_t lda, const T* b, std::int64_t ldb, bool accumulate, T* c, std::int64_t ldc) {
+  if (m == 0 || n == 0) return;
+  const auto cta = ta ? CblasTrans : CblasNoTrans, ctb = tb ? CblasTrans : CblasNoTrans;
+  if constexpr (std::is_same_v<T, float>) {
+    cblas_sgemm(CblasRowMajor, cta, ctb, int(m), int(n), int(k), 1.0f, a, int(lda), b, int(ldb),
+                accumulate ? 1.0f : 0.0f, c, int(ldc));
+  } else {
+    cblas_dgemm(CblasRowMajor, cta, ctb, int(m), int(n), int(k), 1.0, a, int(lda), b, int(ldb),
+                accumulate ? 1.0 : 0.0, c, int(ldc));
+  }
+}
+
+// Rows per chunk: about kChunkElems column-buffer elements, rounded to whole images when an
+// image is smaller (col2im then runs one image per thread without write conflicts).
+constexpr std::int64_t kChunkElems = std::int64_t{1} << 20;
+
+std::int64_t chunk_rows(const ConvGeom& g) {
+  std::int64_t r = std::max<std::int64_t>(1, kChunkElems / std::max<std::int64_t>(g.kc(), 1));
+  if (g.out_img > 0 && g.out_img <= r) r = (r / g.out_img) * g.out_img;
+  return std::min(r, std::max<std::int64_t>(g.rows(), 1));
+}
+
+// Visits the taps of output row `gr`: fn(tap index, input pixel offset within the image or -1).
+template <typename Fn>
+inline void for_taps(const ConvGeom& g, std::int64_t gr, Fn&& fn) {
+  std::int64_t p = gr % g.out_img;
+  const std::int64_t o2 = p % g.out[2];
+  p /= g.out[2];
+  const std::int64_t o1 = p % g.out[1];
+  const std::int64_t o0 = p / g.out[1];
+  const std::int64_t* t0 = g.taps[0].data() + o0 * g.k[0];
+  const std::int64_t* t1 = g.taps[1].data() + o1 * g.k[1];
+  const std::int64_t* t2 = g.taps[2].data() + o2 * g.k[2];
+  std::int64_t kk = 0;
+  for (std::int64_t j0 = 0; j0 < g.k[0]; ++j0) {
+    for (std::int64_t j1 = 0; j1 < g.k[1]; ++j1) {
+      for (std::int64_t j2 = 0; j2 < g.k[2]; ++j2, ++kk) {
+        const std::int64_t i0 = t0[j0], i1 = t1[j1], i2 = t2[j2];
+        fn(kk, (i0 < 0 || i1 < 0 || i2 < 0) ? -1 : (i0 * g.in[1] + i1) * g.in[2] + i2);
+      }
+    }
+  }
+}
+
+template <typename T>
+void im2col(const ConvGeom& g, const T* x, T* cols, std::int64_t r0, std::int64_t r1) {
+  const std::int64_t kc = g.kc(), C = g.c, cg = g.cg, K = g.kvol;
+  ::loom::detail::parallel_for(
+      r1 - r0,
+      [&](std::int64_t b, std::int64_t e) {
+        for (std::int64_t r = b; r < e; ++r) {
+          const std::int64_t gr = r0 + r;
+          T* dst = cols + r * kc;
+          const T* xn = x + (gr / g.out_img) * g.in_img * C;
+          for_taps(g, gr, [&](std::int64_t kk, std::int64_t pix) {
+            if (g.groups == 1) {
+              if (pix < 0)
+                std::memset(dst + kk * C, 0, sizeof(T) * std::size_t(C));
+              else
+                std::memcpy(dst + kk * C, xn + pix * C, sizeof(T) * std::size_t(C));
+            } else {
+              for (std::int64_t q = 0; q < g.groups; ++q) {
+                T* d = dst + (q * K + kk) * cg;
+                if (pix < 0)
+                  std::memset(d, 0, sizeof(T) * std::size_t(cg));
+                else
+                  std::memcpy(d, xn + pix * C + q * cg, sizeof(T) * std::size_t(cg));
+              }
+            }
+          });
+        }
+      },
+      std::max<std::int64_t>(1, ::loom::detail::kParallelGrain / std::max<std::int64_t>(kc, 1)));
+}
+
+// dx += col2im(dcols) for rows [r0, r1). Images are independent, so they run in parallel.
+template <typename T>
+void col2im(const ConvGeom& g, const T* dcols, T* dx, std::int64_t r0, std::int64_t r1) {
+  const std::int64_t kc = g.kc(), C = g.c, cg = g.cg, K = g.kvol;
+  const std::int64_t n0 = r0 / g.out_img, n1 = (r1 - 1) / g.out_img + 1;
+  ::loom::detail::parallel_for(
+      n1 - n0,
+      [&](std::int64_t b, std::int64_t e) {
+        for (std::int64_t img = n0 + b; img < n0 + e; ++img) {
+          const std::int64_t lo = std::max(r0, img * g.out_img);
+          const std::int64_t hi = std::min(r1, (img + 1) * g.out_img);
+          T* xn = dx + img * g.in_img * C;
+          for (std::int64_t gr = lo; gr < hi; ++gr) {
+            const T* src = dcols + (gr - r0) * kc;
+            for_taps(g, gr, [&](std::int64_t kk, std::int64_t pix) {
+              if (pix < 0) return;
+              T* d = xn + pix * C;
+              if (g.groups == 1) {
+                const T* s = src + kk * C;
+                for (std::int64_t c = 0; c < C; ++c) d[c] += s[c];
+              } else {
+                for (std::int64_t q = 0; q < g.groups; ++q) {
+                  const T* s = src + (q * K + kk) * cg;
+                  T* dq = d + q * cg;
+                  for (std::int64_t c = 0; c < cg; ++c) dq[c] += s[c];
+                }
+              }
+            });
+          }
+        }
+      },
+      1);
+}
+
+template <typename T>
+std::unique_ptr<T[]> scratch(std::int64_t n) {
+  return std::make_unique_for_overwrite<T[]>(
+      static_cast<std::size_t>(std::max<std::int64_t>(n, 1)));
+}
+
+template <typename T>
+void conv_forward(const ConvGeom& g, const T* x, const T* w, T* out) {
+  const std::int64_t O = g.o, K = g.kvol;
+  if (g.identity) {
+    for (std::int64_t q = 0; q < g.groups; ++q) {
+      gemm<T>(false, false, g.rows(), g.og, g.cg, x + q * g.cg, g.c, w + q * g.og, O, false,
+              out + q * g.og, O);
+    }
+    return;
+  }
+  const std::int64_t step = chunk_rows(g), kc = g.kc();
+  auto cols = scratch<T>(step * kc);
+  for (std::int64_t r0 = 0; r0 < g.rows(); r0 += step) {
+    const std::int64_t r1 = std::min(g.rows(), r0 + step);
+    im2col(g, x, cols.get(), r0, r1);
+    for (std::int64_t q = 0; q < g.groups; ++q) {
+      gemm<T>(false, false, r1 - r0, g.og, K * g.cg, cols.get() + q * K * g.cg, kc, w + q * g.og, O,
+              false, out + r0 * O + q * g.og, O);
+    }
+  }
+}
+
+// dx (when non-null) and dw (when non-null) from the output cotangent gy.
+template <typename T>
+void conv_backward(const ConvGeom& g, const T* x, const T* w, const T* gy, T* dx, T* dw) {
+  const std::int64_t O = g.o, K = g.kvol, kcg = K * g.cg;
+  if (dx) std::memset(dx, 0, sizeof(T) * std::size_t(g.n * g.in_img * g.c));
+  if (g.rows() == 0) {
+    if (dw) std::memset(dw, 0, sizeof(T) * std::size_t(kcg * O));
+    return;
+  }
+  if (g.identity) {
+    for (std::int64_t q = 0; q < g.groups; ++q) {
+      if (dw) {
+        gemm<T>(true, false, g.cg, g.og, g.rows(), x + q * g.cg, g.c, gy + q * g.og, O, false,
+                dw + q * g.og, O);
+      }
+      if (dx) {
+        gemm<T>(false, true, g.rows(), g.cg, g.og, gy + q * g.og, O, w + q * g.og, O, false,
+                dx + q * g.cg, g.c);
+      }
+    }
+    return;
+  }
+  const std::int64_t step = chunk_rows(g), kc = g.kc();
+  auto cols = scratch<T>(step * kc);
+  for (std::int64_t r0 = 0; r0 < g.rows(); r0 += step) {
+    const std::int64_t r1 = std::min(g.rows(), r0 + step);
+    const T* gr = gy + r0 * O;
+    if (dw) {
+      im2col(g, x, cols.get(), r0, r1);
+      for (std::int64_t q = 0; q < g.groups; ++q) {
+        gemm<T>(true, false, kcg, g.og, r1 - r0, cols.get() + q * kcg, kc, gr + q * g.og, O, r0 > 0,
+                dw + q * g.og, O);
+      }
+    }
+    if (dx) {
+      for (std::int64_t q = 0; q < g.groups; ++q) {
+        gemm<T>(false, true, r1 - r0, kcg, g.og, gr + q * g.og, O, w + q * g.og, O, false,
+                cols.get() + q * kcg, kc);
+      }
+      col2im(g, cols.get(), dx, r0, r1);
+    }
+  }
+}
+
+}  // namespace
+
+Array conv_general_dilated(const Array& lhs0, const Array& rhs0,
+                           const std::vector<std::int64_t>& window_strides, const Padding& padding,
+                           const std::vector<std::int64_t>& lhs_dilation_in,
+                           const std::vector<std::int64_t>& rhs_dilation_in,
+                           std::int64_t feature_group_count) {
+  ::loom::detail::check_valid(lhs0, "conv_general_dilated");
+  ::loom::detail::check_valid(rhs0, "conv_general_dilated");
+  const std::string who = "conv_general_dilated: lhs " + lhs0.shape().str() + " " +
+                          dtype_name(lhs0.dtype()) + ", rhs " + rhs0.shape().str() + " " +
+                          dtype_name(rhs0.dtype());
+  const int nd = lhs0.ndim();
+  if (nd < 3 || nd > 5) {
+    throw Error(who + ": lhs must be (N, spatial..., C) with 1 to 3 spatial dimensions");
+  }
+  if (rhs0.ndim() != nd) {
+    throw Error(who + ": rhs must be (spatial..., C_in / groups, C_out) of the same rank as lhs (" +
+                std::to_string(nd) + "), got rank " + std::to_string(rhs0.ndim()));
+  }
+  if (!is_floating(lhs0.dtype()) || !is_floating(rhs0.dtype())) {
+    throw Error(who + ": expected floating operands (float32 or float64)");
+  }
+  const DType dt = promote_types(lhs0.dtype(), rhs0.dtype());
+  const Array lhs = lhs0.astype(dt), rhs = rhs0.astype(dt);
+  const int ns = nd - 2;
+  auto per_dim = [&](const std::vector<std::int64_t>& v, const char* name) {
+    std::vector<std::int64_t> r = v.empty() ? std::vector<std::int64_t>(std::size_t(ns), 1) : v;
+    if (static_cast<int>(r.size()) != ns) {
+      throw Error(who + ": " + name + " " + ints_str(v) +
+                  " must have one entry per spatial dimension (" + std::to_string(ns) + ")");
+    }
+    for (std::int64_t s : r) {
+      if (s < 1) throw Error(who + ": " + name + " " + ints_str(v) + " must be positive");
+    }
+    return r;
+  };
+  if (static_cast<int>(window_strides.size()) != ns) {
+    throw Error(who + ": window_strides " + ints_str(window_strides) +
+                " must have one entry per spatial dimension (" + std::to_string(ns) + ")");
+  }
+  const auto strides = per_dim(window_strides, "window_strides");
+  const auto ldil = per_dim(lhs_dilation_in, "lhs_dilation");
+  const auto rdil = per_dim(rhs_dilation_in, "rhs_dilation");
+  const std::int64_t G = feature_group_count;
+  const std::int64_t C = lhs.shape()[nd - 1], cg = rhs.shape()[nd - 2], O = rhs.shape()[nd - 1];
+  if (G < 1) throw Error(who + ": feature_group_count must be >= 1, got " + std::to_string(G));
+  if (C % G != 0) {
+    throw Error(who + ": feature_group_count " + std::to_string(G) + " does not divide the " +
+                std::to_string(C) + " input channels");
+  }
+  if (O % G != 0) {
+    throw Error(who + ": feature_group_count " + std::to_string(G) + " does not divide the " +
+                std::to_string(O) + " output channels");
+  }
+  if (cg * G != C) {
+    throw Error(who + ": channel mismatch: lhs has " + std::to_string(C) +
+                " input channels, so rhs's input-feature dimension must be " +
+                std::to_string(C / G) + " (C_in / feature_group_count), got " + std::to_string(cg));
+  }
+  std::vector<std::int64_t> in_sp, eff_k;
+  for (int i = 0; i < ns; ++i) {
+    in_sp.push_back(lhs.shape()[1 + i]);
+    eff_k.push_back((rhs.shape()[i] - 1) * rdil[std::size_t(i)] + 1);
+  }
+  if (padding.kind == Padding::Kind::same) {
+    for (std::int64_t d : ldil) {
+      if (d != 1) {
+        throw Error(who + ": SAME padding is not defined with lhs_dilation " + ints_str(ldil) +
+                    " (as in JAX); give explicit (low, high) pairs");
+      }
+    }
+  }
+  const auto pads = win::resolve_padding("conv_general_dilated", padding, in_sp, eff_k, strides);
+
+  ConvGeom g;
+  g.n = lhs.shape()[0];
+  g.c = C;
+  g.o = O;
+  g.groups = G;
+  g.cg = cg;
+  g.og = O / G;
+  Shape out_shape{g.n};
+  bool identity = true;
+  for (int i = 0; i < ns; ++i) {
+    const std::size_t s = std::size_t(3 - ns + i), ui = std::size_t(i);
+    g.in[s] = in_sp[ui];
+    g.k[s] = rhs.shape()[i];
+    const std::int64_t in_dil = in_sp[ui] == 0 ? 0 : (in_sp[ui] - 1) * ldil[ui] + 1;
+    g.out[s] =
+        win::window_out_size(in_dil, pads[ui].first, pads[ui].second, eff_k[ui], strides[ui]);
+    out_shape.push_back(g.out[s]);
+    identity = identity && g.k[s] == 1 && strides[ui] == 1 && ldil[ui] == 1 &&
+               pads[ui].first == 0 && pads[ui].second == 0;
+  }
+  out_shape.push_back(O);
+  for (int i = 0; i < 3; ++i) {
+    const int u = i - (3 - ns);
+    const std::size_t s = std::size_t(i);
+    g.taps[s] = u < 0 ? std::vector<std::int64_t>{0}
+                      : win::tap_table(g.in[s], g.out[s], g.k[s], strides[std::size_t(u)],
+                                       pads[std::size_t(u)].first, ldil[std::size_t(u)],
+                                       rdil[std::size_t(u)]);
+    g.kvol *= g.k[s];
+    g.in_img *= g.in[s];
+    g.out_img *= g.out[s];
+  }
+  g.identity = identity;
+
+  Array out = Array::empty(out_shape, dt);
+  if (out.size() > 0) {
+    ::loom::detail::dispatch_float(dt, "conv_general_dilated", [&]<typename T>() {
+      if (g.kc() == 0) {
+        std::memset(out.mutable_data<T>(), 0, out.nbytes());
+      } else {
+        conv_forward<T>(g, lhs.data<T>(), rhs.data<T>(), out.mutable_data<T>());
+      }
+    });
+  }
+  const bool need_dx = lhs.node() != nullptr, need_dw = rhs.node() != nullptr;
+  ::loom::detail::record(
+      out, {&lhs, &rhs},
+      [g, xd = lhs.detached(), wd = rhs.detached(), need_dx, need_dw](const Array& gy0) {
+        const Array gy = gy0.astype(xd.dtype());
+        Array dx = need_dx ? Array::empty(xd.shape(), xd.dtype()) : Array();
+        Array dw = need_dw ? Array::empty(wd.shape(), wd.dtype()) : Array();
+        ::loom::detail::dispatch_float(xd.dtype(), "conv_general_dilated", [&]<typename T>() {
+          if (g.kc() == 0 || g.o == 0) {
+            if (dx.valid()) std::memset(dx.mutable_data<T>(), 0, dx.nbytes());
+            if (dw.valid()) std::memset(dw.mutable_data<T>(), 0, dw.nbytes());
+            return;
+          }
+          conv_backward<T>(g, xd.data<T>(), wd.data<T>(), gy.data<T>(),
+                           dx.valid() ? dx.mutable_data<T>() : nullptr,
+                           dw.valid() ? dw.mutable_data<T>() : nullptr);
+        });
+        return std::vector<Array>{dx, dw};
+      });
+  return out;
+}
+
+}  // namespace loom::lax

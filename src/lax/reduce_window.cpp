@@ -1,0 +1,250 @@
+// lax.reduce_window (max, min, sum) over every dimension, with XLA's padding semantics, and VJPs:
+// max/min route each cotangent to the first extreme element of its window (XLA's
+// select_and_scatter with ge/le, which never selects padding); sum scatters it to every element.
+//
+// Trailing dimensions with window 1, stride 1 and no padding (the channels of a pooling) form
+// a contiguous "lane" that the inner loops run over, so they vectorize.
+#include <algorithm>
+#include <cstring>
+#include <limits>
+#include <string>
+
+#include "detail/dispatch.hpp"
+#include "detail/tape.hpp"
+#include "lax/window.hpp"
+#include "loom/lax.hpp"
+
+namespace loom::lax {
+namespace {
+
+using win::ints_str;
+
+struct WindowGeom {
+  int r = 0;              // dims outside the lane
+  std::int64_t lane = 1;  // contiguous trailing elements handled together
+  std::vector<std::int64_t> in, out, win;
+  std::vector<std::vector<std::int64_t>> taps;  // per dim: out * win entries, -1 = padding
+  std::vector<std::int64_t> in_stride;          // in elements, lane included
+  std::int64_t out_rows = 1, win_count = 1;
+};
+
+const char* op_name(ReduceOp op) {
+  switch (op) {
+    case ReduceOp::max:
+      return "max";
+    case ReduceOp::min:
+      return "min";
+    case ReduceOp::sum:
+      return "sum";
+  }
+  return "?";
+}
+
+// Decodes output row `row` into the per-dim tap rows, then visits every window position:
+// fn(input offset of the lane, or -1 for padding).
+template <typename Fn>
+inline void for_window(const WindowGeom& g, std::int64_t row, std::int64_t* oidx,
+                       std::int64_t* widx, Fn&& fn) {
+  for (int d = g.r - 1; d >= 0; --d) {
+    oidx[d] = row % g.out[std::size_t(d)];
+    row /= g.out[std::size_t(d)];
+    widx[d] = 0;
+  }
+  for (std::int64_t w = 0; w < g.win_count; ++w) {
+    std::int64_t off = 0;
+    bool valid = true;
+    for (int d = 0; d < g.r; ++d) {
+      const std::size_t ud = std::size_t(d);
+      const std::int64_t i = g.taps[ud][std::size_t(oidx[d] * g.win[ud] + widx[d])];
+      if (i < 0) {
+        valid = false;
+        break;
+      }
+      off += i * g.in_stride[ud];
+    }
+    fn(valid ? off : -1);
+    for (int d = g.r - 1; d >= 0; --d) {
+      if (++widx[d] < g.win[std::size_t(d)]) break;
+      widx[d] = 0;
+    }
+  }
+}
+
+template <typename T>
+T identity_of(ReduceOp op) {
+  if (op == ReduceOp::sum) return T(0);
+  if constexpr (std::is_floating_point_v<T>) {
+    return op == ReduceOp::max ? -std::numeric_limits<T>::infinity()
+                               : std::numeric_limits<T>::infinity();
+  } else {
+    return op == ReduceOp::max ? std::numeric_limits<T>::lowest() : std::numeric_limits<T>::max();
+  }
+}
+
+template <typename T>
+void forward(const WindowGeom& g, ReduceOp op, const T* x, T* out) {
+  const std::int64_t L = g.lane;
+  ::loom::detail::parallel_for(
+      g.out_rows,
+      [&](std::int64_t b, std::int64_t e) {
+        std::vector<std::int64_t> oidx(std::size_t(g.r) + 1), widx(std::size_t(g.r) + 1);
+        for (std::int64_t row = b; row < e; ++row) {
+          T* o = out + row * L;
+          const T init = identity_of<T>(op);
+          for (std::int64_t j = 0; j < L; ++j) o[j] = init;
+          for_window(g, row, oidx.data(), widx.data(), [&](std::int64_t off) {
+            if (off < 0) return;
+            const T* s = x + off;
+            if (op == ReduceOp::sum) {
+              for (std::int64_t j = 0; j < L; ++j) o[j] = static_cast<T>(o[j] + s[j]);
+            } else if (op == ReduceOp::max) {
+              // s != s: NaN propagates as in XLA's max (and the blend still vectorizes).
+              for (std::int64_t j = 0; j < L; ++j)
+                o[j] = (s[j] > o[j] || s[j] != s[j]) ? s[j] : o[j];
+            } else {
+              for (std::int64_t j = 0; j < L; ++j)
+                o[j] = (s[j] < o[j] || s[j] != s[j]) ? s[j] : o[j];
+            }
+          });
+        }
+      },
+      std::max<std::int64_t>(
+          1, ::loom::detail::kParallelGrain / std::max<std::int64_t>(g.win_count * g.lane, 1)));
+}
+
+// The input element (flat index) each output element's cotangent goes to, for max/min.
+template <typename T>
+void select_positions(const WindowGeom& g, ReduceOp op, const T* x, std::int64_t* sel) {
+  const std::int64_t L = g.lane;
+  ::loom::detail::parallel_for(
+      g.out_rows,
+      [&](std::int64_t b, std::int64_t e) {
+        std::vector<std::int64_t> oidx(std::size_t(g.r) + 1), widx(std::size_t(g.r) + 1);
+        for (std::int64_t row = b; row < e; ++row) {
+          std::int64_t* s = sel + row * L;
+          for (std::int64_t j = 0; j < L; ++j) s[j] = -1;
+          for_window(g, row, oidx.data(), widx.data(), [&](std::int64_t off) {
+            if (off < 0) return;
+            for (std::int64_t j = 0; j < L; ++j) {
+              const T v = x[off + j];
+              if (s[j] < 0) {
+                s[j] = off + j;
+                continue;
+              }
+              // select(current, candidate) = current >= candidate (le for min) keeps the first
+              // extreme; a false comparison (NaN) moves on, exactly as XLA's select.
+              const T cur = x[s[j]];
+              const bool keep = op == ReduceOp::max ? cur >= v : cur <= v;
+              if (!keep) s[j] = off + j;
+            }
+          });
+        }
+      },
+      std::max<std::int64_t>(
+          1, ::loom::detail::kParallelGrain / std::max<std::int64_t>(g.win_count * g.lane, 1)));
+}
+
+template <typename T>
+void sum_backward(const WindowGeom& g, const T* gy, T* dx) {
+  const std::int64_t L = g.lane;
+  std::vector<std::int64_t> oidx(std::size_t(g.r) + 1), widx(std::size_t(g.r) + 1);
+  for (std::int64_t row = 0; row < g.out_rows; ++row) {
+    const T* s = gy + row * L;
+    for_window(g, row, oidx.data(), widx.data(), [&](std::int64_t off) {
+      if (off < 0) return;
+      T* d = dx + off;
+      for (std::int64_t j = 0; j < L; ++j) d[j] += s[j];
+    });
+  }
+}
+
+WindowGeom make_geom(const Shape& shape, const std::vector<std::int64_t>& window,
+                     const std::vector<std::int64_t>& strides,
+                     const std::vector<std::pair<std::int64_t, std::int64_t>>& pads) {
+  WindowGeom g;
+  const int nd = shape.size();
+  // The lane: trailing dims that are untouched by the window.
+  int r = nd;
+  while (r > 0 && window[std::size_t(r - 1)] == 1 && strides[std::size_t(r - 1)] == 1 &&
+         pads[std::size_t(r - 1)].first == 0 && pads[std::size_t(r - 1)].second == 0) {
+    g.lane *= shape[r - 1];
+    --r;
+  }
+  g.r = r;
+  std::int64_t stride = g.lane;
+  g.in_stride.assign(std::size_t(r), 0);
+  for (int d = r - 1; d >= 0; --d) {
+    g.in_stride[std::size_t(d)] = stride;
+    stride *= shape[d];
+  }
+  for (int d = 0; d < r; ++d) {
+    const std::size_t ud = std::size_t(d);
+    const std::int64_t out =
+        win::window_out_size(shape[d], pads[ud].first, pads[ud].second, window[ud], strides[ud]);
+    g.in.push_back(shape[d]);
+    g.out.push_back(out);
+    g.win.push_back(window[ud]);
+    g.taps.push_back(win::tap_table(shape[d], out, window[ud], strides[ud], pads[ud].first, 1, 1));
+    g.out_rows *= out;
+    g.win_count *= window[ud];
+  }
+  return g;
+}
+
+}  // namespace
+
+Array reduce_window(const Array& x, ReduceOp op, const std::vector<std::int64_t>& window,
+                    const std::vector<std::int64_t>& strides, const Padding& padding) {
+  ::loom::detail::check_valid(x, "reduce_window");
+  const std::string who = std::string("reduce_window(") + op_name(op) + "): operand " +
+                          x.shape().str() + " " + dtype_name(x.dtype()) + ", window " +
+                          ints_str(window) + ", strides " + ints_str(strides);
+  const int nd = x.ndim();
+  if (static_cast<int>(window.size()) != nd || static_cast<int>(strides.size()) != nd) {
+    throw Error(who + ": window and strides need one entry per dimension of the operand (" +
+                std::to_string(nd) + ")");
+  }
+  for (int i = 0; i < nd; ++i) {
+    if (window[std::size_t(i)] < 1 || strides[std::size_t(i)] < 1) {
+      throw Error(who + ": window sizes and strides must be positive");
+    }
+  }
+  if (x.dtype() == DType::bool_) {
+    throw Error(who + ": bool operands are not supported; cast to int32 first");
+  }
+  const std::vector<std::int64_t> in = x.shape().to_vector();
+  const auto pads = win::resolve_padding("reduce_window", padding, in, window, strides);
+  const WindowGeom g = make_geom(x.shape(), window, strides, pads);
+  Shape out_shape;
+  for (int d = 0; d < g.r; ++d) out_shape.push_back(g.out[std::size_t(d)]);
+  for (int d = g.r; d < nd; ++d) out_shape.push_back(x.shape()[d]);
+  Array out = Array::empty(out_shape, x.dtype());
+  ::loom::detail::dispatch(x.dtype(), [&]<typename T>() {
+    if constexpr (!std::is_same_v<T, bool>) {
+      if (out.size() > 0) forward<T>(g, op, x.data<T>(), out.mutable_data<T>());
+    }
+  });
+  ::loom::detail::record(out, {&x}, [g, op, xd = x.detached()](const Array& gy0) {
+    const Array gy = gy0.astype(xd.dtype());
+    Array dx = Array::empty(xd.shape(), xd.dtype());
+    ::loom::detail::dispatch_float(xd.dtype(), "reduce_window", [&]<typename T>() {
+      T* d = dx.mutable_data<T>();
+      std::memset(d, 0, dx.nbytes());
+      if (gy.size() == 0) return;
+      const T* gp = gy.data<T>();
+      if (op == ReduceOp::sum) {
+        sum_backward<T>(g, gp, d);
+      } else {
+        std::vector<std::int64_t> sel(static_cast<std::size_t>(gy.size()));
+        select_positions<T>(g, op, xd.data<T>(), sel.data());
+        for (std::size_t i = 0; i < sel.size(); ++i) {
+          if (sel[i] >= 0) d[sel[i]] += gp[i];
+        }
+      }
+    });
+    return std::vector<Array>{dx};
+  });
+  return out;
+}
+
+}  // namespace loom::lax
