@@ -484,3 +484,59 @@ TEST(Dense, DtypesAndBadInput) {
   EXPECT_TRUE(throws_error([] { Net{}.init(rnd::key(0), ones13()); },
                            {"Dense: features must be positive", "(module \"/Dense_0\")"}));
 }
+
+namespace {
+// A norm-like layer with a scale_init field, standing in for BatchNorm in Flax's ResNet pattern.
+struct Scale : nn::Module<Scale> {
+  nn::initializers::Initializer scale_init = nn::initializers::ones_init();
+  Array call(const Array& x) const {
+    return x * param("scale", scale_init, {x.shape().back()});
+  }
+};
+
+// Flax's examples/imagenet/models.py BottleneckResNetBlock, with Dense for Conv: the block gets
+// `conv` and `norm` templates, calls them with more arguments, overrides a field, and names two.
+struct Block : nn::Module<Block> {
+  nn::Dense conv;
+  Scale norm;
+  std::int64_t filters = 2;
+  Array call(const Array& x) const {
+    auto c = conv;  // self.conv(self.filters, ...)
+    c.features = filters;
+    Array y = norm(c(x));                      // Dense_0, Scale_0
+    auto zero_norm = norm;                     // self.norm(scale_init=zeros)
+    zero_norm.scale_init = nn::initializers::zeros_init();
+    y = zero_norm(c(y));                       // Dense_1, Scale_1
+    Array residual = x;
+    if (residual.shape() != y.shape()) {
+      residual = child("conv_proj", c)(residual);   // self.conv(..., name='conv_proj')
+      residual = child("norm_proj", norm)(residual);  // self.norm(name='norm_proj')
+    }
+    return y + residual;
+  }
+};
+}  // namespace
+
+TEST(Templates, ResNetStyleConvAndNormTemplates) {
+  struct ResNet : nn::Module<ResNet> {
+    Array call(const Array& x) const {
+      auto conv = nn::Dense{.use_bias = false};
+      auto norm = Scale{};
+      return Block{.conv = conv, .norm = norm}(x);
+    }
+  };
+  Tree v = ResNet{}.init(rnd::key(0), ones13());
+  EXPECT_EQ(layout(v),
+            "params/Block_0/Dense_0/kernel: float32[3,2]\n"
+            "params/Block_0/Dense_1/kernel: float32[2,2]\n"
+            "params/Block_0/Scale_0/scale: float32[2]\n"
+            "params/Block_0/Scale_1/scale: float32[2]\n"
+            "params/Block_0/conv_proj/kernel: float32[3,2]\n"
+            "params/Block_0/norm_proj/scale: float32[2]\n");
+  const Tree& b = v.at("params").at("Block_0");
+  EXPECT_TRUE(allclose(b.at("Scale_1").at("scale").leaf(), jnp::zeros({2}), 0, 0));
+  EXPECT_TRUE(allclose(b.at("Scale_0").at("scale").leaf(), jnp::ones({2}), 0, 0));
+  // With the zero-initialized scale the block starts as its projection (Flax's reason for it).
+  Array proj = jnp::matmul(ones13(), b.at("conv_proj").at("kernel").leaf());
+  EXPECT_TRUE(allclose(ResNet{}.apply(v, ones13()), proj, 1e-6, 1e-7));
+}
