@@ -8,6 +8,8 @@
 //         with Python's hashlib.
 // Float32 values printed by JAX/NumPy in shortest round-trip form name one float32 exactly, so a
 // C++ float literal of the printed text is the same float and we compare bit patterns.
+#include "loom/random.hpp"
+
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -17,7 +19,6 @@
 #include <set>
 #include <vector>
 
-#include "loom/random.hpp"
 #include "random/kernels.hpp"
 #include "test_util.hpp"
 
@@ -40,23 +41,25 @@ std::uint32_t bits_of(float f) {
   if (v.size() != expected.size()) return ::testing::AssertionFailure() << "size " << v.size();
   for (std::size_t i = 0; i < v.size(); ++i) {
     if (bits_of(v[i]) != bits_of(expected[i])) {
-      return ::testing::AssertionFailure() << "element " << i << ": got " << v[i] << " (0x"
-                                           << std::hex << bits_of(v[i]) << "), expected "
-                                           << expected[i] << " (0x" << bits_of(expected[i])
-                                           << ")";
+      return ::testing::AssertionFailure()
+             << "element " << i << ": got " << v[i] << " (0x" << std::hex << bits_of(v[i])
+             << "), expected " << expected[i] << " (0x" << bits_of(expected[i]) << ")";
     }
   }
   return ::testing::AssertionSuccess();
 }
 
-std::vector<std::uint32_t> u32(const Array& a) { return a.to_vector<std::uint32_t>(); }
+std::vector<std::uint32_t> u32(const Array& a) {
+  return a.to_vector<std::uint32_t>();
+}
 
 class OriginalMode : public ::testing::Test {
  protected:
   rnd::ModeGuard guard_{ThreefryMode::original};
 };
 
-// ---- the hash ------------------------------------------------------------------------------------
+// ---- the hash
+// ------------------------------------------------------------------------------------
 
 // [JT] testThreefry2x32 (Random123 known answers).
 TEST(Threefry, KnownAnswers) {
@@ -115,7 +118,8 @@ TEST(Threefry, XlaErfCheckValue) {
   EXPECT_EQ(rnd::detail::xla_erf_f32(0.0f), 0.0f);
 }
 
-// ---- keys ----------------------------------------------------------------------------------------
+// ---- keys
+// ----------------------------------------------------------------------------------------
 
 // [JT] test_prng_seeds_and_keys (x64 off, and the x64 rows).
 TEST(Keys, SeedsMapToWords) {
@@ -166,9 +170,9 @@ TEST_F(OriginalMode, RandomBits) {
   EXPECT_EQ(u32(rnd::bits(k, {3}, 16)), (std::vector<std::uint32_t>{41682, 1300, 55017}));
   EXPECT_EQ(u32(rnd::bits(k, {3}, 32)),
             (std::vector<std::uint32_t>{56197195u, 4200222568u, 961309823u}));
-  EXPECT_EQ(rnd::bits64(k, {3}), (std::vector<std::uint64_t>{3982329540505020460ull,
-                                                             16822122385914693683ull,
-                                                             7882654074788531506ull}));
+  EXPECT_EQ(rnd::bits64(k, {3}),
+            (std::vector<std::uint64_t>{3982329540505020460ull, 16822122385914693683ull,
+                                        7882654074788531506ull}));
   // bits(k, shape, 64) holds the same values as (high, low) words.
   const auto w = u32(rnd::bits(k, {3}, 64));
   EXPECT_EQ((std::uint64_t{w[0]} << 32) | w[1], 3982329540505020460ull);
@@ -194,9 +198,9 @@ TEST_F(OriginalMode, DistributionValues) {
   EXPECT_EQ(u32(rnd::bits(bits_key, {5}, 8)), (std::vector<std::uint32_t>{10, 158, 82, 54, 158}));
   EXPECT_EQ(u32(rnd::bits(bits_key, {5}, 16)),
             (std::vector<std::uint32_t>{6738, 38161, 50695, 57337, 61600}));
-  EXPECT_EQ(u32(rnd::bits(bits_key, {5}, 32)),
-            (std::vector<std::uint32_t>{1978747883u, 4134381225u, 3628107870u, 689687174u,
-                                        2788938207u}));
+  EXPECT_EQ(
+      u32(rnd::bits(bits_key, {5}, 32)),
+      (std::vector<std::uint32_t>{1978747883u, 4134381225u, 3628107870u, 689687174u, 2788938207u}));
   EXPECT_EQ(rnd::bits64(bits_key, {5}),
             (std::vector<std::uint64_t>{17649965731882839947ull, 1415307058040849897ull,
                                         8282622628079774249ull, 14024425113645909402ull,
@@ -218,7 +222,8 @@ TEST_F(OriginalMode, DistributionValues) {
             (std::vector<std::int32_t>{0, 5, 7, 7, 5}));
 }
 
-// ---- partitionable layout ------------------------------------------------------------------------
+// ---- partitionable layout
+// ------------------------------------------------------------------------
 
 TEST(Partitionable, IsTheDefault) {
   EXPECT_EQ(rnd::default_mode(), ThreefryMode::partitionable);
@@ -281,11 +286,11 @@ TEST(Partitionable, BitsAreCounterHashes) {
 
 // [FK] Flax's printed jax.random.normal(fold_in(key(0), 0), (4, 4)) under current JAX.
 TEST(Partitionable, NormalMatchesFlaxDocs) {
-  EXPECT_TRUE(same_f32_bits(rnd::normal(rnd::fold_in(rnd::key(0), 0), {4, 4}),
-                            {1.0040143f, -0.9063372f, -0.7481722f, -1.1713669f, -0.8712328f,
-                             0.5888381f, 0.72392994f, -1.0255982f, 1.661628f, -1.8910251f,
-                             -1.2889339f, 0.13360691f, -1.1530392f, 0.23929629f, 1.7448074f,
-                             0.5050189f}));
+  EXPECT_TRUE(
+      same_f32_bits(rnd::normal(rnd::fold_in(rnd::key(0), 0), {4, 4}),
+                    {1.0040143f, -0.9063372f, -0.7481722f, -1.1713669f, -0.8712328f, 0.5888381f,
+                     0.72392994f, -1.0255982f, 1.661628f, -1.8910251f, -1.2889339f, 0.13360691f,
+                     -1.1530392f, 0.23929629f, 1.7448074f, 0.5050189f}));
 }
 
 // [FR] make_rng('rng_stream') of a top-level module: fold_in(key, SHA-1(count)[:4]).
@@ -298,7 +303,8 @@ TEST(Partitionable, FoldInMatchesFlaxRngGuide) {
   EXPECT_EQ(rnd::fold_in(rnd::key(1), sha1_of_3).words(), std::make_pair(791337683u, 1373966058u));
 }
 
-// ---- sampler properties (both layouts) ------------------------------------------------------------
+// ---- sampler properties (both layouts)
+// ------------------------------------------------------------
 
 class BothModes : public ::testing::TestWithParam<ThreefryMode> {
  protected:
@@ -373,8 +379,8 @@ TEST_P(BothModes, RandintRangeAndDtypes) {
   const auto v = rnd::randint(rnd::key(7), {10000}, -3, 4).to_vector<std::int32_t>();
   std::set<std::int32_t> seen(v.begin(), v.end());
   EXPECT_EQ(seen, (std::set<std::int32_t>{-3, -2, -1, 0, 1, 2, 3}));
-  const auto u = rnd::randint(rnd::key(7), {1000}, 0, 5000000000LL, DType::uint32)
-                     .to_vector<std::uint32_t>();
+  const auto u =
+      rnd::randint(rnd::key(7), {1000}, 0, 5000000000LL, DType::uint32).to_vector<std::uint32_t>();
   EXPECT_GT(*std::max_element(u.begin(), u.end()), 2147483648u);  // full uint32 range is used
   // Bounds are clipped to int32 as JAX does.
   const auto c = rnd::randint(rnd::key(8), {1000}, -10, 1LL << 40).to_vector<std::int32_t>();
@@ -400,8 +406,8 @@ TEST_P(BothModes, PermutationAndChoice) {
   // With p: zero-probability entries never appear, in both replacement modes.
   const Array pr({0.f, 0.5f, 0.f, 0.5f}, DType::float32);
   for (bool replace : {true, false}) {
-    const auto d = rnd::choice(rnd::key(12), 4, {replace ? 200 : 2}, replace, pr)
-                       .to_vector<std::int32_t>();
+    const auto d =
+        rnd::choice(rnd::key(12), 4, {replace ? 200 : 2}, replace, pr).to_vector<std::int32_t>();
     for (auto i : d) EXPECT_TRUE(i == 1 || i == 3) << i;
   }
   // choice of an array's rows.
@@ -420,25 +426,34 @@ TEST_P(BothModes, CategoricalPicksDominantLogit) {
   EXPECT_NEAR(std::count(v.begin(), v.end(), 1) / 20000.0, 0.75, 0.015);
 }
 
-// ---- bad input -----------------------------------------------------------------------------------
+// ---- bad input
+// -----------------------------------------------------------------------------------
 
 TEST(RandomErrors, ClearMessages) {
   const rnd::Key k = rnd::key(0);
-  EXPECT_TRUE(throws_error([&] { rnd::bits(k, {3}, 12); }, {"random.bits", "8, 16, 32 or 64", "12"}));
+  EXPECT_TRUE(
+      throws_error([&] { rnd::bits(k, {3}, 12); }, {"random.bits", "8, 16, 32 or 64", "12"}));
   EXPECT_TRUE(throws_error([&] { rnd::split(k, -1); }, {"random.split", "-1"}));
   EXPECT_TRUE(throws_error([&] { rnd::bernoulli(k, 1.5); }, {"random.bernoulli", "[0, 1]", "1.5"}));
   EXPECT_TRUE(throws_error([&] { rnd::bernoulli(k, Array({0.5f, -0.1f})); }, {"[0, 1]"}));
   EXPECT_TRUE(throws_error([&] { rnd::bernoulli(k, Array({1, 0})); }, {"floating", "int32"}));
-  EXPECT_TRUE(throws_error([&] { rnd::bernoulli(k, Array({0.5f, 0.5f}), Shape{3}); },
-                           {"(2,)", "(3,)"}));
+  EXPECT_TRUE(throws_error(
+      [&] {
+        rnd::bernoulli(k, Array({0.5f, 0.5f}), Shape{3});
+      },
+      {"(2,)", "(3,)"}));
   EXPECT_TRUE(throws_error([&] { rnd::randint(k, {2}, 5, 5); },
                            {"random.randint", "minval=5", "maxval=5"}));
-  EXPECT_TRUE(throws_error([&] { rnd::randint(k, {2}, 0, 5, DType::float32); }, {"int32", "float32"}));
+  EXPECT_TRUE(
+      throws_error([&] { rnd::randint(k, {2}, 0, 5, DType::float32); }, {"int32", "float32"}));
   EXPECT_TRUE(throws_error([&] { rnd::choice(k, 3, {5}, false); },
                            {"random.choice", "size 5", "size 3", "replace=false"}));
   EXPECT_TRUE(throws_error([&] { rnd::choice(k, 0, {1}); }, {"random.choice", "greater than 0"}));
-  EXPECT_TRUE(throws_error([&] { rnd::choice(k, 3, {2}, true, Array({0.5f, 0.5f})); },
-                           {"p has shape (2,)", "3"}));
+  EXPECT_TRUE(throws_error(
+      [&] {
+        rnd::choice(k, 3, {2}, true, Array({0.5f, 0.5f}));
+      },
+      {"p has shape (2,)", "3"}));
   EXPECT_TRUE(throws_error([&] { rnd::uniform(k, {2}, DType::int32); },
                            {"random.uniform", "float32 or float64", "int32"}));
   EXPECT_TRUE(throws_error([&] { rnd::normal(rnd::split(k, 2), {2}); },
@@ -446,7 +461,11 @@ TEST(RandomErrors, ClearMessages) {
   EXPECT_TRUE(throws_error([&] { rnd::permutation(k, -4); }, {"random.permutation", "-4"}));
   EXPECT_TRUE(throws_error([&] { rnd::categorical(k, Array({{1.f}}), 2); }, {"axis 2", "(1, 1)"}));
   EXPECT_TRUE(throws_error([] { rnd::Key(Array({1.f, 2.f})); }, {"uint32", "float32", "(2,)"}));
-  EXPECT_TRUE(throws_error([] { rnd::Key(Array({1u, 2u, 3u}, DType::uint32)); }, {"(..., 2)", "(3,)"}));
+  EXPECT_TRUE(throws_error(
+      [] {
+        rnd::Key(Array({1u, 2u, 3u}, DType::uint32));
+      },
+      {"(..., 2)", "(3,)"}));
   EXPECT_TRUE(throws_error([] { rnd::fold_in(rnd::Key(), 1); }, {"random.fold_in", "empty"}));
 }
 
