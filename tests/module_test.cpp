@@ -489,9 +489,7 @@ namespace {
 // A norm-like layer with a scale_init field, standing in for BatchNorm in Flax's ResNet pattern.
 struct Scale : nn::Module<Scale> {
   nn::initializers::Initializer scale_init = nn::initializers::ones_init();
-  Array call(const Array& x) const {
-    return x * param("scale", scale_init, {x.shape().back()});
-  }
+  Array call(const Array& x) const { return x * param("scale", scale_init, {x.shape().back()}); }
 };
 
 // Flax's examples/imagenet/models.py BottleneckResNetBlock, with Dense for Conv: the block gets
@@ -503,13 +501,13 @@ struct Block : nn::Module<Block> {
   Array call(const Array& x) const {
     auto c = conv;  // self.conv(self.filters, ...)
     c.features = filters;
-    Array y = norm(c(x));                      // Dense_0, Scale_0
-    auto zero_norm = norm;                     // self.norm(scale_init=zeros)
+    Array y = norm(c(x));   // Dense_0, Scale_0
+    auto zero_norm = norm;  // self.norm(scale_init=zeros)
     zero_norm.scale_init = nn::initializers::zeros_init();
-    y = zero_norm(c(y));                       // Dense_1, Scale_1
+    y = zero_norm(c(y));  // Dense_1, Scale_1
     Array residual = x;
     if (residual.shape() != y.shape()) {
-      residual = child("conv_proj", c)(residual);   // self.conv(..., name='conv_proj')
+      residual = child("conv_proj", c)(residual);     // self.conv(..., name='conv_proj')
       residual = child("norm_proj", norm)(residual);  // self.norm(name='norm_proj')
     }
     return y + residual;

@@ -27,9 +27,9 @@ Array dropout(core::Scope& scope, const Array& x, double rate, bool deterministi
 
 // A residual block whose dropout is a function with its hyperparameters already fixed.
 Array residual_model(core::Scope& scope, Array x, double rate, bool train) {
-  auto drop = std::bind_front([](double r, bool det, core::Scope& s, const Array& in) {
-    return dropout(s, in, r, det);
-  }, rate, !train);
+  auto drop = std::bind_front(
+      [](double r, bool det, core::Scope& s, const Array& in) { return dropout(s, in, r, det); },
+      rate, !train);
   for (int i = 0; i < 3; ++i) {
     const std::string name = "block_" + std::to_string(i);
     auto block = [&](core::Scope& s, const Array& in) {
@@ -48,6 +48,7 @@ int main() {
   auto [y, variables] = core::init(model)(rnd::key(0), x, false);
   std::cout << "variables:\n" << variables << "\n";
   std::cout << "eval:  " << core::apply(model)(variables, x, false) << "\n";
-  std::cout << "train: " << core::apply(model, {{"dropout", rnd::key(1)}})(variables, x, true) << "\n";
+  std::cout << "train: " << core::apply(model, {{"dropout", rnd::key(1)}})(variables, x, true)
+            << "\n";
   return 0;
 }

@@ -42,7 +42,8 @@ int main() {
   Array x = jnp::ones({1, 6});
   const loom::random::Key key = loom::random::key(0);
   nn::Rngs rngs = {{"dropout", loom::random::key(3)}};
-  std::cout << "attribute, train: " << Parent{.mode = 0}.apply(loom::Tree{}, {.rngs = rngs}, x, true) << "\n";
+  std::cout << "attribute, train: "
+            << Parent{.mode = 0}.apply(loom::Tree{}, {.rngs = rngs}, x, true) << "\n";
   std::cout << "call arg, eval:   " << Parent{.mode = 1}.apply(loom::Tree{}, x, false) << "\n";
   for (int mode : {2, 3}) {
     try {
