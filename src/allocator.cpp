@@ -47,6 +47,44 @@ Pool& pool() {
   return *p;
 }
 
+// Recycles the shared_ptr control blocks of Buffers on a per-thread free list, so that making
+// an Array costs no malloc once a program has warmed up.
+struct BlockCache {
+  std::vector<void*> blocks;
+  ~BlockCache() {
+    for (void* p : blocks) ::operator delete(p);
+  }
+};
+
+template <typename T>
+struct RecyclingAllocator {
+  using value_type = T;
+  RecyclingAllocator() = default;
+  template <typename U>
+  RecyclingAllocator(const RecyclingAllocator<U>&) {}  // NOLINT: rebinding
+  static std::vector<void*>& cache() {
+    thread_local BlockCache c;
+    return c.blocks;
+  }
+  T* allocate(std::size_t n) {
+    if (kPoolEnabled && n == 1 && !cache().empty()) {
+      void* p = cache().back();
+      cache().pop_back();
+      return static_cast<T*>(p);
+    }
+    return static_cast<T*>(::operator new(n * sizeof(T)));
+  }
+  void deallocate(T* p, std::size_t n) {
+    if (kPoolEnabled && n == 1 && cache().size() < 4096) {
+      cache().push_back(p);
+      return;
+    }
+    ::operator delete(p);
+  }
+  template <typename U>
+  bool operator==(const RecyclingAllocator<U>&) const { return true; }
+};
+
 std::size_t round_up(std::size_t bytes) {
   return bytes == 0 ? kAlignment : (bytes + kAlignment - 1) / kAlignment * kAlignment;
 }
@@ -73,7 +111,7 @@ std::shared_ptr<Buffer> Buffer::allocate(std::size_t bytes) {
     data = std::aligned_alloc(kAlignment, cap);
     if (data == nullptr) throw std::bad_alloc();
   }
-  auto buffer = std::make_shared<Buffer>();
+  auto buffer = std::allocate_shared<Buffer>(RecyclingAllocator<Buffer>());
   buffer->data = data;
   buffer->bytes = cap;
   return buffer;

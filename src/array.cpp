@@ -103,12 +103,13 @@ void* Array::raw_mutable_data() {
   return buffer_->data;
 }
 
-void Array::check_access(DType requested, const char* what) const {
+void Array::throw_bad_access(DType requested, const char* what) const {
   if (!buffer_) throw Error(std::string("Array.") + what + ": the array is empty");
   if (requested != dtype_) {
     throw Error(std::string("Array.") + what + ": requested " + dtype_name(requested) +
                 " elements from a " + dtype_name(dtype_) + " array of shape " + shape_.str());
   }
+  throw Error(std::string("Array.") + what + ": invalid access");
 }
 
 Array Array::astype(DType dtype) const {

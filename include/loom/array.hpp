@@ -173,7 +173,10 @@ class Array {
   template <typename T>
   static Array from_nested3(std::initializer_list<std::initializer_list<std::initializer_list<T>>> planes,
                             DType dtype);
-  void check_access(DType requested, const char* what) const;
+  void check_access(DType requested, const char* what) const {
+    if (buffer_ == nullptr || requested != dtype_) [[unlikely]] throw_bad_access(requested, what);
+  }
+  [[noreturn]] void throw_bad_access(DType requested, const char* what) const;
 
   std::shared_ptr<detail::Buffer> buffer_;
   Shape shape_;

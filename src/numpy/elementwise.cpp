@@ -27,16 +27,22 @@ std::string describe(const Array& a) {
 // ---- the strided broadcasting loop ------------------------------------------------------
 
 // Output shape and per-operand element strides (0 along broadcast dims), with adjacent dims
-// merged wherever every operand is contiguous across them.
+// merged wherever every operand is contiguous across them. Fixed-size: no allocation per op.
 struct BroadcastPlan {
-  Shape shape;                       // coalesced output shape (rank >= 1)
-  std::vector<std::int64_t> sa, sb;  // strides of a and b per coalesced dim
+  Shape shape;  // coalesced output shape (rank >= 1)
+  std::array<std::int64_t, Shape::kMaxRank> sa{}, sb{};  // strides of a and b per coalesced dim
 };
 
 BroadcastPlan plan_broadcast(const Shape& out, const Shape& a, const Shape& b) {
+  BroadcastPlan p;
+  if (a == b) {  // the common case: one flat loop
+    p.shape.push_back(out.numel());
+    p.sa[0] = p.sb[0] = 1;
+    return p;
+  }
   const int r = out.size();
-  std::vector<std::int64_t> sa(std::size_t(r), 0), sb(std::size_t(r), 0);
-  auto fill = [&](const Shape& s, std::vector<std::int64_t>& st) {
+  std::array<std::int64_t, Shape::kMaxRank> sa{}, sb{};
+  auto fill = [&](const Shape& s, std::array<std::int64_t, Shape::kMaxRank>& st) {
     std::int64_t stride = 1;
     for (int i = s.size() - 1, j = r - 1; i >= 0; --i, --j) {
       st[std::size_t(j)] = s[i] == 1 ? 0 : stride;
@@ -45,29 +51,23 @@ BroadcastPlan plan_broadcast(const Shape& out, const Shape& a, const Shape& b) {
   };
   fill(a, sa);
   fill(b, sb);
-  BroadcastPlan p;
+  int k = -1;
   for (int i = 0; i < r; ++i) {
     const std::int64_t d = out[i];
+    const auto ui = std::size_t(i);
     if (d == 1) continue;  // size-1 dims contribute nothing
-    if (p.shape.size() > 0) {
-      const std::size_t k = std::size_t(p.shape.size() - 1);
-      const std::int64_t last = p.shape.back();
-      if (p.sa[k] == sa[std::size_t(i)] * d && p.sb[k] == sb[std::size_t(i)] * d) {
-        p.shape[p.shape.size() - 1] = last * d;
-        p.sa[k] = sa[std::size_t(i)];
-        p.sb[k] = sb[std::size_t(i)];
-        continue;
-      }
+    if (k >= 0 && p.sa[std::size_t(k)] == sa[ui] * d && p.sb[std::size_t(k)] == sb[ui] * d) {
+      p.shape[k] = p.shape[k] * d;
+      p.sa[std::size_t(k)] = sa[ui];
+      p.sb[std::size_t(k)] = sb[ui];
+      continue;
     }
     p.shape.push_back(d);
-    p.sa.push_back(sa[std::size_t(i)]);
-    p.sb.push_back(sb[std::size_t(i)]);
+    ++k;
+    p.sa[std::size_t(k)] = sa[ui];
+    p.sb[std::size_t(k)] = sb[ui];
   }
-  if (p.shape.size() == 0) {
-    p.shape.push_back(1);
-    p.sa.push_back(0);
-    p.sb.push_back(0);
-  }
+  if (p.shape.size() == 0) p.shape.push_back(1);  // strides stay 0
   return p;
 }
 
@@ -158,8 +158,14 @@ DType compute_dtype(const Array& a, const Array& b, Kind kind, const char* op) {
 template <typename Functor>
 Array binary(const Array& a0, const Array& b0, Kind kind, const char* op, Functor f) {
   const DType t = compute_dtype(a0, b0, kind, op);
-  const Shape shape = broadcast_shapes(a0.shape(), b0.shape(), op);
-  const Array a = a0.astype(t), b = b0.astype(t);
+  const Shape shape =
+      a0.shape() == b0.shape() ? a0.shape() : broadcast_shapes(a0.shape(), b0.shape(), op);
+  // Convert only when needed (astype records its own VJP between floating dtypes).
+  Array a_cast, b_cast;
+  if (a0.dtype() != t) a_cast = a0.astype(t);
+  if (b0.dtype() != t) b_cast = b0.astype(t);
+  const Array& a = a_cast.valid() ? a_cast : a0;
+  const Array& b = b_cast.valid() ? b_cast : b0;
   const DType out_dtype = (kind == Kind::comparison || kind == Kind::logical) ? DType::bool_ : t;
   Array out = Array::empty(shape, out_dtype);
   detail::dispatch(t, [&]<typename T>() {
