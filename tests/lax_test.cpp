@@ -142,11 +142,12 @@ TEST(Conv, HandComputedSamePadding) {
 
 TEST(Conv, MixedDtypesPromoteAndBigBatchMatchesSmallBatch) {
   // A batch large enough to span several im2col chunks and threads must equal per-image results.
-  Array x = wave(Shape{9, 16, 16, 8}, 0.2, DType::float32);
-  Array w = wave(Shape{3, 3, 8, 5}, 0.9, DType::float64);
+  // (Per image 32*32 rows of 9*32 columns: the batch splits into several per-thread tasks.)
+  Array x = wave(Shape{7, 32, 32, 32}, 0.2, DType::float32);
+  Array w = wave(Shape{3, 3, 32, 5}, 0.9, DType::float64);
   Array y = lax::conv_general_dilated(x, w, {1, 1}, lax::Padding::same());
   EXPECT_EQ(y.dtype(), DType::float64);
-  for (int n : {0, 4, 8}) {
+  for (int n : {0, 3, 6}) {
     Array xn = jnp::slice(x, {{n, n + 1}});
     Array yn = lax::conv_general_dilated(xn, w, {1, 1}, lax::Padding::same());
     EXPECT_TRUE(allclose(jnp::slice(y, {{n, n + 1}}), yn, 1e-12, 1e-12));
@@ -217,8 +218,8 @@ TEST(ConvGrad, OneAndThreeSpatialDims) {
 }
 
 TEST(ConvGrad, Float32KernelGradientOfLargerBatchMatchesFloat64) {
-  // Exercises the chunked (multi-GEMM, accumulating) kernel gradient path in float32.
-  Array x = wave(Shape{20, 12, 12, 6}, 0.4), w = wave(Shape{3, 3, 6, 4}, 0.8);
+  // Exercises the per-thread partial kernel gradients (several tasks) in float32.
+  Array x = wave(Shape{7, 32, 32, 32}, 0.4), w = wave(Shape{3, 3, 32, 4}, 0.8);
   auto loss = [](const Array& xv, const Array& wv) {
     Array y = lax::conv_general_dilated(xv, wv, {1, 1}, lax::Padding::same());
     return jnp::sum(y * y);

@@ -128,6 +128,21 @@ TEST(Matmul, LargeMatchesLoopReference) {
     }
 }
 
+TEST(Matmul, ManySmallBatchedProductsMatchLoopReference) {
+  // 64 products of 16x16 matrices: run on several threads (each GEMM is small).
+  Array a = wave(Shape{64, 16, 16}, 0.3), b = wave(Shape{64, 16, 16}, 0.6);
+  Array c = jnp::matmul(a, b);
+  auto av = a.to_vector<double>(), bv = b.to_vector<double>(), cv = c.to_vector<double>();
+  for (int t = 0; t < 64; ++t)
+    for (int i = 0; i < 16; ++i)
+      for (int j = 0; j < 16; ++j) {
+        double acc = 0;
+        for (int k = 0; k < 16; ++k)
+          acc += av[std::size_t((t * 16 + i) * 16 + k)] * bv[std::size_t((t * 16 + k) * 16 + j)];
+        ASSERT_NEAR(cv[std::size_t((t * 16 + i) * 16 + j)], acc, 1e-12);
+      }
+}
+
 TEST(MatmulGrad, FiniteDifferences) {
   struct Cfg {
     Shape a, b;

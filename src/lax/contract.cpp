@@ -16,6 +16,7 @@
 
 #include "detail/dispatch.hpp"
 #include "detail/tape.hpp"
+#include "lax/blas_threads.hpp"
 
 namespace loom::detail {
 namespace {
@@ -341,27 +342,57 @@ void run_contraction(std::vector<Dim> dims, const T* A, const T* B, T* C) {
       throw Error("internal: contraction planner found no GEMM layout");
     }
   }
-  // Loops: those writing distinct parts of c outside, accumulating ones inside.
+  // Loops: those writing distinct parts of c outside, accumulating ones (c stride 0) inside.
   std::vector<Dim> loops = p.loops;
   std::stable_partition(loops.begin(), loops.end(), [](const Dim& d) { return d.ic; });
-  std::int64_t iters = 1;
-  for (const Dim& d : loops) iters *= d.size;
-  std::vector<std::int64_t> idx(loops.size(), 0);
-  for (std::int64_t it = 0; it < iters; ++it) {
-    std::int64_t oa = 0, ob = 0, oc = 0;
-    bool first = true;
-    for (std::size_t i = 0; i < loops.size(); ++i) {
-      oa += idx[i] * loops[i].sa;
-      ob += idx[i] * loops[i].sb;
-      oc += idx[i] * loops[i].sc;
-      if (!loops[i].ic && idx[i] != 0) first = false;
+  std::size_t n_outer = 0;
+  std::int64_t outer = 1, inner = 1;
+  for (const Dim& d : loops) {
+    if (d.ic) {
+      outer *= d.size;
+      ++n_outer;
+    } else {
+      inner *= d.size;
     }
-    matmul_block<T>(p.m.size, p.n.size, p.k.size, A + oa, p.m.sa, p.k.sa, B + ob, p.k.sb, p.n.sb,
-                    Cw + oc, p.m.sc, p.n.sc, !first);
-    for (std::size_t i = loops.size(); i-- > 0;) {
-      if (++idx[i] < loops[i].size) break;
-      idx[i] = 0;
+  }
+  // Runs the GEMMs of outer iterations [ob, oe); each owns a distinct block of c.
+  auto run_range = [&](std::int64_t ob, std::int64_t oe) {
+    std::vector<std::int64_t> idx(loops.size(), 0);
+    for (std::int64_t o = ob; o < oe; ++o) {
+      for (std::int64_t in = 0; in < inner; ++in) {
+        std::int64_t rem_o = o, rem_i = in;
+        std::int64_t oa = 0, obb = 0, oc = 0;
+        for (std::size_t i = loops.size(); i-- > 0;) {
+          std::int64_t& rem = i < n_outer ? rem_o : rem_i;
+          const std::int64_t v = rem % loops[i].size;
+          rem /= loops[i].size;
+          oa += v * loops[i].sa;
+          obb += v * loops[i].sb;
+          oc += v * loops[i].sc;
+        }
+        matmul_block<T>(p.m.size, p.n.size, p.k.size, A + oa, p.m.sa, p.k.sa, B + obb, p.k.sb,
+                        p.n.sb, Cw + oc, p.m.sc, p.n.sc, in != 0);
+      }
     }
+  };
+  const double work = double(p.m.size) * double(p.n.size) * double(p.k.size) * double(inner);
+  const int threads = static_cast<int>(std::min<std::int64_t>(max_threads(), outer));
+  // Many small GEMMs (each below the size where OpenBLAS would thread it itself) run on OpenMP
+  // threads; bigger ones keep OpenBLAS's threading, which measured better on a busy machine.
+  const double per_gemm = double(p.m.size) * double(p.n.size) * double(p.k.size);
+  if (threads >= 2 && per_gemm < double(1 << 18) && work * double(outer) >= double(1 << 18)) {
+    // Independent GEMMs on OpenMP threads, BLAS single-threaded inside each (blas_threads.hpp).
+    BlasSingleThread single;
+#if defined(_OPENMP)
+#pragma omp parallel num_threads(threads)
+#endif
+    {
+      const std::int64_t t = thread_id();
+      const std::int64_t chunk = (outer + threads - 1) / threads;
+      run_range(std::min(outer, t * chunk), std::min(outer, (t + 1) * chunk));
+    }
+  } else {
+    run_range(0, outer);
   }
   if (Cw != C) {
     Strides src, dst;

@@ -10,6 +10,7 @@
 // VJP: d(kernel) = cols^T @ g per chunk, accumulated; d(input) = col2im(g @ kernel^T).
 #include <cblas.h>
 
+#include <algorithm>
 #include <array>
 #include <cstring>
 #include <memory>
@@ -17,6 +18,7 @@
 
 #include "detail/dispatch.hpp"
 #include "detail/tape.hpp"
+#include "lax/blas_threads.hpp"
 #include "lax/window.hpp"
 #include "loom/lax.hpp"
 
@@ -81,75 +83,94 @@ inline void for_taps(const ConvGeom& g, std::int64_t gr, Fn&& fn) {
   }
 }
 
+// Serial: the callers parallelize over whole images (see run_tasks).
 template <typename T>
 void im2col(const ConvGeom& g, const T* x, T* cols, std::int64_t r0, std::int64_t r1) {
   const std::int64_t kc = g.kc(), C = g.c, cg = g.cg, K = g.kvol;
-  ::loom::detail::parallel_for(
-      r1 - r0,
-      [&](std::int64_t b, std::int64_t e) {
-        for (std::int64_t r = b; r < e; ++r) {
-          const std::int64_t gr = r0 + r;
-          T* dst = cols + r * kc;
-          const T* xn = x + (gr / g.out_img) * g.in_img * C;
-          for_taps(g, gr, [&](std::int64_t kk, std::int64_t pix) {
-            if (g.groups == 1) {
-              if (pix < 0)
-                std::memset(dst + kk * C, 0, sizeof(T) * std::size_t(C));
-              else
-                std::memcpy(dst + kk * C, xn + pix * C, sizeof(T) * std::size_t(C));
-            } else {
-              for (std::int64_t q = 0; q < g.groups; ++q) {
-                T* d = dst + (q * K + kk) * cg;
-                if (pix < 0)
-                  std::memset(d, 0, sizeof(T) * std::size_t(cg));
-                else
-                  std::memcpy(d, xn + pix * C + q * cg, sizeof(T) * std::size_t(cg));
-              }
-            }
-          });
+  for (std::int64_t gr = r0; gr < r1; ++gr) {
+    T* dst = cols + (gr - r0) * kc;
+    const T* xn = x + (gr / g.out_img) * g.in_img * C;
+    for_taps(g, gr, [&](std::int64_t kk, std::int64_t pix) {
+      if (g.groups == 1) {
+        if (pix < 0)
+          std::memset(dst + kk * C, 0, sizeof(T) * std::size_t(C));
+        else
+          std::memcpy(dst + kk * C, xn + pix * C, sizeof(T) * std::size_t(C));
+      } else {
+        for (std::int64_t q = 0; q < g.groups; ++q) {
+          T* d = dst + (q * K + kk) * cg;
+          if (pix < 0)
+            std::memset(d, 0, sizeof(T) * std::size_t(cg));
+          else
+            std::memcpy(d, xn + pix * C + q * cg, sizeof(T) * std::size_t(cg));
         }
-      },
-      std::max<std::int64_t>(1, ::loom::detail::kParallelGrain / std::max<std::int64_t>(kc, 1)));
+      }
+    });
+  }
 }
 
-// dx += col2im(dcols) for rows [r0, r1). Images are independent, so they run in parallel.
+// dx += col2im(dcols) for rows [r0, r1). Serial; tasks own whole images, so never collide.
 template <typename T>
 void col2im(const ConvGeom& g, const T* dcols, T* dx, std::int64_t r0, std::int64_t r1) {
   const std::int64_t kc = g.kc(), C = g.c, cg = g.cg, K = g.kvol;
-  const std::int64_t n0 = r0 / g.out_img, n1 = (r1 - 1) / g.out_img + 1;
-  ::loom::detail::parallel_for(
-      n1 - n0,
-      [&](std::int64_t b, std::int64_t e) {
-        for (std::int64_t img = n0 + b; img < n0 + e; ++img) {
-          const std::int64_t lo = std::max(r0, img * g.out_img);
-          const std::int64_t hi = std::min(r1, (img + 1) * g.out_img);
-          T* xn = dx + img * g.in_img * C;
-          for (std::int64_t gr = lo; gr < hi; ++gr) {
-            const T* src = dcols + (gr - r0) * kc;
-            for_taps(g, gr, [&](std::int64_t kk, std::int64_t pix) {
-              if (pix < 0) return;
-              T* d = xn + pix * C;
-              if (g.groups == 1) {
-                const T* s = src + kk * C;
-                for (std::int64_t c = 0; c < C; ++c) d[c] += s[c];
-              } else {
-                for (std::int64_t q = 0; q < g.groups; ++q) {
-                  const T* s = src + (q * K + kk) * cg;
-                  T* dq = d + q * cg;
-                  for (std::int64_t c = 0; c < cg; ++c) dq[c] += s[c];
-                }
-              }
-            });
-          }
+  for (std::int64_t gr = r0; gr < r1; ++gr) {
+    const T* src = dcols + (gr - r0) * kc;
+    T* xn = dx + (gr / g.out_img) * g.in_img * C;
+    for_taps(g, gr, [&](std::int64_t kk, std::int64_t pix) {
+      if (pix < 0) return;
+      T* d = xn + pix * C;
+      if (g.groups == 1) {
+        const T* s = src + kk * C;
+        for (std::int64_t c = 0; c < C; ++c) d[c] += s[c];
+      } else {
+        for (std::int64_t q = 0; q < g.groups; ++q) {
+          const T* s = src + (q * K + kk) * cg;
+          T* dq = d + q * cg;
+          for (std::int64_t c = 0; c < cg; ++c) dq[c] += s[c];
         }
-      },
-      1);
+      }
+    });
+  }
 }
 
 template <typename T>
 std::unique_ptr<T[]> scratch(std::int64_t n) {
   return std::make_unique_for_overwrite<T[]>(
       static_cast<std::size_t>(std::max<std::int64_t>(n, 1)));
+}
+
+// Splits the rows into tasks and runs body(thread, r0, r1) for each. With several images and
+// threads: each task is a run of whole images, tasks are spread statically over OpenMP threads
+// (deterministic) and BLAS runs single-threaded inside. Otherwise: row chunks one after the
+// other, each GEMM multi-threaded by OpenBLAS.
+template <typename Body>
+int run_tasks(const ConvGeom& g, Body&& body) {
+  const std::int64_t per_image = std::max<std::int64_t>(g.out_img * g.kc(), 1);
+  const std::int64_t imgs = std::clamp<std::int64_t>(kChunkElems / per_image, 1, g.n);
+  const std::int64_t tasks = (g.n + imgs - 1) / imgs;
+  const int threads =
+      static_cast<int>(std::min<std::int64_t>(::loom::detail::max_threads(), tasks));
+  if (threads >= 2) {
+    ::loom::detail::BlasSingleThread single;
+#if defined(_OPENMP)
+#pragma omp parallel for schedule(static) num_threads(threads)
+#endif
+    for (std::int64_t t = 0; t < tasks; ++t) {
+      body(::loom::detail::thread_id(), t * imgs * g.out_img,
+           std::min(g.n, (t + 1) * imgs) * g.out_img);
+    }
+    return threads;
+  }
+  const std::int64_t step = chunk_rows(g);
+  for (std::int64_t r0 = 0; r0 < g.rows(); r0 += step) body(0, r0, std::min(g.rows(), r0 + step));
+  return 1;
+}
+
+// Rows per task in the serial case: about kChunkElems column-buffer elements.
+std::int64_t task_rows_bound(const ConvGeom& g) {
+  const std::int64_t per_image = std::max<std::int64_t>(g.out_img * g.kc(), 1);
+  const std::int64_t imgs = std::clamp<std::int64_t>(kChunkElems / per_image, 1, g.n);
+  return std::max(imgs * g.out_img, chunk_rows(g));
 }
 
 template <typename T>
@@ -162,27 +183,26 @@ void conv_forward(const ConvGeom& g, const T* x, const T* w, T* out) {
     }
     return;
   }
-  const std::int64_t step = chunk_rows(g), kc = g.kc();
-  auto cols = scratch<T>(step * kc);
-  for (std::int64_t r0 = 0; r0 < g.rows(); r0 += step) {
-    const std::int64_t r1 = std::min(g.rows(), r0 + step);
-    im2col(g, x, cols.get(), r0, r1);
+  const std::int64_t kc = g.kc(), rows_max = task_rows_bound(g);
+  std::vector<std::unique_ptr<T[]>> cols(static_cast<std::size_t>(::loom::detail::max_threads()));
+  run_tasks(g, [&](int tid, std::int64_t r0, std::int64_t r1) {
+    auto& buf = cols[static_cast<std::size_t>(tid)];
+    if (!buf) buf = scratch<T>(rows_max * kc);
+    im2col(g, x, buf.get(), r0, r1);
     for (std::int64_t q = 0; q < g.groups; ++q) {
-      gemm<T>(false, false, r1 - r0, g.og, K * g.cg, cols.get() + q * K * g.cg, kc, w + q * g.og, O,
+      gemm<T>(false, false, r1 - r0, g.og, K * g.cg, buf.get() + q * K * g.cg, kc, w + q * g.og, O,
               false, out + r0 * O + q * g.og, O);
     }
-  }
+  });
 }
 
 // dx (when non-null) and dw (when non-null) from the output cotangent gy.
 template <typename T>
 void conv_backward(const ConvGeom& g, const T* x, const T* w, const T* gy, T* dx, T* dw) {
-  const std::int64_t O = g.o, K = g.kvol, kcg = K * g.cg;
+  const std::int64_t O = g.o, K = g.kvol, kcg = K * g.cg, wsize = kcg * O;
   if (dx) std::memset(dx, 0, sizeof(T) * std::size_t(g.n * g.in_img * g.c));
-  if (g.rows() == 0) {
-    if (dw) std::memset(dw, 0, sizeof(T) * std::size_t(kcg * O));
-    return;
-  }
+  if (dw) std::memset(dw, 0, sizeof(T) * std::size_t(wsize));
+  if (g.rows() == 0) return;
   if (g.identity) {
     for (std::int64_t q = 0; q < g.groups; ++q) {
       if (dw) {
@@ -196,24 +216,39 @@ void conv_backward(const ConvGeom& g, const T* x, const T* w, const T* gy, T* dx
     }
     return;
   }
-  const std::int64_t step = chunk_rows(g), kc = g.kc();
-  auto cols = scratch<T>(step * kc);
-  for (std::int64_t r0 = 0; r0 < g.rows(); r0 += step) {
-    const std::int64_t r1 = std::min(g.rows(), r0 + step);
+  const std::int64_t kc = g.kc(), rows_max = task_rows_bound(g);
+  const auto nt = static_cast<std::size_t>(::loom::detail::max_threads());
+  std::vector<std::unique_ptr<T[]>> cols(nt), dw_part(nt);
+  const int used = run_tasks(g, [&](int tid, std::int64_t r0, std::int64_t r1) {
+    auto& buf = cols[static_cast<std::size_t>(tid)];
+    if (!buf) buf = scratch<T>(rows_max * kc);
     const T* gr = gy + r0 * O;
     if (dw) {
-      im2col(g, x, cols.get(), r0, r1);
+      // Each thread accumulates its own partial kernel gradient; summed below in thread order.
+      auto& part = dw_part[static_cast<std::size_t>(tid)];
+      if (!part) {
+        part = scratch<T>(wsize);
+        std::memset(part.get(), 0, sizeof(T) * std::size_t(wsize));
+      }
+      im2col(g, x, buf.get(), r0, r1);
       for (std::int64_t q = 0; q < g.groups; ++q) {
-        gemm<T>(true, false, kcg, g.og, r1 - r0, cols.get() + q * kcg, kc, gr + q * g.og, O, r0 > 0,
-                dw + q * g.og, O);
+        gemm<T>(true, false, kcg, g.og, r1 - r0, buf.get() + q * kcg, kc, gr + q * g.og, O, true,
+                part.get() + q * g.og, O);
       }
     }
     if (dx) {
       for (std::int64_t q = 0; q < g.groups; ++q) {
         gemm<T>(false, true, r1 - r0, kcg, g.og, gr + q * g.og, O, w + q * g.og, O, false,
-                cols.get() + q * kcg, kc);
+                buf.get() + q * kcg, kc);
       }
-      col2im(g, cols.get(), dx, r0, r1);
+      col2im(g, buf.get(), dx, r0, r1);
+    }
+  });
+  if (dw) {
+    for (int t = 0; t < used; ++t) {
+      const T* part = dw_part[static_cast<std::size_t>(t)].get();
+      if (!part) continue;
+      for (std::int64_t i = 0; i < wsize; ++i) dw[i] += part[i];
     }
   }
 }
