@@ -178,9 +178,12 @@ TEST(Var, ValuesDdofAndStd) {
   for (int k = 0; k < 1000; ++k) ref_var += std::pow(std::sin(double(float(k))) - ref_mean, 2);
   ref_var /= 1000;
   EXPECT_NEAR(jnp::var(off).item<double>(), ref_var, 2e-3);
-  // ddof >= count: the divisor is clamped at 0 as NumPy (inf, or nan for 0/0).
-  EXPECT_TRUE(std::isinf(jnp::var(Array({1.0, 2.0}), {}, false, 2).item<double>()));
+  // ddof >= count gives nan, as jnp.var (jax/_src/numpy/reductions.py, _var:
+  // `_where(normalizer > 0, result, np.nan)`; NumPy would give inf for the first one).
+  EXPECT_TRUE(std::isnan(jnp::var(Array({1.0, 2.0}), {}, false, 2).item<double>()));
+  EXPECT_TRUE(std::isnan(jnp::std(Array({1.0, 2.0}), {}, false, 3).item<double>()));
   EXPECT_TRUE(std::isnan(jnp::var(Array({1.0}), {}, false, 1).item<double>()));
+  EXPECT_TRUE(std::isnan(jnp::var(jnp::zeros({0})).item<double>()));
 }
 
 // ---- max, min, prod, logsumexp ---------------------------------------------------------------

@@ -14,6 +14,7 @@
 #include "loom/numpy/reductions.hpp"
 
 #include <algorithm>
+#include <bit>
 #include <cmath>
 #include <limits>
 #include <memory>
@@ -165,62 +166,108 @@ struct MinOp {
 };
 
 constexpr int kLanes = 16;
-constexpr std::int64_t kContigLeaf = 256;  // 16 lanes x 16 elements
+constexpr std::int64_t kContigLeaf = 512;  // 16 lanes x 32 elements
 constexpr std::int64_t kRowLeaf = 16;      // rows summed in sequence before pairing
 constexpr std::int64_t kColTile = 512;     // output columns reduced together (stay in L1)
 constexpr int kRParts = 8;                 // fixed split of R for parallel full reductions
 
-// Pairwise reduction of n contiguous elements.
+// Reduction of n <= kContigLeaf contiguous elements in kLanes independent lanes (which the
+// compiler turns into vector registers), combined as a tree at the end.
 template <class Op, class T, class A>
-A reduce_contig(const T* p, std::int64_t n) {
+inline A reduce_leaf(const T* p, std::int64_t n) {
   if (n < kLanes) {
     A r = Op::identity();
     for (std::int64_t i = 0; i < n; ++i) r = Op::combine(r, Op::load(p[i]));
     return r;
   }
-  if (n <= kContigLeaf) {
-    A acc[kLanes];
-    for (int j = 0; j < kLanes; ++j) acc[j] = Op::load(p[j]);
-    std::int64_t i = kLanes;
-    for (; i + kLanes <= n; i += kLanes) {
-      for (int j = 0; j < kLanes; ++j) acc[j] = Op::combine(acc[j], Op::load(p[i + j]));
-    }
-    for (int j = 0; i < n; ++i, ++j) acc[j] = Op::combine(acc[j], Op::load(p[i]));
-    for (int w = kLanes / 2; w > 0; w /= 2) {
-      for (int j = 0; j < w; ++j) acc[j] = Op::combine(acc[j], acc[j + w]);
-    }
-    return acc[0];
+  A acc[kLanes];
+  for (int j = 0; j < kLanes; ++j) acc[j] = Op::load(p[j]);
+  std::int64_t i = kLanes;
+  for (; i + kLanes <= n; i += kLanes) {
+    for (int j = 0; j < kLanes; ++j) acc[j] = Op::combine(acc[j], Op::load(p[i + j]));
   }
-  const std::int64_t h = n / 2 / kLanes * kLanes;
-  return Op::combine(reduce_contig<Op, T, A>(p, h), reduce_contig<Op, T, A>(p + h, n - h));
+  for (int j = 0; i < n; ++i, ++j) acc[j] = Op::combine(acc[j], Op::load(p[i]));
+  for (int w = kLanes / 2; w > 0; w /= 2) {
+    for (int j = 0; j < w; ++j) acc[j] = Op::combine(acc[j], acc[j + w]);
+  }
+  return acc[0];
 }
 
-// out[0, w) = reduction over r < R of p[r * ld + i], pairwise over blocks of kRowLeaf rows.
-// `scratch` holds one row of w per recursion level.
+// Pairwise reduction of n contiguous elements: leaves of kContigLeaf elements, merged as a
+// binary tree with a binary-counter stack (leaf k merges with its neighbours for each
+// trailing one bit of k), so without recursion.
+template <class Op, class T, class A>
+A reduce_contig(const T* p, std::int64_t n) {
+  if (n <= kContigLeaf) return reduce_leaf<Op, T, A>(p, n);
+  A stack[64];
+  int top = 0;
+  std::int64_t leaf = 0;
+  for (std::int64_t i = 0; i < n; i += kContigLeaf, ++leaf) {
+    A v = reduce_leaf<Op, T, A>(p + i, std::min(kContigLeaf, n - i));
+    for (std::int64_t c = leaf; c & 1; c >>= 1) v = Op::combine(stack[--top], v);
+    stack[top++] = v;
+  }
+  A r = stack[--top];
+  while (top > 0) r = Op::combine(stack[--top], r);
+  return r;
+}
+
+// out[0, w) = reduction over r < R <= kRowLeaf of p[r * ld + i]: kLanes columns at a time are
+// kept in registers while the R rows stream past.
+template <class Op, class T, class A>
+inline void rows_leaf(const T* p, std::int64_t R, std::int64_t w, std::int64_t ld, A* out) {
+  std::int64_t i = 0;
+  for (; i + kLanes <= w; i += kLanes) {
+    A acc[kLanes];
+    for (int j = 0; j < kLanes; ++j) acc[j] = Op::load(p[i + j]);
+    for (std::int64_t r = 1; r < R; ++r) {
+      const T* row = p + r * ld + i;
+      for (int j = 0; j < kLanes; ++j) acc[j] = Op::combine(acc[j], Op::load(row[j]));
+    }
+    for (int j = 0; j < kLanes; ++j) out[i + j] = acc[j];
+  }
+  for (; i < w; ++i) {
+    A a = Op::load(p[i]);
+    for (std::int64_t r = 1; r < R; ++r) a = Op::combine(a, Op::load(p[r * ld + i]));
+    out[i] = a;
+  }
+}
+
+// Rows of scratch that reduce_rows needs for R rows.
+std::int64_t row_levels(std::int64_t R) {
+  const auto leaves = static_cast<std::uint64_t>((R + kRowLeaf - 1) / kRowLeaf);
+  return static_cast<std::int64_t>(std::bit_width(leaves)) + 2;
+}
+
+// out[0, w) = reduction over r < R of p[r * ld + i]: leaves of kRowLeaf rows merged pairwise
+// through a binary-counter stack of partial rows in `scratch` (row_levels(R) rows of w).
 template <class Op, class T, class A>
 void reduce_rows(const T* p, std::int64_t R, std::int64_t w, std::int64_t ld, A* out, A* scratch) {
-  if (R <= kRowLeaf) {
-    if (R == 0) {
-      for (std::int64_t i = 0; i < w; ++i) out[i] = Op::identity();
-      return;
-    }
-    for (std::int64_t i = 0; i < w; ++i) out[i] = Op::load(p[i]);
-    for (std::int64_t r = 1; r < R; ++r) {
-      const T* row = p + r * ld;
-      for (std::int64_t i = 0; i < w; ++i) out[i] = Op::combine(out[i], Op::load(row[i]));
-    }
+  if (R == 0) {
+    for (std::int64_t i = 0; i < w; ++i) out[i] = Op::identity();
     return;
   }
-  const std::int64_t h = R / 2;
-  reduce_rows<Op, T, A>(p, h, w, ld, out, scratch + w);
-  reduce_rows<Op, T, A>(p + h * ld, R - h, w, ld, scratch, scratch + w);
-  for (std::int64_t i = 0; i < w; ++i) out[i] = Op::combine(out[i], scratch[i]);
-}
-
-std::int64_t row_levels(std::int64_t R) {
-  std::int64_t levels = 1;
-  for (; R > kRowLeaf; R = (R + 1) / 2) ++levels;
-  return levels;
+  if (R <= kRowLeaf) {
+    rows_leaf<Op, T, A>(p, R, w, ld, out);
+    return;
+  }
+  std::int64_t top = 0, leaf = 0;
+  for (std::int64_t r0 = 0; r0 < R; r0 += kRowLeaf, ++leaf) {
+    A* v = scratch + top * w;
+    rows_leaf<Op, T, A>(p + r0 * ld, std::min(kRowLeaf, R - r0), w, ld, v);
+    for (std::int64_t c = leaf; c & 1; c >>= 1) {
+      A* below = scratch + (top - 1) * w;
+      for (std::int64_t i = 0; i < w; ++i) below[i] = Op::combine(below[i], v[i]);
+      v = below;
+      --top;
+    }
+    ++top;
+  }
+  std::copy(scratch + (top - 1) * w, scratch + top * w, out);
+  for (std::int64_t k = top - 2; k >= 0; --k) {
+    const A* left = scratch + k * w;
+    for (std::int64_t i = 0; i < w; ++i) out[i] = Op::combine(left[i], out[i]);
+  }
 }
 
 // Single-threaded reduction of x (o-range [o0, o1) of an (O, R, I) array) into out.
@@ -394,14 +441,16 @@ Array var_impl(const Array& x, const Axes& axes, bool keepdims, int ddof, bool t
   const Plan p = make_plan(x.shape(), axes, op);
   const Array src = floating(to_layout(x, p));
   Moments m = moments(src, p);
-  // NumPy clamps the divisor at 0 (giving inf or nan) when ddof >= the element count.
-  const double divisor = std::max<double>(static_cast<double>(p.R) - ddof, 0.0);
+  // As jnp.var: nan when ddof >= the element count (jax gives where(n - ddof > 0, ., nan);
+  // NumPy would give inf for a non-zero sum), and a nan gradient there too.
+  const double divisor = static_cast<double>(p.R) - ddof;
+  const double nan = std::numeric_limits<double>::quiet_NaN();
   Array out = out_array(p, keepdims, src.dtype());
   detail::dispatch_float(src.dtype(), op, [&]<typename T>() {
     const T* s = m.ssd.data<T>();
     T* o = out.mutable_data<T>();
     for (std::int64_t j = 0; j < p.O * p.I; ++j) {
-      o[j] = s[j] / static_cast<T>(divisor);
+      o[j] = divisor > 0 ? s[j] / static_cast<T>(divisor) : static_cast<T>(nan);
       if (take_sqrt) o[j] = std::sqrt(o[j]);
     }
   });
@@ -417,7 +466,8 @@ Array var_impl(const Array& x, const Axes& axes, bool keepdims, int ddof, bool t
                      const T* gp = g.data<T>();
                      const T* rp = res.data<T>();
                      T* d = dx.mutable_data<T>();
-                     const T div = static_cast<T>(divisor);
+                     const T div = static_cast<T>(
+                         divisor > 0 ? divisor : std::numeric_limits<double>::quiet_NaN());
                      for_ori(p.O, p.R, p.I, [&](std::int64_t xi, std::int64_t si) {
                        d[xi] = take_sqrt ? gp[si] * (x[xi] - mp[si]) / (div * rp[si])
                                          : gp[si] * T(2) * (x[xi] - mp[si]) / div;
