@@ -195,6 +195,7 @@ constexpr bool first_is_options_v = std::is_same_v<std::decay_t<First>, ApplyOpt
 }  // namespace detail
 
 /// A submodule bound to its scope: calls share the submodule's variables. Made by child().
+/// It lives as long as the init/apply/bind call that made it; do not keep it beyond that.
 ///   auto d = child(nn::Dense{.features = 3});   loom::Array y = d(d(x));
 ///   auto enc = child("encoder", Encoder{});    auto z = enc(&Encoder::encode, x);
 template <typename M>
