@@ -290,7 +290,7 @@ Variable Scope::variable(const std::string& collection, const std::string& name,
   return Variable(this, collection, name);
 }
 
-Array Scope::param(const std::string& name, const nn::initializers::Initializer& init,
+Array Scope::param(const std::string& name, const Initializer& init,
                    const Shape& shape, DType dtype) {
   reserve(name, "params", "param");
   if (const Tree* v = find_variable("params", name)) {

@@ -37,11 +37,14 @@
 
 #include "loom/array.hpp"
 #include "loom/core/errors.hpp"
-#include "loom/nn/initializers.hpp"
 #include "loom/random.hpp"
 #include "loom/tree.hpp"
 
 namespace loom::core {
+
+/// An initializer: init(key, shape, dtype) -> Array. The same std::function type as
+/// loom::nn::initializers::Initializer (which lives in the layer above and makes them).
+using Initializer = std::function<Array(const random::Key& key, const Shape& shape, DType dtype)>;
 
 /// Named rng streams: {"params": key, "dropout": key2}.
 using Rngs = std::map<std::string, random::Key>;
@@ -174,7 +177,7 @@ class Scope {
   /// Declares a parameter of the given shape and dtype (Flax's `self.param(name, init, shape,
   /// dtype)`): created with init(make_rng("params"), shape, dtype) when initializing, else read
   /// and checked against `shape` (ScopeParamShapeError).
-  Array param(const std::string& name, const nn::initializers::Initializer& init,
+  Array param(const std::string& name, const Initializer& init,
               const Shape& shape, DType dtype = DType::float32);
   /// A parameter of any structure: init(make_rng("params")) when absent. No shape check.
   Tree param(const std::string& name, const std::function<Tree(const random::Key&)>& init);
