@@ -139,7 +139,7 @@ void strided_copy_t(const E* src, E* dst, const CopyPlan& p) {
     }
   }
   if (unit >= 0) {
-    constexpr std::int64_t kTile = 32;
+    constexpr std::int64_t kTile = sizeof(E) <= 4 ? 64 : 32;  // a 16 KiB local tile
     CopyPlan outer;  // every dimension but `unit` and the inner one
     for (int d = 0; d < r - 1; ++d) {
       if (d == unit) continue;
@@ -160,12 +160,19 @@ void strided_copy_t(const E* src, E* dst, const CopyPlan& p) {
             const E* s = src + od.so;
             E* d = dst + od.dof;
             const std::int64_t a0 = (t % tiles_a) * kTile, a1 = std::min(na, a0 + kTile);
+            // Through a local tile: both the reads (source rows) and the writes (destination
+            // rows) touch whole cache lines once, so power-of-two strides, which map every row
+            // of a tile to the same cache set, cost nothing.
+            E tile[kTile][kTile];
             for (std::int64_t b0 = 0; b0 < nb; b0 += kTile) {
               const std::int64_t b1 = std::min(nb, b0 + kTile);
+              for (std::int64_t b = b0; b < b1; ++b) {
+                const E* srow = s + b * sb;
+                for (std::int64_t a = a0; a < a1; ++a) tile[b - b0][a - a0] = srow[a];
+              }
               for (std::int64_t a = a0; a < a1; ++a) {
-                const E* sa = s + a;
                 E* drow = d + a * da;
-                for (std::int64_t b = b0; b < b1; ++b) drow[b] = sa[b * sb];
+                for (std::int64_t b = b0; b < b1; ++b) drow[b] = tile[b - b0][a - a0];
               }
             }
           }
@@ -355,19 +362,21 @@ Array ravel(const Array& x) {
   return reshape(x, {-1});
 }
 
-Array transpose(const Array& x, std::optional<std::vector<int>> axes) {
+Array transpose(const Array& x) {
+  detail::check_valid(x, "transpose");
+  std::vector<int> perm;
+  for (int i = x.ndim() - 1; i >= 0; --i) perm.push_back(i);
+  return transpose(x, perm);
+}
+
+Array transpose(const Array& x, std::vector<int> axes) {
   detail::check_valid(x, "transpose");
   const int nd = x.ndim();
-  std::vector<int> perm;
-  if (!axes) {
-    for (int i = nd - 1; i >= 0; --i) perm.push_back(i);
-  } else {
-    if (static_cast<int>(axes->size()) != nd) {
-      throw Error("transpose: axes " + str(*axes) + " do not match an array of rank " +
-                  std::to_string(nd) + " (shape " + x.shape().str() + ")");
-    }
-    perm = normalize_axes(*axes, nd, "transpose", x.shape());
+  if (static_cast<int>(axes.size()) != nd) {
+    throw Error("transpose: axes " + str(axes) + " do not match an array of rank " +
+                std::to_string(nd) + " (shape " + x.shape().str() + ")");
   }
+  const std::vector<int> perm = normalize_axes(axes, nd, "transpose", x.shape());
   Shape out_shape;
   for (int p : perm) out_shape.push_back(x.shape()[p]);
   // Only size-1 axes move: the bytes are already in order.
