@@ -49,9 +49,14 @@ Pool& pool() {
 
 // Recycles the shared_ptr control blocks of Buffers on a per-thread free list, so that making
 // an Array costs no malloc once a program has warmed up.
+// A thread's cache dies before the program's static Arrays do (thread-local objects are destroyed
+// first), so blocks freed after that bypass it. The flag is trivially destructible: always safe.
+thread_local bool t_block_cache_dead = false;
+
 struct BlockCache {
   std::vector<void*> blocks;
   ~BlockCache() {
+    t_block_cache_dead = true;
     for (void* p : blocks) ::operator delete(p);
   }
 };
@@ -67,7 +72,7 @@ struct RecyclingAllocator {
     return c.blocks;
   }
   T* allocate(std::size_t n) {
-    if (kPoolEnabled && n == 1 && !cache().empty()) {
+    if (kPoolEnabled && n == 1 && !t_block_cache_dead && !cache().empty()) {
       void* p = cache().back();
       cache().pop_back();
       return static_cast<T*>(p);
@@ -75,7 +80,7 @@ struct RecyclingAllocator {
     return static_cast<T*>(::operator new(n * sizeof(T)));
   }
   void deallocate(T* p, std::size_t n) {
-    if (kPoolEnabled && n == 1 && cache().size() < 4096) {
+    if (kPoolEnabled && n == 1 && !t_block_cache_dead && cache().size() < 4096) {
       cache().push_back(p);
       return;
     }
