@@ -12,11 +12,11 @@ using loom::Array;
 using loom::DType;
 using loom::Shape;
 using loom::testing::allclose;
+using loom::testing::f64;
 using loom::testing::grad_matches_fd;
 using loom::testing::throws_error;
 
 namespace {
-Array f64(std::vector<double> v, Shape s) { return Array(v, s, DType::float64); }
 const Array kX = {0.5f, -1.25f, 2.0f, 3.5f};
 }  // namespace
 

@@ -21,6 +21,7 @@ using loom::Array;
 using loom::DType;
 using loom::Shape;
 using loom::testing::allclose;
+using loom::testing::wave;
 using loom::testing::grad_matches_fd;
 using loom::testing::throws_error;
 
@@ -87,12 +88,6 @@ Array conv_of_case(const Case& c, const Array& x, const Array& w) {
                                    ints(c, "rhs_dil"), ints(c, "groups")[0]);
 }
 
-// Deterministic, non-uniform values (not loom-computed "expected" values: inputs only).
-Array wave(Shape shape, double phase, DType dtype = DType::float64) {
-  std::vector<double> v(static_cast<std::size_t>(shape.numel()));
-  for (std::size_t i = 0; i < v.size(); ++i) v[i] = std::sin(0.37 * double(i) + phase);
-  return Array(v, shape, dtype);
-}
 
 const std::vector<std::string> kConvCases = {"conv_same_3x3",         "conv_same_stride2_even",
                                              "conv_same_stride2_4x4", "conv_valid_rect",

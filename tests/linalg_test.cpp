@@ -15,6 +15,7 @@ using loom::Array;
 using loom::DType;
 using loom::Shape;
 using loom::testing::allclose;
+using loom::testing::wave;
 using loom::testing::grad_matches_fd;
 using loom::testing::throws_error;
 
@@ -27,12 +28,6 @@ Array lin(Shape shape, double step, double start, DType dtype = DType::float64) 
   return Array(v, shape, dtype);
 }
 
-// Deterministic, non-uniform inputs.
-Array wave(Shape shape, double phase, DType dtype = DType::float64) {
-  std::vector<double> v(static_cast<std::size_t>(shape.numel()));
-  for (std::size_t i = 0; i < v.size(); ++i) v[i] = std::sin(0.37 * double(i) + phase);
-  return Array(v, shape, dtype);
-}
 
 Array vec(std::vector<double> v, Shape shape) {
   return Array(v, shape);

@@ -11,14 +11,12 @@ using loom::Array;
 using loom::DType;
 using loom::Shape;
 using loom::testing::allclose;
+using loom::testing::f64;
 using loom::testing::grad_matches_fd;
 using loom::testing::throws_error;
 
 namespace {
 
-Array f64(std::vector<double> v, Shape s) {
-  return Array(v, s, DType::float64);
-}
 std::vector<int> ints(const Array& a) {
   return a.to_vector<int>();
 }

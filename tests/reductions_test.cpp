@@ -15,6 +15,7 @@ using loom::DType;
 using loom::Shape;
 using loom::numpy::Axes;
 using loom::testing::allclose;
+using loom::testing::f64;
 using loom::testing::grad_matches_fd;
 using loom::testing::throws_error;
 
@@ -23,9 +24,6 @@ namespace {
 const double kNaN = std::numeric_limits<double>::quiet_NaN();
 const double kInf = std::numeric_limits<double>::infinity();
 
-Array f64(std::vector<double> v, Shape s) {
-  return Array(v, s, DType::float64);
-}
 
 // The 3x4 float64 input used for the NumPy comparisons.
 Array x34() {

@@ -14,6 +14,18 @@
 
 namespace loom::testing {
 
+/// A float64 array from flat values (test inputs).
+inline Array f64(std::vector<double> values, Shape shape) {
+  return Array(values, shape, DType::float64);
+}
+
+/// Deterministic, non-uniform test inputs: sin(0.37 i + phase). Inputs only, never expected values.
+inline Array wave(Shape shape, double phase, DType dtype = DType::float64) {
+  std::vector<double> v(static_cast<std::size_t>(shape.numel()));
+  for (std::size_t i = 0; i < v.size(); ++i) v[i] = std::sin(0.37 * double(i) + phase);
+  return Array(v, shape, dtype);
+}
+
 /// Central finite differences of a scalar function at x (float64), step h.
 inline std::vector<double> finite_difference_grad(const std::function<Array(const Array&)>& f,
                                                   const Array& x, double h = 1e-6) {

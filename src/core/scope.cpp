@@ -290,6 +290,19 @@ Variable Scope::variable(const std::string& collection, const std::string& name,
   return Variable(this, collection, name);
 }
 
+namespace {
+// Flax's errors for a param that apply() cannot find (an empty collection vs a missing name).
+[[noreturn]] void throw_param_not_found(const std::string& name, const std::string& path,
+                                        bool collection_empty) {
+  if (collection_empty) {
+    throw ScopeCollectionNotFound("Tried to access \"" + name + "\" from collection \"params\" in \"" +
+                                  path + "\" but the collection is empty.");
+  }
+  throw ScopeParamNotFoundError("Could not find parameter named \"" + name + "\" in scope \"" +
+                                path + "\".");
+}
+}  // namespace
+
 Array Scope::param(const std::string& name, const Initializer& init,
                    const Shape& shape, DType dtype) {
   reserve(name, "params", "param");
@@ -304,13 +317,7 @@ Array Scope::param(const std::string& name, const Initializer& init,
     return v->leaf();
   }
   if (!is_mutable_collection("params")) {
-    if (is_collection_empty("params")) {
-      throw ScopeCollectionNotFound("Tried to access \"" + name +
-                                    "\" from collection \"params\" in \"" + path_text() +
-                                    "\" but the collection is empty.");
-    }
-    throw ScopeParamNotFoundError("Could not find parameter named \"" + name + "\" in scope \"" +
-                                  path_text() + "\".");
+    throw_param_not_found(name, path_text(), is_collection_empty("params"));
   }
   const random::Key key = make_rng("params");
   Array value;
@@ -328,13 +335,7 @@ Tree Scope::param(const std::string& name, const std::function<Tree(const random
   reserve(name, "params", "param");
   if (const Tree* v = find_variable("params", name)) return *v;
   if (!is_mutable_collection("params")) {
-    if (is_collection_empty("params")) {
-      throw ScopeCollectionNotFound("Tried to access \"" + name +
-                                    "\" from collection \"params\" in \"" + path_text() +
-                                    "\" but the collection is empty.");
-    }
-    throw ScopeParamNotFoundError("Could not find parameter named \"" + name + "\" in scope \"" +
-                                  path_text() + "\".");
+    throw_param_not_found(name, path_text(), is_collection_empty("params"));
   }
   Tree value = init(make_rng("params"));
   put_variable("params", name, value);
