@@ -109,7 +109,7 @@ auto value_and_grad(F f, GradOptions options = {}) {
 /// With {.has_aux = true} returns std::pair<gradient, Aux>.
 template <typename F>
 auto grad(F f, GradOptions options = {}) {
-  return [vg = value_and_grad(std::move(f), options), options](const auto& x, const auto&... rest) {
+  return [vg = value_and_grad(std::move(f), options)](const auto& x, const auto&... rest) {
     auto [value, g] = vg(x, rest...);
     using V = decltype(value);
     if constexpr (std::is_same_v<V, Array>) return g;

@@ -10,7 +10,9 @@
 
 // sqrt of a negative number never happens here and nothing reads FP exception flags: without
 // errno and trapping-math the branch-free selects below vectorize (rounding is unaffected).
+#if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC optimize("no-math-errno", "no-trapping-math")
+#endif
 
 #define LOOM_INLINE inline __attribute__((always_inline))
 #define LOOM_RESTRICT __restrict
@@ -20,9 +22,15 @@
 namespace loom::random::detail {
 
 namespace baseline {
+#if defined(__x86_64__) || defined(__i386__)
 typedef float SqrtVec __attribute__((vector_size(16)));
 constexpr std::int64_t kSqrtLanes = 4;
 #define LOOM_SQRT_VEC(v) __builtin_ia32_sqrtps(v)
+#else  // other processors: one lane, still correctly rounded
+typedef float SqrtVec __attribute__((vector_size(4)));
+constexpr std::int64_t kSqrtLanes = 1;
+#define LOOM_SQRT_VEC(v) SqrtVec{__builtin_sqrtf((v)[0])}
+#endif
 #include "random/kernels.inc"
 #undef LOOM_SQRT_VEC
 }  // namespace baseline
