@@ -14,6 +14,7 @@
 #include "detail/tape.hpp"
 #include "loom/numpy/creation.hpp"
 #include "loom/numpy/manipulation.hpp"
+#include "numpy/vmath.hpp"
 
 namespace loom::numpy {
 namespace {
@@ -215,8 +216,11 @@ T int_power(T base, T exp) {
 
 // ---- unary ----------------------------------------------------------------------------------
 
+// `f32_kernel`, when given, replaces fn for float32 arrays: a vectorized array kernel (vmath).
+using F32Kernel = void (*)(const float*, float*, std::int64_t);
+
 template <typename FloatFn>
-Array unary_float(const Array& x0, const char* op, FloatFn fn) {
+Array unary_float(const Array& x0, const char* op, FloatFn fn, F32Kernel f32_kernel = nullptr) {
   detail::check_valid(x0, op);
   const Array x = is_floating(x0.dtype()) ? x0 : x0.astype(DType::float32);
   Array out = Array::empty(x.shape(), x.dtype());
@@ -224,6 +228,12 @@ Array unary_float(const Array& x0, const char* op, FloatFn fn) {
     const T* in = x.data<T>();
     T* o = out.mutable_data<T>();
     detail::parallel_for(x.size(), [&](std::int64_t begin, std::int64_t end) {
+      if constexpr (std::is_same_v<T, float>) {
+        if (f32_kernel != nullptr) {
+          f32_kernel(in + begin, o + begin, end - begin);
+          return;
+        }
+      }
       for (std::int64_t i = begin; i < end; ++i) o[i] = fn(in[i]);
     }, 1 << 13);
   });
@@ -350,13 +360,13 @@ Array negative(const Array& x) {
 }
 
 Array exp(const Array& x) {
-  Array out = unary_float(x, "exp", [](auto v) { return std::exp(v); });
+  Array out = unary_float(x, "exp", [](auto v) { return std::exp(v); }, vmath::exp_f32);
   detail::record(out, {&x}, [o = out.detached()](const Array& g) { return one(multiply(g, o)); });
   return out;
 }
 
 Array log(const Array& x) {
-  Array out = unary_float(x, "log", [](auto v) { return std::log(v); });
+  Array out = unary_float(x, "log", [](auto v) { return std::log(v); }, vmath::log_f32);
   detail::record(out, {&x}, [x = x.detached()](const Array& g) { return one(divide(g, x)); });
   return out;
 }
@@ -420,7 +430,7 @@ Array sign(const Array& x) {
 }
 
 Array tanh(const Array& x) {
-  Array out = unary_float(x, "tanh", [](auto v) { return std::tanh(v); });
+  Array out = unary_float(x, "tanh", [](auto v) { return std::tanh(v); }, vmath::tanh_f32);
   detail::record(out, {&x}, [o = out.detached()](const Array& g) {
     return one(multiply(g, 1.0 - multiply(o, o)));
   });
