@@ -4,8 +4,11 @@
 #include <cstdlib>
 #include <mutex>
 #include <new>
+#include <string>
 #include <unordered_map>
 #include <vector>
+
+#include "loom/error.hpp"
 
 namespace loom::detail {
 namespace {
@@ -114,7 +117,9 @@ std::shared_ptr<Buffer> Buffer::allocate(std::size_t bytes) {
   }
   if (data == nullptr) {
     data = std::aligned_alloc(kAlignment, cap);
-    if (data == nullptr) throw std::bad_alloc();
+    if (data == nullptr) {
+      throw Error("Array: out of memory allocating " + std::to_string(cap) + " bytes");
+    }
   }
   auto buffer = std::allocate_shared<Buffer>(RecyclingAllocator<Buffer>());
   buffer->data = data;

@@ -26,8 +26,19 @@ Shape::Shape(std::span<const std::int64_t> dims) {
 
 std::int64_t Shape::numel() const {
   std::int64_t n = 1;
-  for (int i = 0; i < rank_; ++i) n *= dims_[static_cast<std::size_t>(i)];
+  for (int i = 0; i < rank_; ++i) {
+    if (__builtin_mul_overflow(n, dims_[static_cast<std::size_t>(i)], &n)) {
+      throw Error("Shape: the number of elements of " + str() + " overflows int64");
+    }
+  }
   return n;
+}
+
+std::int64_t Shape::at(int i) const {
+  if (i < 0 || i >= rank_) {
+    throw Error("Shape.at(" + std::to_string(i) + "): out of range for shape " + str());
+  }
+  return dims_[static_cast<std::size_t>(i)];
 }
 
 void Shape::push_back(std::int64_t d) {
@@ -74,7 +85,13 @@ std::ostream& operator<<(std::ostream& os, const Shape& shape) { return os << sh
 
 Array Array::empty(Shape shape, DType dtype) {
   Array out;
-  out.buffer_ = detail::Buffer::allocate(static_cast<std::size_t>(shape.numel()) * itemsize(dtype));
+  std::size_t bytes = 0;
+  if (__builtin_mul_overflow(static_cast<std::size_t>(shape.numel()), itemsize(dtype), &bytes) ||
+      bytes > (std::size_t{1} << 46)) {
+    throw Error("Array: a " + std::string(dtype_name(dtype)) + " array of shape " + shape.str() +
+                " is too large to allocate");
+  }
+  out.buffer_ = detail::Buffer::allocate(bytes);
   out.shape_ = shape;
   out.dtype_ = dtype;
   return out;

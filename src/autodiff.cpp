@@ -35,13 +35,23 @@ struct NoRecordGuard {
   ~NoRecordGuard() { g_trace_depth = saved; }
 };
 
+// Nested differentiation (grad of a function that calls grad on traced values) would need the
+// backward pass itself to be traced; until it is, refuse rather than drop terms silently.
+[[noreturn]] void throw_nested(const char* what) {
+  throw Error(std::string("grad: nested differentiation is not supported yet (") + what +
+              "); compute the inner gradient outside the outer grad, or use stop_gradient");
+}
+
 template <typename Inputs>
 void record_generic(Array& out, const Inputs& inputs, Pullback pullback) {
   if (!is_floating(out.dtype())) return;  // integer/bool outputs are not differentiated
   std::uint64_t trace_id = 0;
   for (const Array* in : inputs) {
     const auto& n = in->node();
-    if (n && n->trace_id > trace_id && is_active(n->trace_id)) trace_id = n->trace_id;
+    if (n && n->trace_id != trace_id && is_active(n->trace_id)) {
+      if (trace_id != 0) throw_nested("an op mixes values of an outer and an inner grad");
+      trace_id = n->trace_id;
+    }
   }
   if (trace_id == 0) return;
   auto node = std::make_shared<Node>();
@@ -89,6 +99,9 @@ Traced trace(const std::function<Tree(const std::vector<Array>&)>& f,
   traced.reserve(leaves.size());
   for (std::size_t i = 0; i < leaves.size(); ++i) {
     check_valid(leaves[i], "grad");
+    if (leaves[i].node() && is_active(leaves[i].node()->trace_id)) {
+      throw_nested("the argument of an inner grad depends on an outer grad's argument");
+    }
     Array a = leaves[i].detached();
     auto node = std::make_shared<Node>();
     node->trace_id = id;

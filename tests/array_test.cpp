@@ -1,6 +1,8 @@
 // loom::Array and loom::Shape: construction, conversion, printing, errors.
 #include <gtest/gtest.h>
 
+#include <cmath>
+
 #include "loom/loom.hpp"
 
 namespace jnp = loom::numpy;
@@ -83,6 +85,25 @@ TEST(DType, PromotionTable) {
   EXPECT_EQ(promote_types(DType::uint32, DType::float64), DType::float64);
   EXPECT_EQ(promote_types(DType::float32, DType::float64), DType::float64);
   EXPECT_EQ(promote_types(DType::bool_, DType::bool_), DType::bool_);
+}
+
+TEST(Array, HugeShapesAreErrorsNotOverflow) {
+  const std::int64_t big = std::int64_t{1} << 40;
+  EXPECT_THROW(Shape({big, big}).numel(), loom::Error);
+  EXPECT_THROW(jnp::zeros({big, big}), loom::Error);
+  EXPECT_THROW(jnp::zeros({big, 1 << 10}), loom::Error);  // 2^50 floats: too large
+  EXPECT_THROW(jnp::reshape(jnp::zeros({4}), {big, big, -1}), loom::Error);
+  EXPECT_THROW(Shape({2, 3}).at(2), loom::Error);
+  EXPECT_EQ(Shape({2, 3}).at(1), 3);
+}
+
+TEST(Creation, OutOfRangeFillValuesConvertLikeAstype) {
+  // A plain float->int cast of these would be undefined behaviour; loom saturates like astype.
+  EXPECT_EQ(jnp::full({1}, 1e10, DType::int32).to_vector<int>(), (std::vector<int>{2147483647}));
+  EXPECT_EQ(jnp::full({1}, std::nan(""), DType::int32).to_vector<int>(), (std::vector<int>{0}));
+  EXPECT_EQ(jnp::full({1}, -1.0, DType::uint32).to_vector<std::uint32_t>(),
+            (std::vector<std::uint32_t>{0u}));
+  EXPECT_THROW(jnp::arange(0, 1e300, 1), loom::Error);
 }
 
 TEST(Creation, Basics) {

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <limits>
 
 #include "loom/loom.hpp"
 #include "test_util.hpp"
@@ -87,6 +88,7 @@ TEST(Elementwise, PromotionAndWeakScalars) {
   EXPECT_EQ((i > 1).to_vector<bool>(), (std::vector<bool>{false, true, true}));
   EXPECT_EQ(jnp::power(Array({2, -3, 5}), Array({10, 3, 0})).to_vector<int>(),
             (std::vector<int>{1024, -27, 1}));
+  // numpy 1.24 float32 power (its SIMD powf is 1 ulp from correct rounding at 3^0.5).
   EXPECT_TRUE(allclose(jnp::power(Array({2.f, 3.f, 0.5f}), Array({3.f, 0.5f, -2.f})),
                        Array({8.f, 1.732050895690918f, 4.f})));
 }
@@ -143,6 +145,24 @@ TEST(Elementwise, GradientOfTiesAndConstants) {
   EXPECT_EQ(z.to_vector<double>(), (std::vector<double>{0.0, 0.0}));
 }
 
+TEST(Elementwise, SignedIntegerArithmeticWraps) {
+  // NumPy and XLA wrap int32 arithmetic in two's complement; loom must not overflow into UB.
+  const int kMax = std::numeric_limits<int>::max(), kMin = std::numeric_limits<int>::min();
+  EXPECT_EQ((Array({kMax}) + 1).to_vector<int>(), (std::vector<int>{kMin}));
+  EXPECT_EQ((Array({kMin}) - 1).to_vector<int>(), (std::vector<int>{kMax}));
+  EXPECT_EQ((Array({65536}) * Array({65536})).to_vector<int>(), (std::vector<int>{0}));
+}
+
+TEST(Elementwise, GradientRulesAtKinksFollowJax) {
+  // jax/_src/lax/lax.py _abs_jvp_rule: select(x >= 0, g, -g), so grad(abs)(0) == 1.
+  Array g = loom::grad([](const Array& v) { return jnp::sum(jnp::abs(v)); })(f64({0.0, -2.0}, {2}));
+  EXPECT_EQ(g.to_vector<double>(), (std::vector<double>{1.0, -1.0}));
+  // _pow_jvp_lhs: the base's derivative is 0 where the exponent is 0, also at base 0 (no NaN).
+  Array b = f64({0.0}, {1});
+  Array gp = loom::grad([&](const Array& v) { return jnp::sum(jnp::power(v, b)); })(f64({0.0}, {1}));
+  EXPECT_EQ(gp.to_vector<double>(), (std::vector<double>{0.0}));
+}
+
 TEST(Elementwise, Errors) {
   Array a = jnp::zeros({2, 3});
   Array b = jnp::zeros({4});
@@ -185,6 +205,23 @@ TEST(Autodiff, GradOfTreeValueAndGradAuxAndVjp) {
 
 TEST(Autodiff, Errors) {
   Array x = f64({1.0, 2.0}, {2});
+  // Nested differentiation is refused rather than silently dropping the inner dependence.
+  auto inner_grad_of_outer = [](const Array& v) {
+    Array g = loom::grad([](const Array& w) { return jnp::sum(w * w); })(v);
+    return jnp::sum(g * v);
+  };
+  EXPECT_TRUE(throws_error([&] { loom::grad(inner_grad_of_outer)(x); }, {"grad", "nested"}));
+  auto closes_over_outer = [](const Array& v) {
+    Array g = loom::grad([&](const Array& w) { return jnp::sum(w * v); })(jnp::ones({2}, DType::float64));
+    return jnp::sum(g);
+  };
+  EXPECT_TRUE(throws_error([&] { loom::grad(closes_over_outer)(x); }, {"grad", "nested"}));
+  // An inner grad on values independent of the outer trace is fine.
+  auto independent = [](const Array& v) {
+    Array c = loom::grad([](const Array& w) { return jnp::sum(w * w); })(jnp::ones({2}, DType::float64));
+    return jnp::sum(v * c);
+  };
+  EXPECT_EQ(loom::grad(independent)(x).to_vector<double>(), (std::vector<double>{2.0, 2.0}));
   EXPECT_TRUE(throws_error([&] { loom::grad([](const Array& v) { return v * v; })(x); },
                            {"grad", "scalar", "(2,)"}));
   loom::Tree t = {{"w", x}};

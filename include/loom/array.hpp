@@ -43,7 +43,9 @@ class Shape {
   int rank() const { return rank_; }
   bool empty() const { return rank_ == 0; }
   std::int64_t numel() const;  // product of the dimensions (1 for a scalar)
+  /// Dimension i, unchecked (0 <= i < size()), as std::vector::operator[]; at(i) checks.
   std::int64_t operator[](int i) const { return dims_[static_cast<std::size_t>(i)]; }
+  std::int64_t at(int i) const;
   std::int64_t& operator[](int i) { return dims_[static_cast<std::size_t>(i)]; }
   const std::int64_t* begin() const { return dims_.data(); }
   const std::int64_t* end() const { return dims_.data() + rank_; }

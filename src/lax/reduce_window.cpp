@@ -8,9 +8,11 @@
 #include <cstring>
 #include <limits>
 #include <string>
+#include <type_traits>
 
 #include "detail/dispatch.hpp"
 #include "detail/tape.hpp"
+
 #include "lax/window.hpp"
 #include "loom/lax.hpp"
 
@@ -96,7 +98,12 @@ void forward(const WindowGeom& g, ReduceOp op, const T* x, T* out) {
             if (off < 0) return;
             const T* s = x + off;
             if (op == ReduceOp::sum) {
-              for (std::int64_t j = 0; j < L; ++j) o[j] = static_cast<T>(o[j] + s[j]);
+              if constexpr (std::is_integral_v<T> && std::is_signed_v<T>) {
+                using U = std::make_unsigned_t<T>;  // wraps as XLA instead of overflow UB
+                for (std::int64_t j = 0; j < L; ++j) o[j] = static_cast<T>(U(o[j]) + U(s[j]));
+              } else {
+                for (std::int64_t j = 0; j < L; ++j) o[j] = static_cast<T>(o[j] + s[j]);
+              }
             } else if (op == ReduceOp::max) {
               // s != s: NaN propagates as in XLA's max (and the blend still vectorizes).
               for (std::int64_t j = 0; j < L; ++j)

@@ -3,16 +3,31 @@
 
 #include <cmath>
 #include <string>
+#include <type_traits>
 
 #include "detail/dispatch.hpp"
 
 namespace loom::numpy {
+namespace {
+// A double converted to T as astype converts (saturating, NaN -> 0 for integers): a plain
+// static_cast of an out-of-range float to an integer type is undefined behaviour.
+template <typename T>
+T to_element(double value) {
+  T v;
+  if constexpr (std::is_same_v<T, bool>) {
+    v = value != 0.0;
+  } else {
+    detail::convert(&value, DType::float64, &v, dtype_of<T>(), 1);
+  }
+  return v;
+}
+}  // namespace
 
 Array full(Shape shape, double value, DType dtype) {
   Array out = Array::empty(shape, dtype);
   detail::dispatch(dtype, [&]<typename T>() {
     T* p = out.mutable_data<T>();
-    const T v = static_cast<T>(value);
+    const T v = to_element<T>(value);
     for (std::int64_t i = 0, n = out.size(); i < n; ++i) p[i] = v;
   });
   return out;
@@ -43,11 +58,15 @@ Array arange(double start, double stop, double step, DType dtype) {
                 ", step=" + std::to_string(step) + ")");
   }
   const double count = std::ceil((stop - start) / step);
+  if (!(count < 4.0e18)) {
+    throw Error("arange: [" + std::to_string(start) + ", " + std::to_string(stop) + ") with step " +
+                std::to_string(step) + " has too many elements");
+  }
   const std::int64_t n = count > 0 ? static_cast<std::int64_t>(count) : 0;
   Array out = Array::empty(Shape{n}, dtype);
   detail::dispatch(dtype, [&]<typename T>() {
     T* p = out.mutable_data<T>();
-    for (std::int64_t i = 0; i < n; ++i) p[i] = static_cast<T>(start + static_cast<double>(i) * step);
+    for (std::int64_t i = 0; i < n; ++i) p[i] = to_element<T>(start + static_cast<double>(i) * step);
   });
   return out;
 }
@@ -59,7 +78,7 @@ Array linspace(double start, double stop, std::int64_t num, DType dtype) {
     T* p = out.mutable_data<T>();
     const double step = num > 1 ? (stop - start) / static_cast<double>(num - 1) : 0.0;
     for (std::int64_t i = 0; i < num; ++i) {
-      p[i] = static_cast<T>(i + 1 == num && num > 1 ? stop : start + static_cast<double>(i) * step);
+      p[i] = to_element<T>(i + 1 == num && num > 1 ? stop : start + static_cast<double>(i) * step);
     }
   });
   return out;

@@ -183,6 +183,17 @@ Array binary(const Array& a0, const Array& b0, Kind kind, const char* op, Functo
   return out;
 }
 
+// Signed integer arithmetic wraps (two's complement, as XLA) instead of overflowing into UB.
+template <typename T, typename Op>
+inline T wrapping(T x, T y, Op op) {
+  if constexpr (std::is_integral_v<T> && std::is_signed_v<T>) {
+    using U = std::make_unsigned_t<T>;
+    return static_cast<T>(op(static_cast<U>(x), static_cast<U>(y)));
+  } else {
+    return static_cast<T>(op(x, y));
+  }
+}
+
 template <typename T>
 inline T nan_max(T x, T y) {
   if constexpr (std::is_floating_point_v<T>) {
@@ -265,7 +276,9 @@ std::vector<Array> one(Array g) { return {std::move(g)}; }
 // ---- binary arithmetic ------------------------------------------------------------------------
 
 Array add(const Array& a, const Array& b) {
-  Array out = binary(a, b, Kind::arithmetic, "add", [](auto x, auto y) { return x + y; });
+  Array out = binary(a, b, Kind::arithmetic, "add", [](auto x, auto y) {
+    return wrapping(x, y, [](auto u, auto v) { return u + v; });
+  });
   detail::record(out, {&a, &b}, [sa = a.shape(), sb = b.shape()](const Array& g) {
     return std::vector<Array>{unbroadcast(g, sa), unbroadcast(g, sb)};
   });
@@ -273,7 +286,9 @@ Array add(const Array& a, const Array& b) {
 }
 
 Array subtract(const Array& a, const Array& b) {
-  Array out = binary(a, b, Kind::arithmetic, "subtract", [](auto x, auto y) { return x - y; });
+  Array out = binary(a, b, Kind::arithmetic, "subtract", [](auto x, auto y) {
+    return wrapping(x, y, [](auto u, auto v) { return u - v; });
+  });
   detail::record(out, {&a, &b}, [sa = a.shape(), sb = b.shape()](const Array& g) {
     return std::vector<Array>{unbroadcast(g, sa), unbroadcast(negative(g), sb)};
   });
@@ -281,7 +296,9 @@ Array subtract(const Array& a, const Array& b) {
 }
 
 Array multiply(const Array& a, const Array& b) {
-  Array out = binary(a, b, Kind::arithmetic, "multiply", [](auto x, auto y) { return x * y; });
+  Array out = binary(a, b, Kind::arithmetic, "multiply", [](auto x, auto y) {
+    return wrapping(x, y, [](auto u, auto v) { return u * v; });
+  });
   detail::record(out, {&a, &b}, [a = a.detached(), b = b.detached()](const Array& g) {
     return std::vector<Array>{unbroadcast(multiply(g, b), a.shape()),
                               unbroadcast(multiply(g, a), b.shape())};
@@ -307,8 +324,9 @@ Array power(const Array& a, const Array& b) {
     else return int_power(x, y);
   });
   detail::record(out, {&a, &b}, [a = a.detached(), b = b.detached(), o = out.detached()](const Array& g) {
-    // d/da a^b = b a^(b-1); d/db a^b = log(a) a^b, taken as 0 where a == 0 (as JAX).
-    Array da = multiply(b, power(a, b - 1.0));
+    // d/da a^b = b a^(b-1); d/db a^b = log(a) a^b, with log(a) taken as 0 where a == 0 (as JAX).
+    // JAX's pow JVP: the base's derivative is 0 where the exponent is 0 (even at a == 0).
+    Array da = where(equal(b, zeros_like(b)), zeros_like(b), multiply(b, power(a, b - 1.0)));
     Array safe_log = log(where(equal(a, zeros_like(a)), ones_like(a), a));
     Array db = multiply(safe_log, o);
     return std::vector<Array>{unbroadcast(multiply(g, da), a.shape()),
@@ -414,7 +432,10 @@ Array abs(const Array& x) {
       return v == std::numeric_limits<T>::min() ? v : static_cast<T>(v < 0 ? -v : v);
     } else return std::abs(v);
   });
-  detail::record(out, {&x}, [x = x.detached()](const Array& g) { return one(multiply(g, sign(x))); });
+  // JAX's abs JVP: select(x >= 0, g, -g), so grad(abs)(0) == 1.
+  detail::record(out, {&x}, [x = x.detached()](const Array& g) {
+    return one(where(greater_equal(x, zeros_like(x)), g, negative(g)));
+  });
   return out;
 }
 

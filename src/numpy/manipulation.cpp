@@ -333,8 +333,8 @@ Array reshape(const Array& x, std::vector<std::int64_t> shape) {
       infer = static_cast<int>(i);
     } else if (shape[i] < 0) {
       throw Error("reshape: invalid dimension " + std::to_string(shape[i]) + " in " + str(shape));
-    } else {
-      known *= shape[i];
+    } else if (__builtin_mul_overflow(known, shape[i], &known)) {
+      throw Error("reshape: the size of shape " + str(shape) + " overflows int64");
     }
   }
   if (infer >= 0) {
