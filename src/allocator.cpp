@@ -1,7 +1,11 @@
 // The caching buffer pool behind loom::Array (see detail/allocator.hpp).
 #include "detail/allocator.hpp"
 
+#include <sys/mman.h>
+#include <unistd.h>
+
 #include <cstdlib>
+#include <cstring>
 #include <mutex>
 #include <new>
 #include <string>
@@ -127,8 +131,31 @@ std::shared_ptr<Buffer> Buffer::allocate(std::size_t bytes) {
   return buffer;
 }
 
+std::shared_ptr<Buffer> Buffer::allocate_zero_pages(std::size_t bytes) {
+  const std::size_t page = static_cast<std::size_t>(sysconf(_SC_PAGESIZE));
+  if (bytes < page) {  // not worth a mapping: a pooled block, zeroed
+    auto buffer = allocate(bytes);
+    std::memset(buffer->data, 0, buffer->bytes);
+    return buffer;
+  }
+  const std::size_t cap = (bytes + page - 1) / page * page;
+  void* data = mmap(nullptr, cap, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (data == MAP_FAILED) {
+    throw Error("Array: out of address space mapping " + std::to_string(cap) + " bytes");
+  }
+  auto buffer = std::allocate_shared<Buffer>(RecyclingAllocator<Buffer>());
+  buffer->data = data;
+  buffer->bytes = cap;
+  buffer->mapped = true;
+  return buffer;
+}
+
 Buffer::~Buffer() {
   if (data == nullptr) return;
+  if (mapped) {
+    munmap(data, bytes);
+    return;
+  }
   if (kPoolEnabled) {
     Pool& p = pool();
     std::lock_guard<std::mutex> lock(p.mu);

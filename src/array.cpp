@@ -110,6 +110,19 @@ Array Array::reshaped_view(Shape shape) const {
   return out;
 }
 
+Array Array::untouched_zeros(Shape shape, DType dtype) {
+  std::size_t bytes = 0;
+  if (__builtin_mul_overflow(static_cast<std::size_t>(shape.numel()), itemsize(dtype), &bytes)) {
+    throw Error("Array: a " + std::string(dtype_name(dtype)) + " array of shape " + shape.str() +
+                " is too large to allocate");
+  }
+  Array out;
+  out.buffer_ = detail::Buffer::allocate_zero_pages(bytes);
+  out.shape_ = shape;
+  out.dtype_ = dtype;
+  return out;
+}
+
 const void* Array::raw_data() const {
   if (!buffer_) throw Error("Array: the array is empty (default-constructed)");
   return buffer_->data;

@@ -3,6 +3,9 @@
 // from Flax's naming rules (flax/linen/module.py: `<ClassName>_<k>` per class per parent in
 // construction order; explicit and setup names as given; Sequential's `layers_<i>`).
 #include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <fstream>
 
 #include <optional>
 #include <string>
@@ -464,6 +467,27 @@ TEST(InitShapes, ShapesWithoutRunningInitializers) {
   Tree real = mlp.init(rnd::key(0), jnp::ones({1, 784}));
   EXPECT_EQ(calls, 2);
   EXPECT_EQ(layout(real), layout(shapes));
+}
+
+namespace {
+// Resident set size of this process, from /proc/self/statm (Linux).
+std::int64_t resident_bytes() {
+  std::ifstream statm("/proc/self/statm");
+  std::int64_t pages = 0, resident = 0;
+  statm >> pages >> resident;
+  return resident * sysconf(_SC_PAGESIZE);
+}
+}  // namespace
+
+TEST(InitShapes, ParamsCommitNoMemory) {
+  // A 256 MiB kernel: init_shapes must not commit it (JAX's eval_shape allocates nothing).
+  nn::Dense big{.features = 8192, .use_bias = false};
+  const std::int64_t before = resident_bytes();
+  Tree shapes = big.init_shapes(rnd::key(0), jnp::ones({1, 8192}));
+  const std::int64_t grown = resident_bytes() - before;
+  EXPECT_EQ(layout(shapes), "params/kernel: float32[8192,8192]\n");
+  EXPECT_LT(grown, std::int64_t{64} << 20) << "init_shapes committed " << (grown >> 20) << " MiB";
+  EXPECT_EQ(jnp::max(jnp::abs(shapes.at("params").at("kernel").leaf())).item<float>(), 0.f);
 }
 
 TEST(Dense, DtypesAndBadInput) {

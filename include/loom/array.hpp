@@ -111,6 +111,11 @@ class Array {
   /// mutable_data() before anybody else sees the array.
   static Array empty(Shape shape, DType dtype);
 
+  /// Zeros whose storage the OS commits only when written (anonymous pages): reading them costs
+  /// no physical memory. What an eval_shape-style init (Module::init_shapes) returns as params.
+  ///   loom::Array w = loom::Array::untouched_zeros({4096, 4096}, loom::DType::float32);
+  static Array untouched_zeros(Shape shape, DType dtype);
+
   bool valid() const { return buffer_ != nullptr; }
   const Shape& shape() const { return shape_; }
   int ndim() const { return shape_.size(); }

@@ -322,7 +322,7 @@ Array Scope::param(const std::string& name, const Initializer& init,
   const random::Key key = make_rng("params");
   Array value;
   if (root_->abstract) {
-    value = numpy::zeros(shape, dtype);
+    value = Array::untouched_zeros(shape, dtype);  // no initializer, no physical memory
   } else {
     if (!init) throw Error("Scope.param(\"" + name + "\"): the initializer is empty" + where());
     value = init(key, shape, dtype);

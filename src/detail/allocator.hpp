@@ -11,8 +11,12 @@ namespace loom::detail {
 struct Buffer {
   void* data = nullptr;
   std::size_t bytes = 0;  // rounded capacity
+  bool mapped = false;    // true: anonymous pages from mmap, returned with munmap
   ~Buffer();
   static std::shared_ptr<Buffer> allocate(std::size_t bytes);
+  /// Zero-filled storage whose pages the OS commits only when first written: reading it maps
+  /// the shared zero page, so large zeros made this way cost no physical memory until written.
+  static std::shared_ptr<Buffer> allocate_zero_pages(std::size_t bytes);
 };
 
 struct PoolStats {

@@ -281,7 +281,9 @@ class Module {
     return init_with_output(Rngs{{"params", key}}, std::forward<Args>(args)...);
   }
   /// An eval_shape-style init: the variables tree with the right paths, shapes and dtypes,
-  /// without running any initializer or drawing any random number (params are zeros).
+  /// without running any initializer or drawing any random number. Params are zeros on
+  /// untouched pages (Array::untouched_zeros), so they commit no physical memory; the forward
+  /// pass still runs (on those zeros) to find the shapes of later layers.
   ///   for (auto& [path, leaf] : loom::tree_leaves_with_path(model.init_shapes(key, x))) ...
   template <typename... Args>
   Tree init_shapes(const Rngs& rngs, Args&&... args) const {
