@@ -71,18 +71,27 @@ struct TreeDef {
 };
 
 /// Leaves in flattening order (depth first, keys sorted).
+///   for (const loom::Array& leaf : loom::tree_leaves(params)) n += leaf.size();
 std::vector<Array> tree_leaves(const Tree& tree);
 /// Leaves and (key path) of each leaf, e.g. {"params","Dense_0","kernel"}.
+///   for (auto& [path, leaf] : loom::tree_leaves_with_path(variables)) ...
 std::vector<std::pair<std::vector<std::string>, Array>> tree_leaves_with_path(const Tree& tree);
+/// Leaves plus the structure to rebuild from (jax.tree_util.tree_flatten).
+///   auto [leaves, def] = loom::tree_flatten(params);
 std::pair<std::vector<Array>, TreeDef> tree_flatten(const Tree& tree);
 /// Rebuilds a tree; throws loom::Error if the leaf count does not match.
+///   loom::Tree same = loom::tree_unflatten(def, leaves);
 Tree tree_unflatten(const TreeDef& def, std::vector<Array> leaves);
 /// Applies f to every leaf.
+///   auto halved = loom::tree_map([](const loom::Array& a) { return a * 0.5; }, params);
 Tree tree_map(const std::function<Array(const Array&)>& f, const Tree& tree);
 /// Applies f to matching leaves of two trees of the same structure (else loom::Error).
+///   auto updated = loom::tree_map([](const loom::Array& p, const loom::Array& g) {
+///     return p - 0.1 * g; }, params, grads);
 Tree tree_map(const std::function<Array(const Array&, const Array&)>& f, const Tree& a,
               const Tree& b);
 /// True when both trees have the same keys at every level and leaves at the same places.
+///   assert(loom::same_structure(params, grads));
 bool same_structure(const Tree& a, const Tree& b);
 
 }  // namespace loom
