@@ -94,7 +94,9 @@ struct RecyclingAllocator {
     ::operator delete(p);
   }
   template <typename U>
-  bool operator==(const RecyclingAllocator<U>&) const { return true; }
+  bool operator==(const RecyclingAllocator<U>&) const {
+    return true;
+  }
 };
 
 std::size_t round_up(std::size_t bytes) {
@@ -174,6 +176,8 @@ PoolStats pool_stats() {
   return p.stats;
 }
 
-void pool_release() { pool().release(); }
+void pool_release() {
+  pool().release();
+}
 
 }  // namespace loom::detail

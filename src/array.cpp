@@ -46,8 +46,8 @@ void Shape::push_back(std::int64_t d) {
     throw Error("Shape: loom supports at most " + std::to_string(kMaxRank) + " dimensions");
   }
   if (d < 0) {
-    throw Error("Shape: dimension " + std::to_string(rank_) + " is negative (" +
-                std::to_string(d) + ")");
+    throw Error("Shape: dimension " + std::to_string(rank_) + " is negative (" + std::to_string(d) +
+                ")");
   }
   dims_[static_cast<std::size_t>(rank_++)] = d;
 }
@@ -79,7 +79,9 @@ bool operator==(const Shape& a, const Shape& b) {
   return a.rank_ == b.rank_ && std::equal(a.begin(), a.end(), b.begin());
 }
 
-std::ostream& operator<<(std::ostream& os, const Shape& shape) { return os << shape.str(); }
+std::ostream& operator<<(std::ostream& os, const Shape& shape) {
+  return os << shape.str();
+}
 
 // ---- Array --------------------------------------------------------------------------------
 
@@ -150,7 +152,8 @@ Array Array::astype(DType dtype) const {
   // Differentiable between floating dtypes: the cotangent is converted back.
   if (is_floating(dtype) && is_floating(dtype_)) {
     const DType src = dtype_;
-    detail::record(out, {this}, [src](const Array& g) { return std::vector<Array>{g.astype(src)}; });
+    detail::record(out, {this},
+                   [src](const Array& g) { return std::vector<Array>{g.astype(src)}; });
   }
   return out;
 }
@@ -182,10 +185,14 @@ void convert(const void* in, DType src, void* out, DType dst, std::int64_t n) {
           // Float -> int truncates toward zero as NumPy/XLA; out-of-range and NaN saturate
           // instead of being undefined behaviour.
           const S v = s[i];
-          if (std::isnan(v)) d[i] = D(0);
-          else if (v <= S(std::numeric_limits<D>::min())) d[i] = std::numeric_limits<D>::min();
-          else if (v >= S(std::numeric_limits<D>::max())) d[i] = std::numeric_limits<D>::max();
-          else d[i] = static_cast<D>(v);
+          if (std::isnan(v))
+            d[i] = D(0);
+          else if (v <= S(std::numeric_limits<D>::min()))
+            d[i] = std::numeric_limits<D>::min();
+          else if (v >= S(std::numeric_limits<D>::max()))
+            d[i] = std::numeric_limits<D>::max();
+          else
+            d[i] = static_cast<D>(v);
         } else {
           d[i] = static_cast<D>(s[i]);
         }
@@ -230,8 +237,10 @@ struct Printer {
         std::string s = format_float(v[i], f32);
         if (s.find('e') != std::string::npos) sci = true;
         auto dot = s.find('.');
-        if (dot == std::string::npos) parts[i] = {s, ""};
-        else parts[i] = {s.substr(0, dot), s.substr(dot)};
+        if (dot == std::string::npos)
+          parts[i] = {s, ""};
+        else
+          parts[i] = {s.substr(0, dot), s.substr(dot)};
         int_w = std::max(int_w, parts[i].first.size());
         frac_w = std::max(frac_w, parts[i].second.size());
       }
@@ -269,7 +278,8 @@ struct Printer {
     const int edge = 3;
     for (std::int64_t i = 0; i < n; ++i) {
       if (summarize && n > 2 * edge && i == edge) {
-        os << (axis + 1 == s.size() ? "..., " : "...,\n" + std::string(std::size_t(indent + 1), ' '));
+        os << (axis + 1 == s.size() ? "..., "
+                                    : "...,\n" + std::string(std::size_t(indent + 1), ' '));
         i = n - edge - 1;
         continue;
       }
@@ -308,6 +318,8 @@ std::string Array::str() const {
   return os.str();
 }
 
-std::ostream& operator<<(std::ostream& os, const Array& array) { return os << array.str(); }
+std::ostream& operator<<(std::ostream& os, const Array& array) {
+  return os << array.str();
+}
 
 }  // namespace loom

@@ -4,6 +4,8 @@
 // Node (its parents and its pullback) to its output. The pullback returned by trace walks those
 // nodes in reverse topological order. Nodes belong to one trace id; once the trace has returned,
 // new ops no longer record against it, so nothing outlives the call but the values returned.
+#include "loom/autodiff.hpp"
+
 #include <algorithm>
 #include <atomic>
 #include <unordered_map>
@@ -11,7 +13,6 @@
 
 #include "detail/dispatch.hpp"
 #include "detail/tape.hpp"
-#include "loom/autodiff.hpp"
 #include "loom/numpy.hpp"
 
 namespace loom {
@@ -74,8 +75,10 @@ void accumulate(std::unordered_map<Node*, Array>& cts, Node* node, Array g) {
                 " for a value of shape " + node->shape.str());
   }
   auto it = cts.find(node);
-  if (it == cts.end()) cts.emplace(node, std::move(g));
-  else it->second = numpy::add(it->second, g);
+  if (it == cts.end())
+    cts.emplace(node, std::move(g));
+  else
+    it->second = numpy::add(it->second, g);
 }
 
 }  // namespace
@@ -193,9 +196,10 @@ Traced trace(const std::function<Tree(const std::vector<Array>&)>& f,
 
 void check_scalar_output(const Array& out, const char* fn_name) {
   if (out.ndim() != 0 || !is_floating(out.dtype())) {
-    throw Error(std::string(fn_name) +
-                ": the differentiated function must return a scalar (shape ()) floating array, got " +
-                dtype_name(out.dtype()) + out.shape().str());
+    throw Error(
+        std::string(fn_name) +
+        ": the differentiated function must return a scalar (shape ()) floating array, got " +
+        dtype_name(out.dtype()) + out.shape().str());
   }
 }
 
@@ -212,7 +216,9 @@ Array unbroadcast(const Array& g, const Shape& shape) {
 
 }  // namespace detail
 
-Array stop_gradient(const Array& x) { return x.detached(); }
+Array stop_gradient(const Array& x) {
+  return x.detached();
+}
 
 Tree stop_gradient(const Tree& x) {
   return tree_map([](const Array& a) { return a.detached(); }, x);

@@ -9,28 +9,40 @@ namespace loom {
 
 std::size_t itemsize(DType dtype) {
   switch (dtype) {
-    case DType::bool_: return 1;
+    case DType::bool_:
+      return 1;
     case DType::int32:
     case DType::uint32:
-    case DType::float32: return 4;
-    case DType::float64: return 8;
+    case DType::float32:
+      return 4;
+    case DType::float64:
+      return 8;
   }
   return 0;
 }
 
 const char* dtype_name(DType dtype) {
   switch (dtype) {
-    case DType::bool_: return "bool";
-    case DType::int32: return "int32";
-    case DType::uint32: return "uint32";
-    case DType::float32: return "float32";
-    case DType::float64: return "float64";
+    case DType::bool_:
+      return "bool";
+    case DType::int32:
+      return "int32";
+    case DType::uint32:
+      return "uint32";
+    case DType::float32:
+      return "float32";
+    case DType::float64:
+      return "float64";
   }
   return "?";
 }
 
-bool is_floating(DType dtype) { return dtype == DType::float32 || dtype == DType::float64; }
-bool is_integer(DType dtype) { return dtype == DType::int32 || dtype == DType::uint32; }
+bool is_floating(DType dtype) {
+  return dtype == DType::float32 || dtype == DType::float64;
+}
+bool is_integer(DType dtype) {
+  return dtype == DType::int32 || dtype == DType::uint32;
+}
 
 DType promote_types(DType a, DType b) {
   if (a == b) return a;

@@ -11,21 +11,27 @@ Tree::Tree(Dict dict) : dict_(std::move(dict)) {}
 Tree::Tree(std::initializer_list<std::pair<const std::string, Tree>> items) : dict_(items) {}
 
 const Array& Tree::leaf() const {
-  if (!is_leaf_) throw Error("Tree.leaf: this node is a dict with " + std::to_string(dict_.size()) + " keys, not a leaf");
+  if (!is_leaf_)
+    throw Error("Tree.leaf: this node is a dict with " + std::to_string(dict_.size()) +
+                " keys, not a leaf");
   return leaf_;
 }
 
 const Tree::Dict& Tree::dict() const {
-  if (is_leaf_) throw Error("Tree.dict: this node is a leaf of shape " + leaf_.shape().str() + ", not a dict");
+  if (is_leaf_)
+    throw Error("Tree.dict: this node is a leaf of shape " + leaf_.shape().str() + ", not a dict");
   return dict_;
 }
 
 Tree::Dict& Tree::dict() {
-  if (is_leaf_) throw Error("Tree.dict: this node is a leaf of shape " + leaf_.shape().str() + ", not a dict");
+  if (is_leaf_)
+    throw Error("Tree.dict: this node is a leaf of shape " + leaf_.shape().str() + ", not a dict");
   return dict_;
 }
 
-bool Tree::contains(const std::string& key) const { return !is_leaf_ && dict_.count(key) > 0; }
+bool Tree::contains(const std::string& key) const {
+  return !is_leaf_ && dict_.count(key) > 0;
+}
 
 namespace {
 std::string key_list(const Tree::Dict& d) {
@@ -38,7 +44,8 @@ std::string key_list(const Tree::Dict& d) {
 const Tree& Tree::at(const std::string& key) const {
   if (is_leaf_) throw Error("Tree.at(\"" + key + "\"): this node is a leaf, not a dict");
   auto it = dict_.find(key);
-  if (it == dict_.end()) throw Error("Tree.at: missing key \"" + key + "\"; keys present: " + key_list(dict_));
+  if (it == dict_.end())
+    throw Error("Tree.at: missing key \"" + key + "\"; keys present: " + key_list(dict_));
   return it->second;
 }
 
@@ -77,7 +84,9 @@ std::string Tree::str() const {
   return os.str();
 }
 
-std::ostream& operator<<(std::ostream& os, const Tree& tree) { return os << tree.str(); }
+std::ostream& operator<<(std::ostream& os, const Tree& tree) {
+  return os << tree.str();
+}
 
 namespace {
 void collect(const Tree& t, std::vector<std::string>& path,
@@ -117,7 +126,8 @@ Tree map2(const std::function<Array(const Array&, const Array&)>& f, const Tree&
   if (a.is_leaf()) return Tree(f(a.leaf(), b.leaf()));
   Tree::Dict d;
   for (const auto& [k, v] : a.dict()) {
-    if (!b.contains(k)) throw Error("tree_map: second tree is missing key \"" + k + "\" at \"" + path + "\"");
+    if (!b.contains(k))
+      throw Error("tree_map: second tree is missing key \"" + k + "\" at \"" + path + "\"");
     d.emplace(k, map2(f, v, b.dict().at(k), path.empty() ? k : path + "/" + k));
   }
   if (b.dict().size() != a.dict().size()) {

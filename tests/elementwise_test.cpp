@@ -23,21 +23,34 @@ const Array kX = {0.5f, -1.25f, 2.0f, 3.5f};
 
 TEST(Elementwise, UnaryMatchesNumpy) {
   // numpy.exp(x) etc. for x = float32([0.5, -1.25, 2.0, 3.5]).
-  EXPECT_TRUE(allclose(jnp::exp(kX), Array({1.6487212181091309, 0.2865047752857208,
-                                             7.3890557289123535, 33.11545181274414}), 1e-6));
-  EXPECT_TRUE(allclose(jnp::expm1(kX), Array({0.6487212777137756, -0.7134951949119568,
-                                               6.389056205749512, 32.11545181274414}), 1e-6));
-  EXPECT_TRUE(allclose(jnp::tanh(kX), Array({0.46211719512939453, -0.8482836484909058,
-                                              0.9640275835990906, 0.9981778860092163}), 1e-6));
-  EXPECT_TRUE(allclose(jnp::sin(kX), Array({0.4794255495071411, -0.9489846229553223,
-                                             0.9092974066734314, -0.35078322887420654}), 1e-6));
-  EXPECT_TRUE(allclose(jnp::cos(kX), Array({0.8775825500488281, 0.3153223693370819,
-                                             -0.41614681482315063, -0.9364566802978516}), 1e-6));
+  EXPECT_TRUE(allclose(
+      jnp::exp(kX),
+      Array({1.6487212181091309, 0.2865047752857208, 7.3890557289123535, 33.11545181274414}),
+      1e-6));
+  EXPECT_TRUE(allclose(
+      jnp::expm1(kX),
+      Array({0.6487212777137756, -0.7134951949119568, 6.389056205749512, 32.11545181274414}),
+      1e-6));
+  EXPECT_TRUE(allclose(
+      jnp::tanh(kX),
+      Array({0.46211719512939453, -0.8482836484909058, 0.9640275835990906, 0.9981778860092163}),
+      1e-6));
+  EXPECT_TRUE(allclose(
+      jnp::sin(kX),
+      Array({0.4794255495071411, -0.9489846229553223, 0.9092974066734314, -0.35078322887420654}),
+      1e-6));
+  EXPECT_TRUE(allclose(
+      jnp::cos(kX),
+      Array({0.8775825500488281, 0.3153223693370819, -0.41614681482315063, -0.9364566802978516}),
+      1e-6));
   Array ax = jnp::abs(kX);
-  EXPECT_TRUE(allclose(jnp::log(ax), Array({-0.6931471824645996, 0.2231435477733612,
-                                             0.6931471824645996, 1.252763032913208}), 1e-6));
-  EXPECT_TRUE(allclose(jnp::sqrt(ax), Array({0.7071067690849304, 1.1180340051651,
-                                              1.4142135381698608, 1.8708287477493286}), 1e-6));
+  EXPECT_TRUE(allclose(
+      jnp::log(ax),
+      Array({-0.6931471824645996, 0.2231435477733612, 0.6931471824645996, 1.252763032913208}),
+      1e-6));
+  EXPECT_TRUE(allclose(
+      jnp::sqrt(ax),
+      Array({0.7071067690849304, 1.1180340051651, 1.4142135381698608, 1.8708287477493286}), 1e-6));
   auto l1p = jnp::log1p(kX).to_vector<float>();
   EXPECT_TRUE(std::isnan(l1p[1]));  // log1p(-1.25) is nan, as NumPy
   EXPECT_NEAR(l1p[3], 1.504077434539795, 1e-6);
@@ -81,7 +94,7 @@ TEST(Elementwise, PromotionAndWeakScalars) {
   EXPECT_EQ((i * 2.0).dtype(), DType::float32);
   EXPECT_EQ((f.astype(DType::float64) + f).dtype(), DType::float64);
   EXPECT_EQ((f * 2.0).dtype(), DType::float32);  // a double scalar does not widen float32
-  EXPECT_EQ((i / 2).dtype(), DType::float32);     // true division
+  EXPECT_EQ((i / 2).dtype(), DType::float32);    // true division
   EXPECT_EQ((i / 2).to_vector<float>(), (std::vector<float>{0.5, 1, 1.5}));
   EXPECT_EQ((Array({true, false}) + 1).dtype(), DType::int32);
   EXPECT_EQ((i > 1).dtype(), DType::bool_);
@@ -159,7 +172,8 @@ TEST(Elementwise, GradientRulesAtKinksFollowJax) {
   EXPECT_EQ(g.to_vector<double>(), (std::vector<double>{1.0, -1.0}));
   // _pow_jvp_lhs: the base's derivative is 0 where the exponent is 0, also at base 0 (no NaN).
   Array b = f64({0.0}, {1});
-  Array gp = loom::grad([&](const Array& v) { return jnp::sum(jnp::power(v, b)); })(f64({0.0}, {1}));
+  Array gp =
+      loom::grad([&](const Array& v) { return jnp::sum(jnp::power(v, b)); })(f64({0.0}, {1}));
   EXPECT_EQ(gp.to_vector<double>(), (std::vector<double>{0.0}));
 }
 
@@ -167,12 +181,18 @@ TEST(Elementwise, Errors) {
   Array a = jnp::zeros({2, 3});
   Array b = jnp::zeros({4});
   EXPECT_TRUE(throws_error([&] { (void)(a + b); }, {"add", "(2, 3)", "(4,)", "broadcast"}));
-  EXPECT_TRUE(throws_error([&] { (void)(Array({1, 2}) + Array({1u, 2u})); },
-                           {"add", "int32", "uint32", "promote"}));
+  EXPECT_TRUE(throws_error(
+      [&] {
+        (void)(Array({1, 2}) + Array({1u, 2u}));
+      },
+      {"add", "int32", "uint32", "promote"}));
   EXPECT_TRUE(throws_error([&] { (void)jnp::exp(Array()); }, {"exp", "empty"}));
   EXPECT_TRUE(throws_error([&] { (void)(-Array({true})); }, {"negative", "bool"}));
-  EXPECT_TRUE(throws_error([&] { (void)jnp::where(Array({true, false}), a, a); },
-                           {"where", "(2,)", "(2, 3)"}));
+  EXPECT_TRUE(throws_error(
+      [&] {
+        (void)jnp::where(Array({true, false}), a, a);
+      },
+      {"where", "(2,)", "(2, 3)"}));
 }
 
 TEST(Autodiff, GradOfTreeValueAndGradAuxAndVjp) {
@@ -212,13 +232,15 @@ TEST(Autodiff, Errors) {
   };
   EXPECT_TRUE(throws_error([&] { loom::grad(inner_grad_of_outer)(x); }, {"grad", "nested"}));
   auto closes_over_outer = [](const Array& v) {
-    Array g = loom::grad([&](const Array& w) { return jnp::sum(w * v); })(jnp::ones({2}, DType::float64));
+    Array g =
+        loom::grad([&](const Array& w) { return jnp::sum(w * v); })(jnp::ones({2}, DType::float64));
     return jnp::sum(g);
   };
   EXPECT_TRUE(throws_error([&] { loom::grad(closes_over_outer)(x); }, {"grad", "nested"}));
   // An inner grad on values independent of the outer trace is fine.
   auto independent = [](const Array& v) {
-    Array c = loom::grad([](const Array& w) { return jnp::sum(w * w); })(jnp::ones({2}, DType::float64));
+    Array c =
+        loom::grad([](const Array& w) { return jnp::sum(w * w); })(jnp::ones({2}, DType::float64));
     return jnp::sum(v * c);
   };
   EXPECT_EQ(loom::grad(independent)(x).to_vector<double>(), (std::vector<double>{2.0, 2.0}));

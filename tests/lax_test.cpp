@@ -21,9 +21,9 @@ using loom::Array;
 using loom::DType;
 using loom::Shape;
 using loom::testing::allclose;
-using loom::testing::wave;
 using loom::testing::grad_matches_fd;
 using loom::testing::throws_error;
+using loom::testing::wave;
 
 namespace {
 
@@ -87,7 +87,6 @@ Array conv_of_case(const Case& c, const Array& x, const Array& w) {
   return lax::conv_general_dilated(x, w, ints(c, "strides"), padding(c), ints(c, "lhs_dil"),
                                    ints(c, "rhs_dil"), ints(c, "groups")[0]);
 }
-
 
 const std::vector<std::string> kConvCases = {"conv_same_3x3",         "conv_same_stride2_even",
                                              "conv_same_stride2_4x4", "conv_valid_rect",

@@ -15,9 +15,9 @@ using loom::Array;
 using loom::DType;
 using loom::Shape;
 using loom::testing::allclose;
-using loom::testing::wave;
 using loom::testing::grad_matches_fd;
 using loom::testing::throws_error;
+using loom::testing::wave;
 
 namespace {
 
@@ -27,7 +27,6 @@ Array lin(Shape shape, double step, double start, DType dtype = DType::float64) 
   for (std::size_t i = 0; i < v.size(); ++i) v[i] = double(i) * step + start;
   return Array(v, shape, dtype);
 }
-
 
 Array vec(std::vector<double> v, Shape shape) {
   return Array(v, shape);

@@ -24,7 +24,6 @@ namespace {
 const double kNaN = std::numeric_limits<double>::quiet_NaN();
 const double kInf = std::numeric_limits<double>::infinity();
 
-
 // The 3x4 float64 input used for the NumPy comparisons.
 Array x34() {
   return f64({0.5, -1.25, 3.0, 2.0, 4.5, 0.25, -2.0, 1.0, -0.75, 6.0, 1.5, -3.5}, {3, 4});

@@ -48,17 +48,17 @@ inline ::testing::AssertionResult grad_matches_fd(const std::function<Array(cons
   if (x.dtype() != DType::float64) return ::testing::AssertionFailure() << "x must be float64";
   Array g = grad(f)(x);
   if (g.shape() != x.shape() || g.dtype() != x.dtype()) {
-    return ::testing::AssertionFailure() << "gradient has shape " << g.shape().str() << " dtype "
-                                         << dtype_name(g.dtype()) << ", expected " << x.shape().str();
+    return ::testing::AssertionFailure()
+           << "gradient has shape " << g.shape().str() << " dtype " << dtype_name(g.dtype())
+           << ", expected " << x.shape().str();
   }
   std::vector<double> analytic = g.to_vector<double>();
   std::vector<double> numeric = finite_difference_grad(f, x);
   for (std::size_t i = 0; i < analytic.size(); ++i) {
     const double err = std::abs(analytic[i] - numeric[i]);
     if (err > tol * (1 + std::abs(numeric[i]))) {
-      return ::testing::AssertionFailure()
-             << "element " << i << ": autodiff " << analytic[i] << " vs finite difference "
-             << numeric[i];
+      return ::testing::AssertionFailure() << "element " << i << ": autodiff " << analytic[i]
+                                           << " vs finite difference " << numeric[i];
     }
   }
   return ::testing::AssertionSuccess();
@@ -68,8 +68,8 @@ inline ::testing::AssertionResult grad_matches_fd(const std::function<Array(cons
 inline ::testing::AssertionResult allclose(const Array& a, const Array& b, double rtol = 1e-6,
                                            double atol = 1e-6) {
   if (a.shape() != b.shape()) {
-    return ::testing::AssertionFailure() << "shapes differ: " << a.shape().str() << " vs "
-                                         << b.shape().str();
+    return ::testing::AssertionFailure()
+           << "shapes differ: " << a.shape().str() << " vs " << b.shape().str();
   }
   auto va = a.to_vector<double>(), vb = b.to_vector<double>();
   for (std::size_t i = 0; i < va.size(); ++i) {
@@ -90,7 +90,8 @@ template <typename F>
     const std::string msg = e.what();
     for (const auto& frag : fragments) {
       if (msg.find(frag) == std::string::npos) {
-        return ::testing::AssertionFailure() << "message \"" << msg << "\" lacks \"" << frag << "\"";
+        return ::testing::AssertionFailure()
+               << "message \"" << msg << "\" lacks \"" << frag << "\"";
       }
     }
     return ::testing::AssertionSuccess();

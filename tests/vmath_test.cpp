@@ -1,6 +1,8 @@
 // The vectorized float32 exp/log/tanh behind jnp::exp/log/tanh: within 2 ulp of libm's float64
 // result rounded to float32 (the reference) over a sweep of every 97th float32 bit pattern, and
 // libm's special values.
+#include "numpy/vmath.hpp"
+
 #include <gtest/gtest.h>
 
 #include <bit>
@@ -10,7 +12,6 @@
 #include <vector>
 
 #include "loom/loom.hpp"
-#include "numpy/vmath.hpp"
 
 namespace {
 
@@ -49,9 +50,15 @@ std::int64_t max_ulp_error(Kernel kernel, double (*reference)(double), float lo,
   return worst;
 }
 
-double exp_ref(double x) { return std::exp(x); }
-double log_ref(double x) { return std::log(x); }
-double tanh_ref(double x) { return std::tanh(x); }
+double exp_ref(double x) {
+  return std::exp(x);
+}
+double log_ref(double x) {
+  return std::log(x);
+}
+double tanh_ref(double x) {
+  return std::tanh(x);
+}
 
 }  // namespace
 
@@ -60,8 +67,9 @@ TEST(Vmath, ExpWithin2UlpEverywhere) {
 }
 
 TEST(Vmath, LogWithin2UlpOnPositiveFloatsIncludingDenormals) {
-  EXPECT_LE(max_ulp_error(loom::numpy::vmath::log_f32, log_ref, 0.0f,
-                          std::numeric_limits<float>::max()), 2);
+  EXPECT_LE(
+      max_ulp_error(loom::numpy::vmath::log_f32, log_ref, 0.0f, std::numeric_limits<float>::max()),
+      2);
 }
 
 TEST(Vmath, TanhWithin2UlpEverywhere) {

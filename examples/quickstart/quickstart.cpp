@@ -12,7 +12,7 @@ struct MLP : nn::Module<MLP> {
   std::int64_t hidden = 128;
   double drop_rate = 0.1;
   loom::Array call(const loom::Array& x, bool train) const {
-    auto h = jnp::tanh(nn::Dense{.features = hidden}(x));              // "Dense_0"
+    auto h = jnp::tanh(nn::Dense{.features = hidden}(x));            // "Dense_0"
     h = nn::Dropout{.rate = drop_rate, .deterministic = !train}(h);  // "Dropout_0"
     return nn::Dense{.features = 10}(h);                             // "Dense_1"
   }

@@ -86,7 +86,8 @@ class Array {
   /// From nested initializer lists (1-D, 2-D, 3-D). Floating literals give float32 unless
   /// `dtype` says otherwise.
   template <typename T, typename = std::enable_if_t<std::is_arithmetic_v<T>>>
-  Array(std::initializer_list<T> values) : Array(from_list(values, Shape{std::int64_t(values.size())}, literal_dtype<T>())) {}
+  Array(std::initializer_list<T> values)
+      : Array(from_list(values, Shape{std::int64_t(values.size())}, literal_dtype<T>())) {}
   template <typename T, typename = std::enable_if_t<std::is_arithmetic_v<T>>>
   Array(std::initializer_list<T> values, DType dtype)
       : Array(from_list(values, Shape{std::int64_t(values.size())}, dtype)) {}
@@ -166,10 +167,14 @@ class Array {
  private:
   template <typename T>
   static constexpr DType literal_dtype() {
-    if constexpr (std::is_same_v<T, bool>) return DType::bool_;
-    else if constexpr (std::is_floating_point_v<T>) return DType::float32;
-    else if constexpr (std::is_unsigned_v<T>) return DType::uint32;
-    else return DType::int32;
+    if constexpr (std::is_same_v<T, bool>)
+      return DType::bool_;
+    else if constexpr (std::is_floating_point_v<T>)
+      return DType::float32;
+    else if constexpr (std::is_unsigned_v<T>)
+      return DType::uint32;
+    else
+      return DType::int32;
   }
   template <typename T>
   static Array from_list(std::initializer_list<T> values, Shape shape, DType dtype) {
@@ -178,10 +183,11 @@ class Array {
   template <typename T>
   static Array from_nested(std::initializer_list<std::initializer_list<T>> rows, DType dtype);
   template <typename T>
-  static Array from_nested3(std::initializer_list<std::initializer_list<std::initializer_list<T>>> planes,
-                            DType dtype);
+  static Array from_nested3(
+      std::initializer_list<std::initializer_list<std::initializer_list<T>>> planes, DType dtype);
   void check_access(DType requested, const char* what) const {
-    if (buffer_ == nullptr || requested != dtype_) [[unlikely]] throw_bad_access(requested, what);
+    if (buffer_ == nullptr || requested != dtype_) [[unlikely]]
+      throw_bad_access(requested, what);
   }
   [[noreturn]] void throw_bad_access(DType requested, const char* what) const;
 
@@ -231,9 +237,11 @@ Array Array::from_nested(std::initializer_list<std::initializer_list<T>> rows, D
   }
   if constexpr (std::is_same_v<T, bool>) {
     std::vector<std::uint32_t> u(flat.begin(), flat.end());
-    return from_data(std::span<const std::uint32_t>(u), Shape{std::int64_t(rows.size()), std::int64_t(cols)}, dtype);
+    return from_data(std::span<const std::uint32_t>(u),
+                     Shape{std::int64_t(rows.size()), std::int64_t(cols)}, dtype);
   } else {
-    return from_data(std::span<const T>(flat), Shape{std::int64_t(rows.size()), std::int64_t(cols)}, dtype);
+    return from_data(std::span<const T>(flat), Shape{std::int64_t(rows.size()), std::int64_t(cols)},
+                     dtype);
   }
 }
 
@@ -251,7 +259,8 @@ Array Array::from_nested3(
     }
   }
   return from_data(std::span<const double>(flat),
-                   Shape{std::int64_t(planes.size()), std::int64_t(rows), std::int64_t(cols)}, dtype);
+                   Shape{std::int64_t(planes.size()), std::int64_t(rows), std::int64_t(cols)},
+                   dtype);
 }
 
 template <typename T>

@@ -38,14 +38,17 @@ struct Traced {
   Tree output;
   std::function<std::vector<Array>(const Tree& cotangent)> pullback;
 };
-Traced trace(const std::function<Tree(const std::vector<Array>&)>& f, const std::vector<Array>& leaves);
+Traced trace(const std::function<Tree(const std::vector<Array>&)>& f,
+             const std::vector<Array>& leaves);
 /// Throws unless `out` is a scalar floating array (what grad requires).
 void check_scalar_output(const Array& out, const char* fn_name);
 
 template <typename X>
 std::vector<Array> leaves_of(const X& x) {
-  if constexpr (std::is_same_v<X, Array>) return {x};
-  else return tree_leaves(x);
+  if constexpr (std::is_same_v<X, Array>)
+    return {x};
+  else
+    return tree_leaves(x);
 }
 template <typename X>
 X rebuild(const X& like, std::vector<Array> leaves) {
@@ -55,15 +58,19 @@ X rebuild(const X& like, std::vector<Array> leaves) {
     return tree_unflatten(tree_flatten(like).second, std::move(leaves));
   }
 }
-inline const Array& primary_output(const Array& out) { return out; }
+inline const Array& primary_output(const Array& out) {
+  return out;
+}
 template <typename Aux>
 const Array& primary_output(const std::pair<Array, Aux>& out) {
   return out.first;
 }
 template <typename Aux>
 Aux detach_aux(Aux aux) {
-  if constexpr (std::is_same_v<Aux, Array> || std::is_same_v<Aux, Tree>) return stop_gradient(aux);
-  else return aux;
+  if constexpr (std::is_same_v<Aux, Array> || std::is_same_v<Aux, Tree>)
+    return stop_gradient(aux);
+  else
+    return aux;
 }
 }  // namespace detail
 
@@ -112,8 +119,10 @@ auto grad(F f, GradOptions options = {}) {
   return [vg = value_and_grad(std::move(f), options)](const auto& x, const auto&... rest) {
     auto [value, g] = vg(x, rest...);
     using V = decltype(value);
-    if constexpr (std::is_same_v<V, Array>) return g;
-    else return std::make_pair(std::move(g), std::move(value.second));
+    if constexpr (std::is_same_v<V, Array>)
+      return g;
+    else
+      return std::make_pair(std::move(g), std::move(value.second));
   };
 }
 
@@ -128,8 +137,10 @@ auto vjp(F f, const X& x) {
       [&](const std::vector<Array>& leaves) -> Tree { return Tree(f(detail::rebuild(x, leaves))); },
       detail::leaves_of(x));
   Y out;
-  if constexpr (std::is_same_v<Y, Array>) out = traced.output.leaf().detached();
-  else out = stop_gradient(traced.output);
+  if constexpr (std::is_same_v<Y, Array>)
+    out = traced.output.leaf().detached();
+  else
+    out = stop_gradient(traced.output);
   std::function<X(const Y&)> pullback = [pb = traced.pullback, x](const Y& ct) {
     return detail::rebuild(x, pb(Tree(ct)));
   };

@@ -37,14 +37,24 @@ constexpr DType dtype_of() {
   return DType::float32;
 }
 template <>
-constexpr DType dtype_of<float>() { return DType::float32; }
+constexpr DType dtype_of<float>() {
+  return DType::float32;
+}
 template <>
-constexpr DType dtype_of<double>() { return DType::float64; }
+constexpr DType dtype_of<double>() {
+  return DType::float64;
+}
 template <>
-constexpr DType dtype_of<std::int32_t>() { return DType::int32; }
+constexpr DType dtype_of<std::int32_t>() {
+  return DType::int32;
+}
 template <>
-constexpr DType dtype_of<std::uint32_t>() { return DType::uint32; }
+constexpr DType dtype_of<std::uint32_t>() {
+  return DType::uint32;
+}
 template <>
-constexpr DType dtype_of<bool>() { return DType::bool_; }
+constexpr DType dtype_of<bool>() {
+  return DType::bool_;
+}
 
 }  // namespace loom

@@ -66,7 +66,7 @@ std::ostream& operator<<(std::ostream& os, const Tree& tree);
 
 /// The structure of a tree without its leaves (jax.tree_util.PyTreeDef).
 struct TreeDef {
-  Tree skeleton;      // the tree with placeholder leaves
+  Tree skeleton;  // the tree with placeholder leaves
   std::size_t num_leaves = 0;
 };
 

@@ -295,16 +295,17 @@ namespace {
 [[noreturn]] void throw_param_not_found(const std::string& name, const std::string& path,
                                         bool collection_empty) {
   if (collection_empty) {
-    throw ScopeCollectionNotFound("Tried to access \"" + name + "\" from collection \"params\" in \"" +
-                                  path + "\" but the collection is empty.");
+    throw ScopeCollectionNotFound("Tried to access \"" + name +
+                                  "\" from collection \"params\" in \"" + path +
+                                  "\" but the collection is empty.");
   }
   throw ScopeParamNotFoundError("Could not find parameter named \"" + name + "\" in scope \"" +
                                 path + "\".");
 }
 }  // namespace
 
-Array Scope::param(const std::string& name, const Initializer& init,
-                   const Shape& shape, DType dtype) {
+Array Scope::param(const std::string& name, const Initializer& init, const Shape& shape,
+                   DType dtype) {
   reserve(name, "params", "param");
   if (const Tree* v = find_variable("params", name)) {
     if (!v->is_leaf() || v->leaf().shape() != shape) {

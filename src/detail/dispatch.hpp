@@ -18,11 +18,16 @@ namespace loom::detail {
 template <typename F>
 decltype(auto) dispatch(DType dtype, F&& f) {
   switch (dtype) {
-    case DType::float32: return f.template operator()<float>();
-    case DType::float64: return f.template operator()<double>();
-    case DType::int32: return f.template operator()<std::int32_t>();
-    case DType::uint32: return f.template operator()<std::uint32_t>();
-    case DType::bool_: return f.template operator()<bool>();
+    case DType::float32:
+      return f.template operator()<float>();
+    case DType::float64:
+      return f.template operator()<double>();
+    case DType::int32:
+      return f.template operator()<std::int32_t>();
+    case DType::uint32:
+      return f.template operator()<std::uint32_t>();
+    case DType::bool_:
+      return f.template operator()<bool>();
   }
   throw Error("internal: unknown dtype");
 }
@@ -31,9 +36,12 @@ decltype(auto) dispatch(DType dtype, F&& f) {
 template <typename F>
 decltype(auto) dispatch_float(DType dtype, const char* op, F&& f) {
   switch (dtype) {
-    case DType::float32: return f.template operator()<float>();
-    case DType::float64: return f.template operator()<double>();
-    default: break;
+    case DType::float32:
+      return f.template operator()<float>();
+    case DType::float64:
+      return f.template operator()<double>();
+    default:
+      break;
   }
   throw Error(std::string(op) + ": expected a floating dtype (float32 or float64), got " +
               dtype_name(dtype));

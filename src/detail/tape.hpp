@@ -31,7 +31,7 @@ struct Node {
   std::vector<std::shared_ptr<Node>> parents;  // one per op input; null when untracked
   Pullback pullback;                           // empty for leaves
   std::uint64_t trace_id = 0;
-  std::int64_t leaf_index = -1;                // >= 0 for the traced arguments
+  std::int64_t leaf_index = -1;  // >= 0 for the traced arguments
   Shape shape;
   DType dtype = DType::float32;
 };
@@ -39,7 +39,9 @@ struct Node {
 /// Number of traces alive on this thread (0: nothing is recorded).
 extern thread_local int g_trace_depth;
 
-inline bool recording() { return g_trace_depth > 0; }
+inline bool recording() {
+  return g_trace_depth > 0;
+}
 
 void record_impl(Array& out, std::initializer_list<const Array*> inputs, Pullback pullback);
 void record_impl(Array& out, const std::vector<Array>& inputs, Pullback pullback);

@@ -12,7 +12,6 @@
 
 #include "detail/dispatch.hpp"
 #include "detail/tape.hpp"
-
 #include "lax/window.hpp"
 #include "loom/lax.hpp"
 

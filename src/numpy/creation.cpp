@@ -33,8 +33,12 @@ Array full(Shape shape, double value, DType dtype) {
   return out;
 }
 
-Array zeros(Shape shape, DType dtype) { return full(shape, 0.0, dtype); }
-Array ones(Shape shape, DType dtype) { return full(shape, 1.0, dtype); }
+Array zeros(Shape shape, DType dtype) {
+  return full(shape, 0.0, dtype);
+}
+Array ones(Shape shape, DType dtype) {
+  return full(shape, 1.0, dtype);
+}
 
 Array zeros_like(const Array& x) {
   detail::check_valid(x, "zeros_like");
@@ -49,7 +53,9 @@ Array full_like(const Array& x, double value) {
   return full(x.shape(), value, x.dtype());
 }
 
-Array arange(std::int64_t stop) { return arange(0, static_cast<double>(stop), 1, DType::int32); }
+Array arange(std::int64_t stop) {
+  return arange(0, static_cast<double>(stop), 1, DType::int32);
+}
 
 Array arange(double start, double stop, double step, DType dtype) {
   if (step == 0 || !std::isfinite(step) || !std::isfinite(start) || !std::isfinite(stop)) {
@@ -66,7 +72,8 @@ Array arange(double start, double stop, double step, DType dtype) {
   Array out = Array::empty(Shape{n}, dtype);
   detail::dispatch(dtype, [&]<typename T>() {
     T* p = out.mutable_data<T>();
-    for (std::int64_t i = 0; i < n; ++i) p[i] = to_element<T>(start + static_cast<double>(i) * step);
+    for (std::int64_t i = 0; i < n; ++i)
+      p[i] = to_element<T>(start + static_cast<double>(i) * step);
   });
   return out;
 }

@@ -30,7 +30,7 @@ std::string describe(const Array& a) {
 // Output shape and per-operand element strides (0 along broadcast dims), with adjacent dims
 // merged wherever every operand is contiguous across them. Fixed-size: no allocation per op.
 struct BroadcastPlan {
-  Shape shape;  // coalesced output shape (rank >= 1)
+  Shape shape;                                           // coalesced output shape (rank >= 1)
   std::array<std::int64_t, Shape::kMaxRank> sa{}, sb{};  // strides of a and b per coalesced dim
 };
 
@@ -238,15 +238,18 @@ Array unary_float(const Array& x0, const char* op, FloatFn fn, F32Kernel f32_ker
   detail::dispatch_float(x.dtype(), op, [&]<typename T>() {
     const T* in = x.data<T>();
     T* o = out.mutable_data<T>();
-    detail::parallel_for(x.size(), [&](std::int64_t begin, std::int64_t end) {
-      if constexpr (std::is_same_v<T, float>) {
-        if (f32_kernel != nullptr) {
-          f32_kernel(in + begin, o + begin, end - begin);
-          return;
-        }
-      }
-      for (std::int64_t i = begin; i < end; ++i) o[i] = fn(in[i]);
-    }, 1 << 13);
+    detail::parallel_for(
+        x.size(),
+        [&](std::int64_t begin, std::int64_t end) {
+          if constexpr (std::is_same_v<T, float>) {
+            if (f32_kernel != nullptr) {
+              f32_kernel(in + begin, o + begin, end - begin);
+              return;
+            }
+          }
+          for (std::int64_t i = begin; i < end; ++i) o[i] = fn(in[i]);
+        },
+        1 << 13);
   });
   return out;
 }
@@ -269,7 +272,9 @@ Array unary_same(const Array& x, const char* op, Fn fn) {
   return out;
 }
 
-std::vector<Array> one(Array g) { return {std::move(g)}; }
+std::vector<Array> one(Array g) {
+  return {std::move(g)};
+}
 
 }  // namespace
 
@@ -319,19 +324,23 @@ Array divide(const Array& a, const Array& b) {
 Array power(const Array& a, const Array& b) {
   Array out = binary(a, b, Kind::arithmetic, "power", [](auto x, auto y) {
     using T = decltype(x);
-    if constexpr (std::is_floating_point_v<T>) return std::pow(x, y);
-    else if constexpr (std::is_same_v<T, bool>) return x || !y;
-    else return int_power(x, y);
+    if constexpr (std::is_floating_point_v<T>)
+      return std::pow(x, y);
+    else if constexpr (std::is_same_v<T, bool>)
+      return x || !y;
+    else
+      return int_power(x, y);
   });
-  detail::record(out, {&a, &b}, [a = a.detached(), b = b.detached(), o = out.detached()](const Array& g) {
-    // d/da a^b = b a^(b-1); d/db a^b = log(a) a^b, with log(a) taken as 0 where a == 0 (as JAX).
-    // JAX's pow JVP: the base's derivative is 0 where the exponent is 0 (even at a == 0).
-    Array da = where(equal(b, zeros_like(b)), zeros_like(b), multiply(b, power(a, b - 1.0)));
-    Array safe_log = log(where(equal(a, zeros_like(a)), ones_like(a), a));
-    Array db = multiply(safe_log, o);
-    return std::vector<Array>{unbroadcast(multiply(g, da), a.shape()),
-                              unbroadcast(multiply(g, db), b.shape())};
-  });
+  detail::record(
+      out, {&a, &b}, [a = a.detached(), b = b.detached(), o = out.detached()](const Array& g) {
+        // d/da a^b = b a^(b-1); d/db a^b = log(a) a^b, with log(a) taken as 0 where a == 0 (as
+        // JAX). JAX's pow JVP: the base's derivative is 0 where the exponent is 0 (even at a == 0).
+        Array da = where(equal(b, zeros_like(b)), zeros_like(b), multiply(b, power(a, b - 1.0)));
+        Array safe_log = log(where(equal(a, zeros_like(a)), ones_like(a), a));
+        Array db = multiply(safe_log, o);
+        return std::vector<Array>{unbroadcast(multiply(g, da), a.shape()),
+                                  unbroadcast(multiply(g, db), b.shape())};
+      });
   return out;
 }
 
@@ -348,7 +357,8 @@ std::vector<Array> select_vjp(const Array& g, const Array& a, const Array& b, bo
 }  // namespace
 
 Array maximum(const Array& a, const Array& b) {
-  Array out = binary(a, b, Kind::arithmetic, "maximum", [](auto x, auto y) { return nan_max(x, y); });
+  Array out =
+      binary(a, b, Kind::arithmetic, "maximum", [](auto x, auto y) { return nan_max(x, y); });
   detail::record(out, {&a, &b}, [a = a.detached(), b = b.detached()](const Array& g) {
     return select_vjp(g, a, b, true);
   });
@@ -356,7 +366,8 @@ Array maximum(const Array& a, const Array& b) {
 }
 
 Array minimum(const Array& a, const Array& b) {
-  Array out = binary(a, b, Kind::arithmetic, "minimum", [](auto x, auto y) { return nan_min(x, y); });
+  Array out =
+      binary(a, b, Kind::arithmetic, "minimum", [](auto x, auto y) { return nan_min(x, y); });
   detail::record(out, {&a, &b}, [a = a.detached(), b = b.detached()](const Array& g) {
     return select_vjp(g, a, b, false);
   });
@@ -368,48 +379,48 @@ Array minimum(const Array& a, const Array& b) {
 Array negative(const Array& x) {
   Array out = unary_same(x, "negative", [](auto v) {
     using T = decltype(v);
-    if constexpr (std::is_unsigned_v<T>) return static_cast<T>(0u - v);  // wraps, as NumPy
+    if constexpr (std::is_unsigned_v<T>)
+      return static_cast<T>(0u - v);  // wraps, as NumPy
     else if constexpr (std::is_integral_v<T>) {
       return v == std::numeric_limits<T>::min() ? v : static_cast<T>(-v);  // no overflow UB
-    } else return -v;
+    } else
+      return -v;
   });
   detail::record(out, {&x}, [](const Array& g) { return one(negative(g)); });
   return out;
 }
 
 Array exp(const Array& x) {
-  Array out = unary_float(x, "exp", [](auto v) { return std::exp(v); }, vmath::exp_f32);
+  Array out = unary_float(
+      x, "exp", [](auto v) { return std::exp(v); }, vmath::exp_f32);
   detail::record(out, {&x}, [o = out.detached()](const Array& g) { return one(multiply(g, o)); });
   return out;
 }
 
 Array log(const Array& x) {
-  Array out = unary_float(x, "log", [](auto v) { return std::log(v); }, vmath::log_f32);
+  Array out = unary_float(
+      x, "log", [](auto v) { return std::log(v); }, vmath::log_f32);
   detail::record(out, {&x}, [x = x.detached()](const Array& g) { return one(divide(g, x)); });
   return out;
 }
 
 Array log1p(const Array& x) {
   Array out = unary_float(x, "log1p", [](auto v) { return std::log1p(v); });
-  detail::record(out, {&x}, [x = x.detached()](const Array& g) {
-    return one(divide(g, x + 1.0));
-  });
+  detail::record(out, {&x}, [x = x.detached()](const Array& g) { return one(divide(g, x + 1.0)); });
   return out;
 }
 
 Array expm1(const Array& x) {
   Array out = unary_float(x, "expm1", [](auto v) { return std::expm1(v); });
-  detail::record(out, {&x}, [o = out.detached()](const Array& g) {
-    return one(multiply(g, o + 1.0));
-  });
+  detail::record(out, {&x},
+                 [o = out.detached()](const Array& g) { return one(multiply(g, o + 1.0)); });
   return out;
 }
 
 Array sqrt(const Array& x) {
   Array out = unary_float(x, "sqrt", [](auto v) { return std::sqrt(v); });
-  detail::record(out, {&x}, [o = out.detached()](const Array& g) {
-    return one(divide(g * 0.5, o));
-  });
+  detail::record(out, {&x},
+                 [o = out.detached()](const Array& g) { return one(divide(g * 0.5, o)); });
   return out;
 }
 
@@ -427,10 +438,12 @@ Array rsqrt(const Array& x) {
 Array abs(const Array& x) {
   Array out = unary_same(x, "abs", [](auto v) {
     using T = decltype(v);
-    if constexpr (std::is_unsigned_v<T> || std::is_same_v<T, bool>) return v;
+    if constexpr (std::is_unsigned_v<T> || std::is_same_v<T, bool>)
+      return v;
     else if constexpr (std::is_integral_v<T>) {
       return v == std::numeric_limits<T>::min() ? v : static_cast<T>(v < 0 ? -v : v);
-    } else return std::abs(v);
+    } else
+      return std::abs(v);
   });
   // JAX's abs JVP: select(x >= 0, g, -g), so grad(abs)(0) == 1.
   detail::record(out, {&x}, [x = x.detached()](const Array& g) {
@@ -451,7 +464,8 @@ Array sign(const Array& x) {
 }
 
 Array tanh(const Array& x) {
-  Array out = unary_float(x, "tanh", [](auto v) { return std::tanh(v); }, vmath::tanh_f32);
+  Array out = unary_float(
+      x, "tanh", [](auto v) { return std::tanh(v); }, vmath::tanh_f32);
   detail::record(out, {&x}, [o = out.detached()](const Array& g) {
     return one(multiply(g, 1.0 - multiply(o, o)));
   });
@@ -460,19 +474,21 @@ Array tanh(const Array& x) {
 
 Array sin(const Array& x) {
   Array out = unary_float(x, "sin", [](auto v) { return std::sin(v); });
-  detail::record(out, {&x}, [x = x.detached()](const Array& g) { return one(multiply(g, cos(x))); });
+  detail::record(out, {&x},
+                 [x = x.detached()](const Array& g) { return one(multiply(g, cos(x))); });
   return out;
 }
 
 Array cos(const Array& x) {
   Array out = unary_float(x, "cos", [](auto v) { return std::cos(v); });
-  detail::record(out, {&x}, [x = x.detached()](const Array& g) {
-    return one(negative(multiply(g, sin(x))));
-  });
+  detail::record(out, {&x},
+                 [x = x.detached()](const Array& g) { return one(negative(multiply(g, sin(x)))); });
   return out;
 }
 
-Array square(const Array& x) { return multiply(x, x); }
+Array square(const Array& x) {
+  return multiply(x, x);
+}
 
 Array reciprocal(const Array& x) {
   detail::check_valid(x, "reciprocal");
@@ -572,7 +588,9 @@ Array clip(const Array& x, double lo, double hi) {
   return minimum(maximum(x, weak_scalar(lo, x)), weak_scalar(hi, x));
 }
 
-Array clip(const Array& x, const Array& lo, const Array& hi) { return minimum(maximum(x, lo), hi); }
+Array clip(const Array& x, const Array& lo, const Array& hi) {
+  return minimum(maximum(x, lo), hi);
+}
 
 Array weak_scalar(double value, const Array& like) {
   detail::check_valid(like, "weak_scalar");
@@ -597,26 +615,62 @@ Array weak_scalar(int value, const Array& like) {
 namespace loom {
 namespace jnp = numpy;
 
-Array operator+(const Array& a, const Array& b) { return jnp::add(a, b); }
-Array operator-(const Array& a, const Array& b) { return jnp::subtract(a, b); }
-Array operator*(const Array& a, const Array& b) { return jnp::multiply(a, b); }
-Array operator/(const Array& a, const Array& b) { return jnp::divide(a, b); }
-Array operator-(const Array& x) { return jnp::negative(x); }
-Array operator==(const Array& a, const Array& b) { return jnp::equal(a, b); }
-Array operator!=(const Array& a, const Array& b) { return jnp::not_equal(a, b); }
-Array operator<(const Array& a, const Array& b) { return jnp::less(a, b); }
-Array operator<=(const Array& a, const Array& b) { return jnp::less_equal(a, b); }
-Array operator>(const Array& a, const Array& b) { return jnp::greater(a, b); }
-Array operator>=(const Array& a, const Array& b) { return jnp::greater_equal(a, b); }
-Array operator&&(const Array& a, const Array& b) { return jnp::logical_and(a, b); }
-Array operator||(const Array& a, const Array& b) { return jnp::logical_or(a, b); }
-Array operator!(const Array& x) { return jnp::logical_not(x); }
+Array operator+(const Array& a, const Array& b) {
+  return jnp::add(a, b);
+}
+Array operator-(const Array& a, const Array& b) {
+  return jnp::subtract(a, b);
+}
+Array operator*(const Array& a, const Array& b) {
+  return jnp::multiply(a, b);
+}
+Array operator/(const Array& a, const Array& b) {
+  return jnp::divide(a, b);
+}
+Array operator-(const Array& x) {
+  return jnp::negative(x);
+}
+Array operator==(const Array& a, const Array& b) {
+  return jnp::equal(a, b);
+}
+Array operator!=(const Array& a, const Array& b) {
+  return jnp::not_equal(a, b);
+}
+Array operator<(const Array& a, const Array& b) {
+  return jnp::less(a, b);
+}
+Array operator<=(const Array& a, const Array& b) {
+  return jnp::less_equal(a, b);
+}
+Array operator>(const Array& a, const Array& b) {
+  return jnp::greater(a, b);
+}
+Array operator>=(const Array& a, const Array& b) {
+  return jnp::greater_equal(a, b);
+}
+Array operator&&(const Array& a, const Array& b) {
+  return jnp::logical_and(a, b);
+}
+Array operator||(const Array& a, const Array& b) {
+  return jnp::logical_or(a, b);
+}
+Array operator!(const Array& x) {
+  return jnp::logical_not(x);
+}
 
-#define LOOM_SCALAR_OPERATOR(op, fn)                                                          \
-  Array operator op(const Array& a, double b) { return jnp::fn(a, jnp::weak_scalar(b, a)); }  \
-  Array operator op(double a, const Array& b) { return jnp::fn(jnp::weak_scalar(a, b), b); }  \
-  Array operator op(const Array& a, int b) { return jnp::fn(a, jnp::weak_scalar(b, a)); }     \
-  Array operator op(int a, const Array& b) { return jnp::fn(jnp::weak_scalar(a, b), b); }
+#define LOOM_SCALAR_OPERATOR(op, fn)            \
+  Array operator op(const Array& a, double b) { \
+    return jnp::fn(a, jnp::weak_scalar(b, a));  \
+  }                                             \
+  Array operator op(double a, const Array& b) { \
+    return jnp::fn(jnp::weak_scalar(a, b), b);  \
+  }                                             \
+  Array operator op(const Array& a, int b) {    \
+    return jnp::fn(a, jnp::weak_scalar(b, a));  \
+  }                                             \
+  Array operator op(int a, const Array& b) {    \
+    return jnp::fn(jnp::weak_scalar(a, b), b);  \
+  }
 LOOM_SCALAR_OPERATOR(+, add)
 LOOM_SCALAR_OPERATOR(-, subtract)
 LOOM_SCALAR_OPERATOR(*, multiply)

@@ -29,7 +29,10 @@ constexpr std::int64_t kSqrtLanes = 4;
 #else  // other processors: one lane, still correctly rounded
 typedef float SqrtVec __attribute__((vector_size(4)));
 constexpr std::int64_t kSqrtLanes = 1;
-#define LOOM_SQRT_VEC(v) SqrtVec{__builtin_sqrtf((v)[0])}
+#define LOOM_SQRT_VEC(v)    \
+  SqrtVec {                 \
+    __builtin_sqrtf((v)[0]) \
+  }
 #endif
 #include "random/kernels.inc"
 #undef LOOM_SQRT_VEC

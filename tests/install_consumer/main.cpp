@@ -1,7 +1,6 @@
 // Builds against an installed loom and checks one gradient: d/dx sum(x * x) = 2x.
-#include <loom/loom.hpp>
-
 #include <iostream>
+#include <loom/loom.hpp>
 
 int main() {
   namespace jnp = loom::numpy;

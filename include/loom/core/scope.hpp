@@ -177,8 +177,8 @@ class Scope {
   /// Declares a parameter of the given shape and dtype (Flax's `self.param(name, init, shape,
   /// dtype)`): created with init(make_rng("params"), shape, dtype) when initializing, else read
   /// and checked against `shape` (ScopeParamShapeError).
-  Array param(const std::string& name, const Initializer& init,
-              const Shape& shape, DType dtype = DType::float32);
+  Array param(const std::string& name, const Initializer& init, const Shape& shape,
+              DType dtype = DType::float32);
   /// A parameter of any structure: init(make_rng("params")) when absent. No shape check.
   Tree param(const std::string& name, const std::function<Tree(const random::Key&)>& init);
   /// This scope's variables, {collection: subtree} (Flax's Scope.variables()).

@@ -12,8 +12,8 @@
 namespace loom::numpy {
 
 struct Axes {
-  Axes() = default;                                       // all axes
-  Axes(int axis) : axes(std::vector<int>{axis}) {}        // NOLINT
+  Axes() = default;                                 // all axes
+  Axes(int axis) : axes(std::vector<int>{axis}) {}  // NOLINT
   Axes(std::initializer_list<int> list) : axes(std::vector<int>(list)) {}
   Axes(std::vector<int> list) : axes(std::move(list)) {}  // NOLINT
   std::optional<std::vector<int>> axes;                   // nullopt: every axis

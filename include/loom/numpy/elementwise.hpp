@@ -123,10 +123,10 @@ Array operator||(const Array& a, const Array& b);
 Array operator!(const Array& x);
 
 // Scalars on either side are weakly typed (see numpy::weak_scalar).
-#define LOOM_SCALAR_OPERATOR(op)                   \
-  Array operator op(const Array& a, double b);     \
-  Array operator op(double a, const Array& b);     \
-  Array operator op(const Array& a, int b);        \
+#define LOOM_SCALAR_OPERATOR(op)               \
+  Array operator op(const Array& a, double b); \
+  Array operator op(double a, const Array& b); \
+  Array operator op(const Array& a, int b);    \
   Array operator op(int a, const Array& b);
 LOOM_SCALAR_OPERATOR(+)
 LOOM_SCALAR_OPERATOR(-)
