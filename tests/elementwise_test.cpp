@@ -117,6 +117,10 @@ TEST(Elementwise, SelectionAndNaN) {
   EXPECT_EQ(jnp::where(Array({true, false, true}), Array({1.f, 2.f, 3.f}), Array({-1.f}))
                 .to_vector<float>(),
             (std::vector<float>{1, -1, 3}));
+  // numpy: np.where([[True], [False]], [[1, 2, 3]], 0) == [[1, 2, 3], [0, 0, 0]]
+  Array w = jnp::where(Array({{true}, {false}}), Array({{1.f, 2.f, 3.f}}), Array::scalar(0.f));
+  EXPECT_EQ(w.shape(), (Shape{2, 3}));
+  EXPECT_EQ(w.to_vector<float>(), (std::vector<float>{1, 2, 3, 0, 0, 0}));
   EXPECT_EQ(jnp::clip(Array({-2.f, 0.5f, 7.f}), -1, 1).to_vector<float>(),
             (std::vector<float>{-1, 0.5, 1}));
   EXPECT_EQ((Array({true, false}) && Array({true, true})).to_vector<bool>(),

@@ -557,27 +557,50 @@ Array isfinite(const Array& x) {
 
 // ---- selection --------------------------------------------------------------------------------
 
+namespace {
+// An operand of where() read as a flat array of the output's size: stride 1 when it already has
+// the output's shape, stride 0 when it holds one element (the common scalar case, e.g. Dropout's
+// zeros), otherwise materialized with broadcast_to.
+Array flat_operand(const Array& a, const Shape& shape, std::int64_t& stride) {
+  if (a.shape() == shape) {
+    stride = 1;
+    return a;
+  }
+  if (a.size() == 1) {
+    stride = 0;
+    return a;
+  }
+  stride = 1;
+  return broadcast_to(a.detached(), shape);
+}
+}  // namespace
+
 Array where(const Array& cond0, const Array& x0, const Array& y0) {
   detail::check_valid(cond0, "where");
   const DType t = compute_dtype(x0, y0, Kind::arithmetic, "where");
   const Shape shape =
       broadcast_shapes(broadcast_shapes(cond0.shape(), x0.shape(), "where"), y0.shape(), "where");
-  const Array c = broadcast_to(cond0.astype(DType::bool_), shape);
+  const Array c = cond0.astype(DType::bool_);
   const Array x = x0.astype(t), y = y0.astype(t);
-  // Select x where c, else y: two masked passes keep the broadcasting loop binary.
   Array out = Array::empty(shape, t);
+  std::int64_t sc = 0, sx = 0, sy = 0;
+  const Array cf = flat_operand(c, shape, sc), xf = flat_operand(x, shape, sx),
+              yf = flat_operand(y, shape, sy);
   detail::dispatch(t, [&]<typename T>() {
-    const Array xb = broadcast_to(x.detached(), shape), yb = broadcast_to(y.detached(), shape);
-    const bool* pc = c.data<bool>();
-    const T* px = xb.data<T>();
-    const T* py = yb.data<T>();
+    const bool* pc = cf.data<bool>();
+    const T* px = xf.data<T>();
+    const T* py = yf.data<T>();
     T* po = out.mutable_data<T>();
     detail::parallel_for(out.size(), [&](std::int64_t begin, std::int64_t end) {
-      for (std::int64_t i = begin; i < end; ++i) po[i] = pc[i] ? px[i] : py[i];
+      if (sc == 1 && sx == 1 && sy == 1) {
+        for (std::int64_t i = begin; i < end; ++i) po[i] = pc[i] ? px[i] : py[i];
+      } else {
+        for (std::int64_t i = begin; i < end; ++i) po[i] = pc[i * sc] ? px[i * sx] : py[i * sy];
+      }
     });
   });
   detail::record(out, {&x, &y}, [c, sx = x.shape(), sy = y.shape()](const Array& g) {
-    Array z = zeros_like(g);
+    const Array z = zeros(Shape{}, g.dtype());
     return std::vector<Array>{unbroadcast(where(c, g, z), sx), unbroadcast(where(c, z, g), sy)};
   });
   return out;
