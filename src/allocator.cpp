@@ -145,6 +145,9 @@ std::shared_ptr<Buffer> Buffer::allocate_zero_pages(std::size_t bytes) {
   if (data == MAP_FAILED) {
     throw Error("Array: out of address space mapping " + std::to_string(cap) + " bytes");
   }
+  // Small pages only: reads then map the shared zero page whatever the transparent-huge-page
+  // settings (a huge-page read fault may otherwise commit 2 MiB of real memory).
+  madvise(data, cap, MADV_NOHUGEPAGE);
   auto buffer = std::allocate_shared<Buffer>(RecyclingAllocator<Buffer>());
   buffer->data = data;
   buffer->bytes = cap;
