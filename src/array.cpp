@@ -25,13 +25,19 @@ Shape::Shape(std::span<const std::int64_t> dims) {
 }
 
 std::int64_t Shape::numel() const {
+  // The non-zero dimensions must multiply within int64 even when another dimension is 0:
+  // index and stride arithmetic uses them, whatever the order of the dimensions.
   std::int64_t n = 1;
+  bool has_zero = false;
   for (int i = 0; i < rank_; ++i) {
-    if (__builtin_mul_overflow(n, dims_[static_cast<std::size_t>(i)], &n)) {
+    const std::int64_t d = dims_[static_cast<std::size_t>(i)];
+    if (d == 0) {
+      has_zero = true;
+    } else if (__builtin_mul_overflow(n, d, &n)) {
       throw Error("Shape: the number of elements of " + str() + " overflows int64");
     }
   }
-  return n;
+  return has_zero ? 0 : n;
 }
 
 std::int64_t Shape::at(int i) const {

@@ -93,6 +93,9 @@ TEST(Array, HugeShapesAreErrorsNotOverflow) {
   EXPECT_THROW(jnp::zeros({big, big}), loom::Error);
   EXPECT_THROW(jnp::zeros({big, 1 << 10}), loom::Error);  // 2^50 floats: too large
   EXPECT_THROW(jnp::reshape(jnp::zeros({4}), {big, big, -1}), loom::Error);
+  // The non-zero dimensions must fit int64 whatever their order, even beside a 0.
+  EXPECT_THROW(jnp::zeros({0, std::int64_t{1} << 62, 4}), loom::Error);
+  EXPECT_EQ(jnp::zeros({0, 1 << 20, 4}).size(), 0);
   EXPECT_THROW(Shape({2, 3}).at(2), loom::Error);
   EXPECT_EQ(Shape({2, 3}).at(1), 3);
 }

@@ -307,5 +307,13 @@ TEST(InitializerErrors, ClearMessages) {
       {"delta_orthogonal", "3-D, 4-D or 5-D", "(4, 4)"}));
 }
 
+TEST(InitializerErrors, DeltaOrthogonalNeedsNonEmptySpatialDims) {
+  EXPECT_TRUE(throws_error(
+      [] {
+        init::delta_orthogonal()(rnd::key(0), Shape{0, 3, 3}, DType::float32);
+      },
+      {"delta_orthogonal", "(0, 3, 3)"}));
+}
+
 }  // namespace
 }  // namespace loom

@@ -521,3 +521,31 @@ TEST(DotGeneral, Errors) {
       },
       {"dot_general", "batch dimensions have sizes 2 and 4"}));
 }
+
+// Absurd window arguments are errors, not int64 overflow (which would size tables wrongly).
+TEST(WindowErrors, HugeArgumentsAreRejected) {
+  const std::int64_t huge = std::int64_t{1} << 62;
+  EXPECT_TRUE(throws_error(
+      [&] {
+        lax::reduce_window(jnp::ones({4}), lax::ReduceOp::sum, {huge}, {1}, lax::Padding::same());
+      },
+      {"reduce_window", "window"}));
+  EXPECT_TRUE(throws_error(
+      [&] {
+        lax::reduce_window(jnp::ones({4}), lax::ReduceOp::sum, {1}, {1},
+                           lax::Padding::explicit_({{INT64_MAX, 1}}));
+      },
+      {"reduce_window", "padding"}));
+  EXPECT_TRUE(throws_error(
+      [&] {
+        lax::conv_general_dilated(jnp::ones({1, 4, 1}), jnp::ones({1, 1, 1}), {INT64_MAX},
+                                  lax::Padding::same());
+      },
+      {"conv_general_dilated", "window_strides"}));
+  EXPECT_TRUE(throws_error(
+      [&] {
+        lax::conv_general_dilated(jnp::ones({1, 4, 1}), jnp::ones({3, 1, 1}), {1},
+                                  lax::Padding::valid(), {}, {INT64_MAX});
+      },
+      {"conv_general_dilated", "rhs_dilation"}));
+}

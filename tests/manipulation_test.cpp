@@ -467,3 +467,16 @@ TEST(ManipulationGrads, TakeScatterAddsRepeatedIndices) {
   })(f64({5, 6, 7}, {3}));
   EXPECT_EQ(gb.to_vector<double>(), (std::vector<double>{4, 4, 4}));
 }
+
+TEST(Manipulation, ExtremeStepsAndPadsStayDefined) {
+  // Python: list(range(5))[::-(2**63)] == [4] and list(range(5))[::2**63 - 1] == [0].
+  EXPECT_EQ(jnp::slice(jnp::arange(5), {{jnp::Slice{{}, {}, INT64_MIN}}}).to_vector<int>(),
+            (std::vector<int>{4}));
+  EXPECT_EQ(jnp::slice(jnp::arange(5), {{jnp::Slice{{}, {}, INT64_MAX}}}).to_vector<int>(),
+            (std::vector<int>{0}));
+  EXPECT_TRUE(throws_error(
+      [] {
+        jnp::pad(jnp::ones({2}), {{INT64_MAX, 1}});
+      },
+      {"pad", "overflow"}));
+}

@@ -467,5 +467,21 @@ TEST(RandomErrors, ClearMessages) {
   EXPECT_TRUE(throws_error([] { rnd::fold_in(rnd::Key(), 1); }, {"random.fold_in", "empty"}));
 }
 
+// Inputs that would otherwise index past an array or return an invalid index.
+TEST(RandomErrors, RejectedBeforeTheyCorruptMemory) {
+  std::vector<float> p(16, 0.f);
+  p[0] = -100.f;
+  const Array weights(p, Shape{16});
+  EXPECT_TRUE(throws_error([&] { rnd::choice(rnd::key(0), 16, Shape{4}, true, weights); },
+                           {"choice", "non-negative"}));
+  EXPECT_TRUE(throws_error(
+      [&] {
+        rnd::categorical(rnd::key(0), numpy::zeros({3, 0}));
+      },
+      {"categorical", "no categories"}));
+  EXPECT_TRUE(throws_error([&] { rnd::split(rnd::key(0), std::int64_t{1} << 62); },
+                           {"split", "too large"}));
+}
+
 }  // namespace
 }  // namespace loom

@@ -285,9 +285,7 @@ Array conv_general_dilated(const Array& lhs0, const Array& rhs0,
       throw Error(who + ": " + name + " " + ints_str(v) +
                   " must have one entry per spatial dimension (" + std::to_string(ns) + ")");
     }
-    for (std::int64_t s : r) {
-      if (s < 1) throw Error(who + ": " + name + " " + ints_str(v) + " must be positive");
-    }
+    win::check_window_arguments(who, name, r);
     return r;
   };
   if (static_cast<int>(window_strides.size()) != ns) {
@@ -316,7 +314,9 @@ Array conv_general_dilated(const Array& lhs0, const Array& rhs0,
   std::vector<std::int64_t> in_sp, eff_k;
   for (int i = 0; i < ns; ++i) {
     in_sp.push_back(lhs.shape()[1 + i]);
-    eff_k.push_back((rhs.shape()[i] - 1) * rdil[std::size_t(i)] + 1);
+    // A zero-size kernel dimension stays 0 when dilated (JAX's _dilate_shape).
+    const std::int64_t k = rhs.shape()[i];
+    eff_k.push_back(k == 0 ? 0 : win::checked_mul(k - 1, rdil[std::size_t(i)], who.c_str()) + 1);
   }
   if (padding.kind == Padding::Kind::same) {
     for (std::int64_t d : ldil) {
@@ -341,7 +341,8 @@ Array conv_general_dilated(const Array& lhs0, const Array& rhs0,
     const std::size_t s = std::size_t(3 - ns + i), ui = std::size_t(i);
     g.in[s] = in_sp[ui];
     g.k[s] = rhs.shape()[i];
-    const std::int64_t in_dil = in_sp[ui] == 0 ? 0 : (in_sp[ui] - 1) * ldil[ui] + 1;
+    const std::int64_t in_dil =
+        in_sp[ui] == 0 ? 0 : win::checked_mul(in_sp[ui] - 1, ldil[ui], who.c_str()) + 1;
     g.out[s] =
         win::window_out_size(in_dil, pads[ui].first, pads[ui].second, eff_k[ui], strides[ui]);
     out_shape.push_back(g.out[s]);

@@ -192,7 +192,7 @@ WindowGeom make_geom(const Shape& shape, const std::vector<std::int64_t>& window
     g.win.push_back(window[ud]);
     g.taps.push_back(win::tap_table(shape[d], out, window[ud], strides[ud], pads[ud].first, 1, 1));
     g.out_rows *= out;
-    g.win_count *= window[ud];
+    g.win_count = win::checked_mul(g.win_count, window[ud], "reduce_window");
   }
   return g;
 }

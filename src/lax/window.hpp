@@ -27,4 +27,15 @@ std::vector<std::int64_t> tap_table(std::int64_t in, std::int64_t out, std::int6
 
 std::string ints_str(const std::vector<std::int64_t>& v);
 
+/// Window sizes, strides, dilations and explicit padding beyond this are refused: no real
+/// window is that large, and the bound keeps every geometry product inside int64.
+inline constexpr std::int64_t kMaxWindowArgument = std::int64_t{1} << 31;
+
+/// a * b, or a loom::Error naming `op` when it overflows int64.
+std::int64_t checked_mul(std::int64_t a, std::int64_t b, const char* op);
+
+/// Throws unless 1 <= v <= kMaxWindowArgument for every entry (`what`: "window_strides", ...).
+void check_window_arguments(const std::string& who, const char* what,
+                            const std::vector<std::int64_t>& v);
+
 }  // namespace loom::lax::win

@@ -316,6 +316,12 @@ Initializer delta_orthogonal(double scale, int column_axis) {
                   shape.str() + " (in " + std::to_string(in) + " > out " + std::to_string(out) +
                   ")");
     }
+    for (int d = 0; d < nd - 2; ++d) {
+      if (shape[d] == 0) {
+        throw Error("nn.initializers.delta_orthogonal: spatial dimensions must be non-zero, got " +
+                    shape.str());
+      }
+    }
     const Array ortho = orthogonal(scale, column_axis)(key, Shape{in, out}, dtype);
     const std::vector<double> o = ortho.to_vector<double>();
     std::vector<double> w(static_cast<std::size_t>(shape.numel()), 0.0);

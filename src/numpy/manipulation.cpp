@@ -605,11 +605,16 @@ Array slice(const Array& x, const std::vector<Slice>& slices) {
   for (std::size_t d = 0; d < slices.size(); ++d) {
     const Slice& sl = slices[d];
     const std::int64_t n = x.shape()[static_cast<int>(d)];
-    const std::int64_t step = sl.step;
-    if (step == 0) {
+    if (sl.step == 0) {
       throw Error("slice: slice step cannot be zero (axis " + std::to_string(d) + " of shape " +
                   x.shape().str() + ")");
     }
+    // A step longer than the axis takes at most one element: clamping it changes nothing but
+    // keeps -step and stride * step inside int64.
+    const std::int64_t max_step = std::max<std::int64_t>(n, 1);
+    const std::int64_t step = sl.step > max_step    ? max_step
+                              : sl.step < -max_step ? -max_step
+                                                    : sl.step;
     // Python's PySlice_AdjustIndices.
     auto adjust = [&](std::optional<std::int64_t> v, std::int64_t dflt) {
       if (!v) return dflt;
@@ -677,7 +682,12 @@ Array pad(const Array& x, const std::vector<std::pair<std::int64_t, std::int64_t
                   x.shape().str());
     }
     before[std::size_t(d)] = pw.first;
-    out_shape[d] += pw.first + pw.second;
+    if (__builtin_add_overflow(out_shape[d], pw.first, &out_shape[d]) ||
+        __builtin_add_overflow(out_shape[d], pw.second, &out_shape[d])) {
+      throw Error("pad: pad widths (" + std::to_string(pw.first) + ", " +
+                  std::to_string(pw.second) + ") overflow axis " + std::to_string(d) +
+                  " of shape " + x.shape().str());
+    }
     any = any || pw.first || pw.second;
   }
   if (!any) return x;

@@ -209,6 +209,9 @@ void for_bits32_chunks(
 std::vector<std::pair<std::uint32_t, std::uint32_t>> split_words(std::uint32_t k0, std::uint32_t k1,
                                                                  std::int64_t num,
                                                                  ThreefryMode mode) {
+  if (num > (std::int64_t{1} << 40)) {
+    throw Error("random.split: num " + std::to_string(num) + " is too large (at most 2^40 keys)");
+  }
   std::vector<std::uint32_t> flat(static_cast<std::size_t>(2 * num));
   if (num > 0) {
     if (mode == ThreefryMode::partitionable) {

@@ -443,6 +443,10 @@ Array categorical(const Key& key, const Array& logits, int axis, std::optional<S
   if (nd == 0)
     throw Error("random.categorical: logits must have at least one dimension, got shape ()");
   const int ax = detail::canonical_axis(axis, nd, "categorical", logits.shape());
+  if (logits.shape()[ax] == 0) {
+    throw Error("random.categorical: logits of shape " + logits.shape().str() +
+                " have no categories along axis " + std::to_string(axis));
+  }
   const Shape batch = detail::shape_of_batch(logits.shape(), ax);
   const Shape out_shape = shape.value_or(batch);
   if (!detail::broadcasts_to(batch, out_shape)) {
@@ -572,6 +576,12 @@ std::vector<std::int64_t> choice_indices(const Key& key, std::int64_t n_inputs, 
   }
   auto run = [&]<typename T>() {
     const T* pd = p->data<T>();
+    for (std::int64_t i = 0; i < n_inputs; ++i) {
+      if (!(pd[i] >= T(0))) {  // JAX does not check; a negative or NaN weight would index past a
+        throw Error("random.choice: p must be non-negative, got p[" + std::to_string(i) +
+                    "] = " + std::to_string(static_cast<double>(pd[i])));
+      }
+    }
     if (replace) {
       std::vector<T> cum(static_cast<std::size_t>(n_inputs));
       T acc = 0;
