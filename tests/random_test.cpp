@@ -479,6 +479,8 @@ TEST(RandomErrors, RejectedBeforeTheyCorruptMemory) {
         rnd::categorical(rnd::key(0), numpy::zeros({3, 0}));
       },
       {"categorical", "no categories"}));
+  EXPECT_TRUE(throws_error([&] { rnd::bits(rnd::key(0), Shape{std::int64_t{1} << 61}, 64); },
+                           {"bits", "too large"}));
   EXPECT_TRUE(throws_error([&] { rnd::split(rnd::key(0), std::int64_t{1} << 62); },
                            {"split", "too large"}));
 }

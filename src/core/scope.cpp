@@ -333,6 +333,7 @@ Array Scope::param(const std::string& name, const Initializer& init, const Shape
 }
 
 Tree Scope::param(const std::string& name, const std::function<Tree(const random::Key&)>& init) {
+  if (!init) throw Error("Scope.param(\"" + name + "\"): the initializer is empty" + where());
   reserve(name, "params", "param");
   if (const Tree* v = find_variable("params", name)) return *v;
   if (!is_mutable_collection("params")) {

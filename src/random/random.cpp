@@ -243,6 +243,11 @@ void check_shape(const Shape& shape, const char* op) {
                   " has a negative dimension");
     }
   }
+  // The samplers stage 8-byte words per element; refuse sizes no allocation could hold with a
+  // loom::Error rather than std::length_error / std::bad_alloc.
+  if (shape.numel() > (std::int64_t{1} << 40)) {
+    throw Error(std::string("random.") + op + ": shape " + shape.str() + " is too large");
+  }
 }
 
 }  // namespace detail
