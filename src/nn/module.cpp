@@ -12,6 +12,21 @@ namespace loom::nn::detail {
 namespace {
 thread_local std::vector<Frame> frames;
 thread_local std::vector<CallRecord>* active_recorder = nullptr;
+thread_local const CaptureIntermediates* active_capture = nullptr;
+
+// Flax's ValueError texts for a module helper used outside init/apply/bind.
+std::string unbound_message(std::string_view what) {
+  if (what == "has_variable" || what == "variables" || what == "get_variable" ||
+      what == "put_variable")
+    return "Can't access variables on unbound modules";
+  if (what == "make_rng") return "Can't use RNGs on unbound modules";
+  if (what == "has_rng") return "Can't query for RNGs on unbound modules";
+  if (what == "is_mutable_collection") return "Can't check mutability on unbound modules";
+  if (what == "is_initializing") return "Can't check if running under init() on unbound modules";
+  if (what == "sow" || what == "perturb") return "Can't store variables on unbound modules";
+  if (what == "path") return "Can't access module paths on unbound modules.";
+  return {};
+}
 
 std::string dims_text(const Shape& s) {
   std::string out;
@@ -75,9 +90,11 @@ core::Scope* current_scope() {
 
 core::Scope& running_scope(const void* module, const std::string& type, const char* what) {
   if (frames.empty()) {
-    throw core::CallCompactUnboundModuleError("Can't call compact methods on unbound modules (" +
-                                              type + "." + what +
-                                              " was used outside init/apply/bind)");
+    const std::string detail = " (" + type + "." + what + " was used outside init/apply/bind)";
+    const std::string flax = unbound_message(what);
+    if (!flax.empty()) throw Error(flax + detail);
+    throw core::CallCompactUnboundModuleError("Can't call compact methods on unbound modules" +
+                                              detail);
   }
   const Frame& f = frames.back();
   if (f.module != module) {
@@ -100,12 +117,14 @@ core::Scope& new_auto_child(const std::string& type) {
   return child;
 }
 
-core::Scope& named_child(core::Scope& parent, const std::string& name, const std::string& type) {
+core::Scope& named_child(core::Scope& parent, const std::string& name, const std::string& type,
+                         core::DeclarationSite site) {
   if (parent.name_reserved(name, std::nullopt)) {
-    // Re-declaring the same submodule (setup style) is fine; anything else takes the name twice.
+    // The same declaration reached again (setup style) is fine; anything else takes the name
+    // twice (Flax's NameInUseError).
     core::Scope* existing = parent.find_child(name);
     if (existing == nullptr || existing->module_type() != type ||
-        !parent.reserved_for_submodule(name)) {
+        !parent.reserved_for_submodule(name) || !(existing->declaration() == site)) {
       const std::string module = parent.module_type().empty() ? "None" : parent.module_type();
       throw core::NameInUseError("Could not create submodule \"" + name + "\" in Module " + module +
                                  ": Name in use. (module \"" + parent.path_text() + "\")");
@@ -114,7 +133,47 @@ core::Scope& named_child(core::Scope& parent, const std::string& name, const std
   }
   core::Scope& child = parent.push(name);
   child.set_module_type(type);
+  child.set_declaration(site);
   return child;
+}
+
+void throw_dead_handle(const std::string& name, bool empty) {
+  if (empty) {
+    throw Error(
+        "nn::Child: an empty submodule handle was called (a Child field that was never "
+        "set to a child(...) handle)" +
+        module_path_suffix());
+  }
+  throw core::InvalidScopeError("The scope \"" + name +
+                                "\" is no longer valid. (a child() handle was used after the "
+                                "init/apply/bind call that made it returned)");
+}
+
+std::string parse_method_name(std::string_view pretty) {
+  // GCC: "... [with auto Fn = &ns::Model::encode]"; clang: "... [Fn = &ns::Model::encode]".
+  std::size_t start = pretty.find("Fn = ");
+  if (start == std::string_view::npos) return "method";
+  start += 5;
+  std::size_t end = pretty.find_first_of(";]", start);
+  std::string_view full =
+      pretty.substr(start, end == std::string_view::npos ? pretty.npos : end - start);
+  const std::size_t sep = full.rfind("::");
+  std::string name(sep == std::string_view::npos ? full : full.substr(sep + 2));
+  while (!name.empty() && (name.front() == '&' || name.front() == ' ')) name.erase(0, 1);
+  return name.empty() ? std::string("method") : name;
+}
+
+const CaptureIntermediates* capture() {
+  return active_capture;
+}
+CaptureGuard::CaptureGuard(const CaptureIntermediates& c) : previous(active_capture) {
+  active_capture = &c;
+}
+CaptureGuard::~CaptureGuard() {
+  active_capture = previous;
+}
+void capture_output(core::Scope& scope, const std::string& method, const Tree& out) {
+  sow_impl(scope, "intermediates", method, out, nullptr, nullptr);
 }
 
 std::string module_path_suffix() {
@@ -179,9 +238,9 @@ void set_recorder(std::vector<CallRecord>* r) {
   active_recorder = r;
 }
 
-std::size_t begin_record(const core::Scope& scope, std::string inputs) {
-  active_recorder->push_back(
-      CallRecord{scope.path_text(), scope.module_type(), std::move(inputs), std::string()});
+std::size_t begin_record(const core::Scope& scope, std::string method, std::string inputs) {
+  active_recorder->push_back(CallRecord{scope.path_text(), scope.module_type(), std::move(method),
+                                        std::move(inputs), std::string()});
   return active_recorder->size() - 1;
 }
 void end_record(std::size_t index, std::string outputs) {

@@ -72,6 +72,17 @@ class CollectionFilter {
   bool empty() const;
   std::string str() const;
 
+  /// flax.core.filters: the collections either filter lets through (filter_union), both let
+  /// through (filter_intersection), or `a` lets through and `b` does not (filter_difference).
+  /// Exact for every filter kind (finite lists and deny lists are closed under these).
+  ///   auto f = CollectionFilter::union_of("batch_stats", "cache");
+  ///   auto g = CollectionFilter::difference(true, "params");   // DenyList(["params"])
+  static CollectionFilter union_of(const CollectionFilter& a, const CollectionFilter& b);
+  static CollectionFilter intersection(const CollectionFilter& a, const CollectionFilter& b);
+  static CollectionFilter difference(const CollectionFilter& a, const CollectionFilter& b);
+  /// Every collection except those this filter lets through.
+  CollectionFilter complement() const;
+
  private:
   enum class Kind : std::uint8_t { none, all, list, deny };
   Kind kind_ = Kind::none;
@@ -79,6 +90,29 @@ class CollectionFilter {
 };
 
 class Scope;
+
+/// flax.core.filters's group_collections: splits `variables` into one group per filter, each
+/// collection going to the first filter that lets it through; the last group holds the rest.
+///   auto [groups, rest] = core::group_collections(variables, {"params", true});
+std::pair<std::vector<Tree>, Tree> group_collections(const Tree& variables,
+                                                     const std::vector<CollectionFilter>& filters);
+
+/// flax.core.copy(variables, add_or_replace): `variables` with the collections of
+/// `add_or_replace` added or replaced (Python's `{**variables, **updates}`); what folds the
+/// mutable collections returned by apply_mutable back into the variables.
+///   auto [y, updates] = model.apply_mutable(variables, {.mutable_collections = "batch_stats"}, x);
+///   variables = core::copy(variables, updates);
+Tree copy(const Tree& variables, const Tree& add_or_replace);
+
+/// Where a named submodule was declared (the source location of child(name, m)): binding the
+/// same name again from the same place reaches the same submodule (setup-style accessors),
+/// from another place it is a NameInUseError. A default (null) site matches only itself.
+struct DeclarationSite {
+  const char* file = nullptr;
+  std::uint_least32_t line = 0;
+  std::uint_least32_t column = 0;
+  friend bool operator==(const DeclarationSite& a, const DeclarationSite& b);
+};
 
 /// A handle on one variable (flax.core.scope.Variable): read it, and write it when its
 /// collection is mutable.
@@ -156,6 +190,12 @@ class Scope {
   void set_module_type(std::string type) { module_type_ = std::move(type); }
   /// Per-type counters for auto-naming submodules ("Dense_0", "Dense_1"); reset by rewind().
   int next_autoname_index(const std::string& type_name);
+  /// Where this scope's submodule was declared (see DeclarationSite).
+  const DeclarationSite& declaration() const { return declaration_; }
+  void set_declaration(DeclarationSite site) { declaration_ = site; }
+  /// Expires when the init/apply/bind that created this scope's root returns: a handle that
+  /// keeps a Scope* checks it before use (Flax's InvalidScopeError for a dead scope).
+  std::weak_ptr<const void> liveness() const;
 
   // ---- variables ----
   bool is_mutable_collection(const std::string& collection) const;
@@ -216,6 +256,7 @@ class Scope {
   std::string name_;
   std::vector<std::string> path_;
   std::string module_type_;
+  DeclarationSite declaration_;
   std::map<std::string, std::unique_ptr<Scope>> children_;
   std::map<std::string, std::vector<std::optional<std::string>>> reservations_;
   std::map<std::string, int> autoname_;

@@ -48,11 +48,13 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <source_location>
 #include <string>
 #include <string_view>
 #include <tuple>
 #include <type_traits>
 #include <utility>
+#include <variant>
 #include <vector>
 
 #include "loom/array.hpp"
@@ -67,12 +69,66 @@ using core::CollectionFilter;
 using core::Rngs;
 using core::Variable;
 
-/// Options of apply(): rng streams and the mutable collections (apply_mutable only).
+/// Which module calls capture_intermediates records (Flax's `capture_intermediates=`): true
+/// records the output of every module's call() (Flax's default filter: `__call__` only); a
+/// function decides per module and method.
+///   {.capture_intermediates = true}
+///   {.capture_intermediates = [](const core::Scope& s, std::string_view method) {
+///        return s.module_type() == "Dense"; }}
+class CaptureIntermediates {
+ public:
+  using Filter = std::function<bool(const core::Scope& module, std::string_view method)>;
+  CaptureIntermediates() = default;
+  CaptureIntermediates(bool all) : all_(all) {}                        // NOLINT
+  CaptureIntermediates(Filter filter) : filter_(std::move(filter)) {}  // NOLINT
+  template <typename F>
+  requires std::is_invocable_r_v<bool, F, const core::Scope&, std::string_view>
+  CaptureIntermediates(F f) : filter_(std::move(f)) {}  // NOLINT
+  bool enabled() const { return all_ || filter_ != nullptr; }
+  bool captures(const core::Scope& module, std::string_view method) const {
+    return filter_ ? filter_(module, method) : (all_ && method == "__call__");
+  }
+
+ private:
+  bool all_ = false;
+  Filter filter_;
+};
+
+/// The rngs argument of apply: a dict of streams, or one key meaning {"params": key}
+/// (Flax's `apply(v, x, rngs=key)`).
+///   {.rngs = {{"dropout", k}}}    {.rngs = k}
+struct RngsArg : Rngs {
+  RngsArg() = default;
+  RngsArg(Rngs rngs) : Rngs(std::move(rngs)) {}                                    // NOLINT
+  RngsArg(const random::Key& key) : Rngs{{"params", key}} {}                       // NOLINT
+  RngsArg(std::initializer_list<std::pair<const std::string, random::Key>> items)  // NOLINT
+      : Rngs(items) {}
+};
+
+/// Options of apply(): rng streams, the mutable collections (apply_mutable only) and
+/// capture_intermediates (apply_mutable only: the captures come back in the updates).
 ///   model.apply(variables, {.rngs = {{"dropout", key}}}, x, true);
 struct ApplyOptions {
-  Rngs rngs;
+  RngsArg rngs;
   CollectionFilter mutable_collections;
+  CaptureIntermediates capture_intermediates;
 };
+
+/// Options of init(): Flax's `mutable=` (default: everything but "intermediates") and
+/// `capture_intermediates=`.
+///   model.init(key, {.mutable_collections = true}, x);
+struct InitOptions {
+  CollectionFilter mutable_collections = CollectionFilter::deny({"intermediates"});
+  CaptureIntermediates capture_intermediates;
+};
+
+/// Selects a method by name for apply/init/a submodule call, so that tabulate and
+/// capture_intermediates know its name (a plain member pointer works too, unnamed):
+///   model.apply(variables, nn::method<&Model::encode>, x);
+template <auto Fn>
+struct Method {};
+template <auto Fn>
+inline constexpr Method<Fn> method{};
 
 template <typename Derived>
 class Module;
@@ -94,6 +150,14 @@ const std::string& type_name() {
   return name;
 }
 
+/// "&Model::encode" -> "encode", from a __PRETTY_FUNCTION__ naming `Fn = &...`.
+std::string parse_method_name(std::string_view pretty_function);
+template <auto Fn>
+const std::string& method_name() {
+  static const std::string name = parse_method_name(__PRETTY_FUNCTION__);
+  return name;
+}
+
 /// The module running on this thread and its scope (set by init/apply/bind and module calls).
 struct Frame {
   core::Scope* scope;
@@ -108,15 +172,24 @@ class FrameGuard {
   FrameGuard(const FrameGuard&) = delete;
   FrameGuard& operator=(const FrameGuard&) = delete;
 };
-/// The running module's scope; `module` must be the running module (a
-/// CallCompactUnboundModuleError outside init/apply/bind, a loom::Error for another module).
+/// The running module's scope; `module` must be the running module (outside init/apply/bind:
+/// Flax's error for `what`, e.g. "Can't use RNGs on unbound modules" for make_rng; a
+/// loom::Error for another module).
 core::Scope& running_scope(const void* module, const std::string& type, const char* what);
 /// The running scope or nullptr.
 core::Scope* current_scope();
 /// A new auto-named child of the running scope ("Dense_0", "Dense_1", ...).
 core::Scope& new_auto_child(const std::string& type);
-/// The child `name` of the running scope, declared (or re-declared) for a module of `type`.
-core::Scope& named_child(core::Scope& parent, const std::string& name, const std::string& type);
+/// The child `name` of `parent`, declared at `site` for a module of `type`: the same name,
+/// type and site again reach the same child; anything else is a NameInUseError.
+core::Scope& named_child(core::Scope& parent, const std::string& name, const std::string& type,
+                         core::DeclarationSite site = {});
+/// An InvalidScopeError for a handle whose init/apply/bind has returned, or an Error for an
+/// empty (default-constructed) handle.
+[[noreturn]] void throw_dead_handle(const std::string& name, bool empty);
+inline core::DeclarationSite site_of(const std::source_location& loc) {
+  return {loc.file_name(), loc.line(), loc.column()};
+}
 /// " (module \"/a/b\")" for the running module, "" outside any.
 std::string module_path_suffix();
 
@@ -124,13 +197,29 @@ std::string module_path_suffix();
 struct CallRecord {
   std::string path;
   std::string type;
+  std::string method;
   std::string inputs;
   std::string outputs;
 };
 std::vector<CallRecord>* recorder();  // non-null while tabulate runs
 void set_recorder(std::vector<CallRecord>* recorder);
-std::size_t begin_record(const core::Scope& scope, std::string inputs);
+std::size_t begin_record(const core::Scope& scope, std::string method, std::string inputs);
 void end_record(std::size_t index, std::string outputs);
+
+// ---- capture_intermediates ----
+const CaptureIntermediates* capture();  // non-null while an init/apply captures
+struct CaptureGuard {
+  explicit CaptureGuard(const CaptureIntermediates& c);
+  ~CaptureGuard();
+  CaptureGuard(const CaptureGuard&) = delete;
+  CaptureGuard& operator=(const CaptureGuard&) = delete;
+  const CaptureIntermediates* previous;
+};
+/// True while tabulate records or an apply captures (the slow path of run_in).
+inline bool hooks_active() {
+  return recorder() != nullptr || capture() != nullptr;
+}
+void capture_output(core::Scope& scope, const std::string& method, const Tree& out);
 
 std::string describe(const Array& x);
 std::string describe(const Tree& t);
@@ -157,7 +246,43 @@ std::string describe_args(const Args&... args) {
   return s;
 }
 
-/// Runs a module's call (or the method pointer given first) in `scope`.
+/// How the first argument of a module call selects what runs: call() (none), a method
+/// pointer, nn::method<&M::f>, or a function receiving the module (Flax's
+/// `method=lambda m, x: ...`).
+template <typename M, typename F, typename... Rest>
+constexpr bool is_module_fn_v =
+    !std::is_member_pointer_v<std::decay_t<F>> && std::is_invocable_v<F, const M&, Rest...>;
+template <typename T>
+struct is_method_tag : std::false_type {};
+template <auto Fn>
+struct is_method_tag<Method<Fn>> : std::true_type {};
+
+/// The method name run by m(args...), as Flax names it ("__call__", "encode", "<lambda>").
+template <typename M, typename... Args>
+std::string method_name_of() {
+  if constexpr (sizeof...(Args) == 0) {
+    return "__call__";
+  } else {
+    using First = std::decay_t<std::tuple_element_t<0, std::tuple<Args...>>>;
+    if constexpr (std::is_member_function_pointer_v<First>) {
+      return "method";
+    } else if constexpr (is_method_tag<First>::value) {
+      return []<auto Fn>(Method<Fn>) {
+        return method_name<Fn>();
+      }
+      (First{});
+    } else if constexpr ([]<typename F, typename... R>(std::type_identity<F>,
+                                                       std::type_identity<R>...) {
+                           return is_module_fn_v<M, F, R...>;
+                         }(std::type_identity<Args>{}...)) {
+      return "<lambda>";
+    } else {
+      return "__call__";
+    }
+  }
+}
+
+/// Runs a module's call (or the method selected first) on m.
 template <typename M, typename... Args>
 decltype(auto) dispatch(const M& m, Args&&... args) {
   return m.call(std::forward<Args>(args)...);
@@ -167,55 +292,128 @@ decltype(auto) dispatch(const M& m, R (C::*method)(P...) const, Args&&... args) 
   static_assert(std::is_base_of_v<C, M>, "the method must belong to the module");
   return (m.*method)(std::forward<Args>(args)...);
 }
+template <typename M, auto Fn, typename... Args>
+decltype(auto) dispatch(const M& m, Method<Fn>, Args&&... args) {
+  return (m.*Fn)(std::forward<Args>(args)...);
+}
+template <typename M, typename F, typename... Args>
+requires is_module_fn_v<M, F, Args...>
+decltype(auto) dispatch(const M& m, F&& fn, Args&&... args) {
+  return std::forward<F>(fn)(m, std::forward<Args>(args)...);
+}
+
+/// The call's inputs for tabulate, without the method selector.
+template <typename M, typename... Args>
+std::string describe_inputs(const Args&... args) {
+  if constexpr (sizeof...(Args) > 0) {
+    if (method_name_of<M, Args...>() != "__call__") {
+      return [](const auto&, const auto&... rest) { return describe_args(rest...); }(args...);
+    }
+  }
+  return describe_args(args...);
+}
 
 template <typename M, typename... Args>
-decltype(auto) run_in(core::Scope& scope, const M& m, Args&&... args) {
-  FrameGuard guard(scope, &m);
-  if (recorder() == nullptr) [[likely]] {
-    return dispatch(m, std::forward<Args>(args)...);
-  }
-  const std::size_t index = begin_record(scope, describe_args(args...));
+decltype(auto) run_hooked(core::Scope& scope, const M& m, Args&&... args) {
+  const std::string method = method_name_of<M, Args...>();
+  const bool recording = recorder() != nullptr;
+  const std::size_t index =
+      recording ? begin_record(scope, method, describe_inputs<M>(args...)) : 0;
   using Out = decltype(dispatch(m, std::forward<Args>(args)...));
   if constexpr (std::is_void_v<Out>) {
     dispatch(m, std::forward<Args>(args)...);
-    end_record(index, "-");
+    if (recording) end_record(index, "-");
   } else {
     decltype(auto) out = dispatch(m, std::forward<Args>(args)...);
-    end_record(index, describe(out));
+    if (recording) end_record(index, describe(out));
+    if constexpr (std::is_convertible_v<const std::decay_t<Out>&, Tree>) {
+      if (capture() != nullptr && capture()->captures(scope, method)) {
+        capture_output(scope, method, Tree(out));
+      }
+    }
     return out;
   }
 }
 
+template <typename M, typename... Args>
+decltype(auto) run_in(core::Scope& scope, const M& m, Args&&... args) {
+  FrameGuard guard(scope, &m);
+  if (!hooks_active()) [[likely]] {
+    return dispatch(m, std::forward<Args>(args)...);
+  }
+  return run_hooked(scope, m, std::forward<Args>(args)...);
+}
+
+/// T is a module of its own: it derives from nn::Module<T> (directly or through nn::Extends).
+/// False for `struct Bar : Foo` (Foo a module), which would run Foo's call under Foo's name.
 template <typename T>
 constexpr bool is_module_v = std::is_base_of_v<Module<T>, T>;
+template <typename T>
+constexpr bool is_any_module_v = requires {
+  typename T::loom_module_type;
+};
 
-template <typename First, typename... Rest>
-constexpr bool first_is_options_v = std::is_same_v<std::decay_t<First>, ApplyOptions>;
+template <typename M>
+constexpr void check_module_type() {
+  static_assert(is_module_v<M> || !is_any_module_v<M>,
+                "this type derives from another module without nn::Extends: it would run the "
+                "base's call under the base's name. Write struct Bar : nn::Extends<Bar, Foo>.");
+  static_assert(is_module_v<M>, "expected an nn::Module value (struct M : nn::Module<M>)");
+}
+
+template <typename Opt, typename... Args>
+struct first_is : std::false_type {};
+template <typename Opt, typename First, typename... Rest>
+struct first_is<Opt, First, Rest...> : std::is_same<std::decay_t<First>, Opt> {};
+template <typename Opt, typename... Args>
+constexpr bool first_is_v = first_is<Opt, Args...>::value;
 
 }  // namespace detail
 
-/// A submodule bound to its scope: calls share the submodule's variables. Made by child().
-/// It lives as long as the init/apply/bind call that made it; do not keep it beyond that.
+/// A submodule instance bound to its scope: calls share the submodule's variables. Made by
+/// child(); Flax's module instance (`d = nn.Dense(3)` in a compact method, `self.d = ...` in
+/// setup). A Child is also how a shared instance is passed to another module, as Flax's
+/// `Encoder(shared_embedding=self.shared_embedding)`: a field `nn::Child<nn::Embed> embed;`
+/// set to the parent's handle; calls through it use the variables at the path where the
+/// instance was created.
 ///   auto d = child(nn::Dense{.features = 3});   loom::Array y = d(d(x));
 ///   auto enc = child("encoder", Encoder{});    auto z = enc(&Encoder::encode, x);
+///   auto embed = child("shared_embedding", nn::Embed{.num_embeddings = 10, .features = 4});
+///   auto h = Encoder{.embed = embed}(tokens);   // Encoder's call runs embed(tokens)
+/// A handle lives as long as the init/apply/bind call that made it: used after that, it raises
+/// Flax's InvalidScopeError (never a dangling access).
 template <typename M>
 class Child {
  public:
-  Child(M module, core::Scope* scope) : module_(std::move(module)), scope_(scope) {}
-  /// Runs M::call(args...) (or the method pointer given first) in the submodule's scope.
+  /// An empty handle (a field not set yet); calling it is a loom::Error.
+  Child() = default;
+  Child(M module, core::Scope* scope)
+      : module_(std::move(module)),
+        scope_(scope),
+        alive_(scope->liveness()),
+        name_(scope->name()) {}
+  /// Runs M::call(args...) (or the method selected first) in the submodule's scope.
   template <typename... Args>
   decltype(auto) operator()(Args&&... args) const {
-    return detail::run_in(*scope_, module_, std::forward<Args>(args)...);
+    return detail::run_in(checked_scope(), module_, std::forward<Args>(args)...);
   }
   const M& module() const { return module_; }
   const M* operator->() const { return &module_; }
-  core::Scope& scope() const { return *scope_; }
+  core::Scope& scope() const { return checked_scope(); }
   /// "/ResidualBlock_0/Dropout_0"
-  std::string path() const { return scope_->path_text(); }
+  std::string path() const { return checked_scope().path_text(); }
 
  private:
-  M module_;
-  core::Scope* scope_;
+  core::Scope& checked_scope() const {
+    if (scope_ == nullptr || alive_.expired()) [[unlikely]] {
+      detail::throw_dead_handle(name_, scope_ == nullptr);
+    }
+    return *scope_;
+  }
+  M module_{};
+  core::Scope* scope_ = nullptr;
+  std::weak_ptr<const void> alive_;
+  std::string name_;
 };
 
 /// A module bound to variables (and rngs) for interactive use, as Flax's module.bind(...).
@@ -246,6 +444,9 @@ class Bound {
 template <typename Derived>
 class Module {
  public:
+  /// The module type this base belongs to (what nn::Extends and the subclassing check read).
+  using loom_module_type = Derived;
+
   /// Calls the module as a new submodule of the running module, auto-named
   /// "<TypeName>_<k>" (Flax's `nn.Dense(3)(x)` inside a compact method). A method pointer
   /// first runs that method instead of call.
@@ -259,26 +460,49 @@ class Module {
   /// Initializes the variables: init(key, args...) ({"params": key}) or init(rngs, args...).
   /// A method pointer first initializes through that method.
   ///   loom::Tree variables = model.init(loom::random::key(0), x);
+  ///   model.init(key, {.mutable_collections = true, .capture_intermediates = true}, x);
   template <typename... Args>
   Tree init(const Rngs& rngs, Args&&... args) const {
-    auto root = make_root(nullptr, rngs, CollectionFilter::deny({"intermediates"}), true, false);
-    detail::run_in(*root, self(), std::forward<Args>(args)...);
-    return root->mutable_variables();
+    if constexpr (detail::first_is_v<InitOptions, Args...>) {
+      return init_impl(rngs, std::forward<Args>(args)...).second;
+    } else {
+      const InitOptions defaults;
+      return init_impl(rngs, defaults, std::forward<Args>(args)...).second;
+    }
   }
   template <typename... Args>
   Tree init(const random::Key& key, Args&&... args) const {
     return init(Rngs{{"params", key}}, std::forward<Args>(args)...);
   }
+  template <typename... Args>
+  Tree init(const Rngs& rngs, const InitOptions& options, Args&&... args) const {
+    return init_impl(rngs, options, std::forward<Args>(args)...).second;
+  }
+  template <typename... Args>
+  Tree init(const random::Key& key, const InitOptions& options, Args&&... args) const {
+    return init_impl(Rngs{{"params", key}}, options, std::forward<Args>(args)...).second;
+  }
   /// (output, variables) of an init run.
   template <typename... Args>
   auto init_with_output(const Rngs& rngs, Args&&... args) const {
-    auto root = make_root(nullptr, rngs, CollectionFilter::deny({"intermediates"}), true, false);
-    auto out = detail::run_in(*root, self(), std::forward<Args>(args)...);
-    return std::make_pair(std::move(out), root->mutable_variables());
+    if constexpr (detail::first_is_v<InitOptions, Args...>) {
+      return init_impl(rngs, std::forward<Args>(args)...);
+    } else {
+      const InitOptions defaults;
+      return init_impl(rngs, defaults, std::forward<Args>(args)...);
+    }
   }
   template <typename... Args>
   auto init_with_output(const random::Key& key, Args&&... args) const {
     return init_with_output(Rngs{{"params", key}}, std::forward<Args>(args)...);
+  }
+  template <typename... Args>
+  auto init_with_output(const Rngs& rngs, const InitOptions& options, Args&&... args) const {
+    return init_impl(rngs, options, std::forward<Args>(args)...);
+  }
+  template <typename... Args>
+  auto init_with_output(const random::Key& key, const InitOptions& options, Args&&... args) const {
+    return init_impl(Rngs{{"params", key}}, options, std::forward<Args>(args)...);
   }
   /// An eval_shape-style init: the variables tree with the right paths, shapes and dtypes,
   /// without running any initializer or drawing any random number. Params are zeros on
@@ -302,7 +526,7 @@ class Module {
   ///   loom::Array y2 = model.apply(variables, {.rngs = {{"dropout", key}}}, x, true);
   template <typename... Args>
   decltype(auto) apply(const Tree& variables, Args&&... args) const {
-    if constexpr ((sizeof...(Args) > 0) && detail::first_is_options_v<Args...>) {
+    if constexpr (detail::first_is_v<ApplyOptions, Args...>) {
       return apply_impl(variables, std::forward<Args>(args)...);
     } else {
       return apply_impl(variables, ApplyOptions{}, std::forward<Args>(args)...);
@@ -318,9 +542,8 @@ class Module {
   template <typename... Args>
   auto apply_mutable(const Tree& variables, const ApplyOptions& options, Args&&... args) const {
     core::check_variables(variables);
-    auto root = make_root(&variables, options.rngs, options.mutable_collections, false, false);
-    auto out = detail::run_in(*root, self(), std::forward<Args>(args)...);
-    return std::make_pair(std::move(out), root->mutable_variables());
+    return run_root(&variables, options.rngs, options.mutable_collections,
+                    options.capture_intermediates, false, std::forward<Args>(args)...);
   }
   /// The module bound to a copy of `variables` (Flax's module.bind).
   Bound<Derived> bind(const Tree& variables, Rngs rngs = {},
@@ -368,24 +591,43 @@ class Module {
   /// self.perturb(name, value): adds a zero variable whose gradient is d loss / d value.
   Array perturb(const std::string& name, const Array& value,
                 const std::string& collection = "perturbations") const;
-  /// A named submodule (setup style, or Flax's `name=`): the same name reaches the same
-  /// submodule and variables every time it is bound.
+  /// A named submodule (setup style, or Flax's `name=`). A declaration is a place in the
+  /// source: the same child(name, ...) reached again (a setup-style accessor called twice, in
+  /// one call or the next) returns the same submodule and variables; the same name bound from
+  /// another place in the same call is Flax's NameInUseError.
   ///   auto dropout() const { return child("dropout", nn::Dropout{.rate = drop_rate}); }
   template <typename M>
-  Child<M> child(const std::string& name, M module) const {
-    static_assert(detail::is_module_v<M>, "child() takes an nn::Module value");
+  Child<M> child(const std::string& name, M module,
+                 std::source_location site = std::source_location::current()) const {
+    detail::check_module_type<M>();
     core::Scope& parent = scope("child");
-    core::Scope* s = &detail::named_child(parent, name, detail::type_name<M>());
+    core::Scope* s =
+        &detail::named_child(parent, name, detail::type_name<M>(), detail::site_of(site));
     return Child<M>(std::move(module), s);
   }
   /// An auto-named submodule instance ("Dense_0"), named now as Flax names `nn.Dense(3)` at
   /// construction; keep the handle to call it more than once.
   template <typename M>
   Child<M> child(M module) const {
-    static_assert(detail::is_module_v<M>, "child() takes an nn::Module value");
+    detail::check_module_type<M>();
     scope("child");
     core::Scope* s = &detail::new_auto_child(detail::type_name<M>());
     return Child<M>(std::move(module), s);
+  }
+  /// Flax's nn.compact_name_scope: runs fn() with a named scope `name` of this module, so a
+  /// method other than call can create params and submodules under its own name (two such
+  /// methods do not collide). Reached again, the scope is reused.
+  ///   Array up(const Array& x) const {
+  ///     return compact_name_scope("up", [&] { return nn::Dense{.features = 3}(x); });
+  ///   }   // params/up/Dense_0/...
+  template <typename F>
+  decltype(auto) compact_name_scope(
+      const std::string& name, F&& fn,
+      std::source_location site = std::source_location::current()) const {
+    core::Scope& s = detail::named_child(scope("compact_name_scope"), name,
+                                         detail::type_name<Derived>(), detail::site_of(site));
+    detail::FrameGuard guard(s, &self());
+    return std::forward<F>(fn)();
   }
   /// The running module's scope (the functional core underneath).
   core::Scope& scope(const char* what = "scope") const {
@@ -404,9 +646,39 @@ class Module {
                   " were requested; use apply_mutable, which returns (output, updated "
                   "collections)");
     }
+    if (options.capture_intermediates.enabled()) {
+      throw Error(
+          "apply: capture_intermediates returns the captures in the \"intermediates\" "
+          "collection; use apply_mutable, which returns (output, updated collections)");
+    }
     core::check_variables(variables);
     auto root = make_root(&variables, options.rngs, false, false, false);
     return detail::run_in(*root, self(), std::forward<Args>(args)...);
+  }
+  template <typename... Args>
+  auto init_impl(const Rngs& rngs, const InitOptions& options, Args&&... args) const {
+    return run_root(nullptr, rngs, options.mutable_collections, options.capture_intermediates, true,
+                    std::forward<Args>(args)...);
+  }
+  /// One init/apply_mutable run: (output, mutable collections); capture_intermediates makes
+  /// "intermediates" mutable too, as Flax's union_filters(mutable, "intermediates").
+  template <typename... Args>
+  auto run_root(const Tree* variables, const Rngs& rngs, CollectionFilter mutable_collections,
+                const CaptureIntermediates& capture, bool initializing, Args&&... args) const {
+    std::optional<detail::CaptureGuard> capture_guard;
+    if (capture.enabled()) {
+      mutable_collections = CollectionFilter::union_of(mutable_collections, "intermediates");
+      capture_guard.emplace(capture);
+    }
+    auto root = make_root(variables, rngs, std::move(mutable_collections), initializing, false);
+    using Out = decltype(detail::run_in(*root, self(), std::forward<Args>(args)...));
+    if constexpr (std::is_void_v<Out>) {
+      detail::run_in(*root, self(), std::forward<Args>(args)...);
+      return std::make_pair(std::monostate{}, root->mutable_variables());
+    } else {
+      auto out = detail::run_in(*root, self(), std::forward<Args>(args)...);
+      return std::make_pair(std::move(out), root->mutable_variables());
+    }
   }
   static std::unique_ptr<core::Scope> make_root(const Tree* variables, const Rngs& rngs,
                                                 CollectionFilter mutable_collections,
@@ -416,6 +688,51 @@ class Module {
     root->set_module_type(detail::type_name<Derived>());
     return root;
   }
+};
+
+/// Derives a module from another (Flax's subclassing, `class Bar(Foo)`): Bar keeps Foo's fields,
+/// has its own name ("Bar_0") and its own call; base_call(...) runs Foo's call in Bar's scope
+/// (Python's `super().__call__(...)`), so what Foo creates lands under Bar's path.
+///   struct Bar : nn::Extends<Bar, Foo> {
+///     double scale = 2;
+///     Array call(const Array& x) const { return base_call(x) * scale; }
+///   };
+///   Bar bar{.scale = 3};
+///   bar.features = 4;   // Foo's fields: designated initializers only name Bar's own fields
+/// Plain `struct Bar : Foo` is refused wherever loom sees the type (child, Sequential,
+/// tabulate, Extends): it would silently run Foo's call under Foo's name.
+template <typename Derived, typename Base>
+struct Extends : Base, Module<Derived> {
+  static_assert(detail::is_module_v<Base>, "nn::Extends<Derived, Base>: Base must be a module");
+  using loom_module_type = Derived;
+  using Module<Derived>::operator();
+  using Module<Derived>::init;
+  using Module<Derived>::init_with_output;
+  using Module<Derived>::init_shapes;
+  using Module<Derived>::apply;
+  using Module<Derived>::apply_mutable;
+  using Module<Derived>::bind;
+
+ protected:
+  using Module<Derived>::param;
+  using Module<Derived>::variable;
+  using Module<Derived>::has_variable;
+  using Module<Derived>::is_mutable_collection;
+  using Module<Derived>::has_rng;
+  using Module<Derived>::make_rng;
+  using Module<Derived>::is_initializing;
+  using Module<Derived>::sow;
+  using Module<Derived>::perturb;
+  using Module<Derived>::child;
+  using Module<Derived>::compact_name_scope;
+  using Module<Derived>::scope;
+  using Module<Derived>::path;
+  /// Base's call (or the method selected first), in this module's scope.
+  template <typename... Args>
+  decltype(auto) base_call(Args&&... args) const {
+    return detail::dispatch(static_cast<const Base&>(*this), std::forward<Args>(args)...);
+  }
+  const Base& base() const { return *this; }
 };
 
 namespace detail {
@@ -455,3 +772,21 @@ T merge_param(std::string_view name, const std::optional<T>& a, const std::optio
 }
 
 }  // namespace loom::nn
+
+// `auto [y, updates] = model.apply(variables, {.mutable_collections = ...}, x)` would otherwise
+// fail with "cannot decompose inaccessible member"; this makes it say what to use instead.
+template <>
+struct std::tuple_size<loom::Array> : std::integral_constant<std::size_t, 2> {};
+template <std::size_t I>
+struct std::tuple_element<I, loom::Array> {
+  using type = loom::Array;
+};
+namespace loom {
+template <std::size_t I>
+const Array& get(const Array& a) {
+  static_assert(I != I,
+                "a loom::Array is one array and cannot be unpacked: for (output, updated "
+                "collections) call model.apply_mutable(...) instead of model.apply(...)");
+  return a;
+}
+}  // namespace loom
