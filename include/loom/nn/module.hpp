@@ -14,26 +14,12 @@
 //   loom::Tree variables = model.init(loom::random::key(0), x, false);
 //   loom::Array y = model.apply(variables, {.rngs = {{"dropout", k}}}, x, true);
 //
-// Mapping from Flax:
-//   nn.Dense(3)(x)  (compact)          nn::Dense{.features = 3}(x)   a new submodule per call,
-//                                      auto-named <TypeName>_<k>, one counter per type per parent
-//   d = nn.Dense(3); d(x); d(x)        auto d = child(nn::Dense{.features = 3}); d(x); d(x);
-//                                      (named at child(), shares its variables between calls)
-//   nn.Dense(3, name="out")(x)         child("out", nn::Dense{.features = 3})(x)
-//   setup: self.dropout = nn.Dropout(r)   auto dropout() const {
-//                                          return child("dropout", nn::Dropout{.rate = r}); }
-//                                      every dropout() reaches the same submodule "dropout"
-//   partial(nn.Dropout, rate=r)        nn::Dropout{.rate = r}: a module value IS a template;
-//                                      copy it, set more fields, call it (or child() it)
-//   self.norm(name="norm_proj")(y)     child("norm_proj", norm)(y)
-//   self.norm(scale_init=zeros)(y)     auto n = norm; n.scale_init = zeros; n(y);
-//   model.apply(v, x, method=M.encode) model.apply(v, &M::encode, x)
-//   model.apply(v, x, mutable=["bs"])  auto [y, updates] = model.apply_mutable(
-//                                          v, {.mutable_collections = {"bs"}}, x);
+// README.md, "From Flax to loom", maps every Flax idiom to its loom form (compiled by the tests).
 //
-// child("name", m) is a declaration: binding the same name to the same module type again (in
-// the same call or a later one) reaches the same submodule; a different type, or a name used by
-// a param/variable, is a NameInUseError. A template called twice creates two submodules.
+// child("name", m) is a declaration at a place in the source: reached again (in the same call or
+// a later one) it is the same submodule; the same name from another place, a different type, or
+// a name used by a param/variable is a NameInUseError. A template called twice creates two
+// submodules.
 //
 // Why the pragma below: a module is an aggregate with a (CRTP) base class, and GCC (12, 13)
 // warns under -Wextra that `Dense{.features = 3}` leaves the base "uninitialized" (clang does
