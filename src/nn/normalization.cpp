@@ -6,7 +6,6 @@
 #include <string>
 #include <vector>
 
-#include "loom/core/errors.hpp"
 #include "loom/numpy/creation.hpp"
 #include "loom/numpy/elementwise.hpp"
 #include "loom/numpy/manipulation.hpp"
@@ -165,10 +164,10 @@ Array BatchNorm::call(const Array& x, std::optional<bool> use_running_average_ar
     mean = ra_mean.value();
     var = ra_var.value();
     if (mean.shape() != feature_shape || var.shape() != feature_shape) {
-      throw core::ScopeParamShapeError(
-          "BatchNorm: batch_stats mean " + mean.shape().str() + " and var " + var.shape().str() +
-          " do not match the feature shape " + feature_shape.str() + " of an input of shape " +
-          x.shape().str() + " (axis " + axes_text(axis) + ")" + detail::module_path_suffix());
+      throw Error("BatchNorm: batch_stats mean " + mean.shape().str() + " and var " +
+                  var.shape().str() + " do not match the feature shape " + feature_shape.str() +
+                  " of an input of shape " + x.shape().str() + " (axis " + axes_text(axis) + ")" +
+                  detail::module_path_suffix());
     }
   } else {
     const bool initializing = is_initializing();
@@ -183,10 +182,10 @@ Array BatchNorm::call(const Array& x, std::optional<bool> use_running_average_ar
     if (!initializing) {
       const Array old_mean = ra_mean.value(), old_var = ra_var.value();
       if (old_mean.shape() != feature_shape || old_var.shape() != feature_shape) {
-        throw core::ScopeParamShapeError(
-            "BatchNorm: batch_stats mean " + old_mean.shape().str() + " and var " +
-            old_var.shape().str() + " do not match the feature shape " + feature_shape.str() +
-            " of an input of shape " + x.shape().str() + detail::module_path_suffix());
+        throw Error("BatchNorm: batch_stats mean " + old_mean.shape().str() + " and var " +
+                    old_var.shape().str() + " do not match the feature shape " +
+                    feature_shape.str() + " of an input of shape " + x.shape().str() +
+                    detail::module_path_suffix());
       }
       // Written one after the other as Flax does: an immutable batch_stats fails on "mean".
       ra_mean.set_value(momentum * old_mean + (1.0 - momentum) * mean);
