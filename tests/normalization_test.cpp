@@ -45,6 +45,10 @@ Array weighted_sum(const Array& y) {
   return jnp::sum(y * wave(y.shape(), 2.0, y.dtype()));
 }
 
+std::optional<loom::numpy::Axes> numpy_axes(std::vector<int> a) {
+  return loom::numpy::Axes(std::move(a));
+}
+
 // A parent module, so errors and trees show a module path.
 template <typename Norm>
 struct Wrap : nn::Module<Wrap<Norm>> {
@@ -411,6 +415,182 @@ TEST(BatchNorm, Errors) {
   // batch_stats missing from the variables.
   Tree only_params = {{"params", v.at("params")}};
   EXPECT_TRUE(throws_error([&] { ok.apply(only_params, bn_x()); }, {"batch_stats"}));
+}
+
+// ================================ GroupNorm ================================
+
+const std::vector<double> kGroupNormGolden = {
+    // golden "groupnorm": (2, 2, 6), 3 groups of 2, statistics over axis 1 and the group,
+    // scale 1 + 0.1 k, bias 0.5 - 0.2 k.
+    1.12454981087399,   1.63796599049939,   1.30570448530031,   1.17437693500314,
+    1.31050299287924,   0.755394382102206,  0.0464753234140072, -1.22609363821619,
+    -0.884402566580365, -1.61412068028308,  -1.652025400602,    -2.03233465954211,
+    -0.616271566073599, -0.661777013476525, -1.44236370238727,  -0.951579887413326,
+    -1.15565839213377,  1.34740531521407,   1.43133576844771,   1.46520639086501,
+    1.42604282353547,   0.985927506169441,  0.636353456689469,  -2.43386431295232};
+
+Tree group_vars() {
+  return {{"params", {{"scale", ramp(6, 1.0, 0.1)}, {"bias", ramp(6, 0.5, -0.2)}}}};
+}
+
+TEST(GroupNorm, TreeDefaults) {
+  nn::GroupNorm gn;
+  EXPECT_EQ(gn.num_groups, 32);
+  EXPECT_FALSE(gn.group_size.has_value());
+  EXPECT_EQ(gn.epsilon, 1e-6);
+  Tree v = gn.init(kKey, wave({2, 3, 64}, 0.0, DType::float32));
+  EXPECT_EQ(v.str(), "params/bias: float32[64]\nparams/scale: float32[64]\n");
+}
+
+TEST(GroupNorm, GroupsMatchNumPy) {
+  const Array x = wave({2, 2, 6}, 0.7);
+  const Array expected = golden(kGroupNormGolden, {2, 2, 6});
+  nn::GroupNorm by_count{.num_groups = 3, .param_dtype = DType::float64};
+  EXPECT_TRUE(allclose(by_count.apply(group_vars(), x), expected, 1e-9, 1e-9));
+  nn::GroupNorm by_size{.num_groups = std::nullopt, .group_size = 2, .param_dtype = DType::float64};
+  EXPECT_TRUE(allclose(by_size.apply(group_vars(), x), expected, 1e-9, 1e-9));
+  nn::GroupNorm slow = by_count;
+  slow.use_fast_variance = false;
+  EXPECT_TRUE(allclose(slow.apply(group_vars(), x), expected, 1e-9, 1e-9));
+  Array y32 = nn::GroupNorm{.num_groups = 3}.apply(group_vars(), x.astype(DType::float32));
+  EXPECT_EQ(y32.dtype(), DType::float64);  // float64 params promote (canonicalize_dtype)
+  EXPECT_TRUE(allclose(y32, expected, 1e-5, 1e-5));
+}
+
+TEST(GroupNorm, FlaxTestGroupNormBatched) {
+  // Flax test_group_norm_batched: explicit reduction_axes (-3, -2, -1) make a stacked batch
+  // give the same result per element as the unstacked input.
+  const Array x = wave({3, 4, 8}, 0.1, DType::float32);
+  nn::GroupNorm gn{.num_groups = 2,
+                   .epsilon = 1e-5,
+                   .use_bias = false,
+                   .use_scale = false,
+                   .reduction_axes = numpy_axes({-3, -2, -1})};
+  Array y = gn.apply(Tree{}, x);
+  Array ys = gn.apply(Tree{}, jnp::stack({x, x, x}));
+  EXPECT_EQ(ys.shape(), Shape({3, 3, 4, 8}));
+  std::vector<double> a = y.to_vector<double>(), b = ys.to_vector<double>();
+  for (std::size_t i = 0; i < b.size(); ++i) EXPECT_NEAR(b[i], a[i % a.size()], 1e-5);
+  // Flax test_group_norm_unbatched: reduction_axes including the leading axis.
+  nn::GroupNorm all{.num_groups = 2,
+                    .use_bias = false,
+                    .use_scale = false,
+                    .reduction_axes = numpy_axes({0, 1, 2})};
+  Array z = all.apply(Tree{}, x.astype(DType::float64));
+  nn::LayerNorm ln{.use_bias = false, .use_scale = false, .reduction_axes = {0, 1, 3}};
+  // Same statistics: (3, 4, 2, 4) over (0, 1, 3).
+  Array z_ref = jnp::reshape(ln.apply(Tree{}, jnp::reshape(x.astype(DType::float64), {3, 4, 2, 4})),
+                             {3, 4, 8});
+  EXPECT_TRUE(allclose(z, z_ref, 1e-12, 1e-12));
+}
+
+TEST(GroupNorm, EquivalentToLayerNormAndInstanceNorm) {
+  // Flax test_normalization_equivalence: GroupNorm(num_groups=1) == LayerNorm(reduction_axes
+  // (1, 2, 3)); GroupNorm(group_size=1) == InstanceNorm(). Same init (keys) and outputs.
+  const Array x = wave({2, 3, 4, 5}, 0.6, DType::float32);
+  const auto u = nn::initializers::uniform();
+  nn::LayerNorm ln{.bias_init = u, .scale_init = u, .reduction_axes = {1, 2, 3}};
+  nn::GroupNorm g1{.num_groups = 1, .bias_init = u, .scale_init = u};
+  Tree vl = ln.init(rnd::key(1), x), vg = g1.init(rnd::key(1), x);
+  EXPECT_TRUE(
+      allclose(vl.at("params").at("scale").leaf(), vg.at("params").at("scale").leaf(), 0, 0));
+  EXPECT_TRUE(allclose(vl.at("params").at("bias").leaf(), vg.at("params").at("bias").leaf(), 0, 0));
+  EXPECT_TRUE(allclose(ln.apply(vl, x), g1.apply(vg, x), 1e-6, 1e-6));
+  nn::InstanceNorm in{.bias_init = u, .scale_init = u};
+  nn::GroupNorm gs{.num_groups = std::nullopt, .group_size = 1, .bias_init = u, .scale_init = u};
+  Tree vi = in.init(rnd::key(1), x), vs = gs.init(rnd::key(1), x);
+  EXPECT_TRUE(
+      allclose(vi.at("params").at("scale").leaf(), vs.at("params").at("scale").leaf(), 0, 0));
+  EXPECT_TRUE(allclose(in.apply(vi, x), gs.apply(vs, x), 1e-6, 1e-6));
+}
+
+TEST(GroupNorm, GradientsMatchFiniteDifferences) {
+  nn::GroupNorm gn{.num_groups = 3, .param_dtype = DType::float64};
+  Tree v = group_vars();
+  EXPECT_TRUE(grad_matches_fd([&](const Array& a) { return weighted_sum(gn.apply(v, a)); },
+                              wave({2, 2, 6}, 0.7)));
+  EXPECT_TRUE(grad_matches_fd(
+      [&](const Array& b) {
+        Tree p = {{"params", {{"scale", ramp(6, 1.0, 0.1)}, {"bias", b}}}};
+        return weighted_sum(jnp::square(gn.apply(p, wave({2, 2, 6}, 0.7))));
+      },
+      ramp(6, 0.5, -0.2)));
+}
+
+TEST(GroupNorm, Errors) {
+  const Array x = wave({2, 5, 6}, 0.0);
+  // Flax test_group_norm_raises: 3 groups do not divide 32 channels (here 4 and 6).
+  Wrap<nn::GroupNorm> m{.norm = nn::GroupNorm{.num_groups = 4}};
+  EXPECT_TRUE(throws_error(
+      [&] { m.init(kKey, x); },
+      {"GroupNorm", "number of groups (4)", "channels (6)", "(2, 5, 6)", "/GroupNorm_0"}));
+  EXPECT_TRUE(throws_error([&] { nn::GroupNorm{.num_groups = 0}.init(kKey, x); },
+                           {"number of groups (0)"}));
+  EXPECT_TRUE(throws_error(
+      [&] { nn::GroupNorm{.num_groups = std::nullopt, .group_size = 4}.init(kKey, x); },
+      {"channels (6)", "group size (4)"}));
+  EXPECT_TRUE(throws_error([&] { nn::GroupNorm{.num_groups = 2, .group_size = 3}.init(kKey, x); },
+                           {"either `num_groups` or `group_size`"}));
+  EXPECT_TRUE(throws_error([&] { nn::GroupNorm{.num_groups = std::nullopt}.init(kKey, x); },
+                           {"either `num_groups` or `group_size`"}));
+  // Flax test_group_norm_raises_incorrect_reduction_axes.
+  EXPECT_TRUE(throws_error(
+      [&] {
+        nn::GroupNorm{.num_groups = 3, .reduction_axes = numpy_axes({0, 1})}.init(kKey, x);
+      },
+      {"reduction axes (0, 1)", "final dimension"}));
+  EXPECT_TRUE(throws_error(
+      [&] { nn::GroupNorm{.num_groups = 3, .reduction_axes = numpy_axes({5})}.init(kKey, x); },
+      {"reduction_axes (5,)", "out of range"}));
+  // Channels not matching the stored params.
+  Tree v = nn::GroupNorm{.num_groups = 3}.init(kKey, x);
+  EXPECT_TRUE(throws_error(
+      [&] {
+        nn::GroupNorm{.num_groups = 3}.apply(v, wave({2, 5, 9}, 0.0));
+      },
+      {"ScopeParamShapeError", "scale", "(9,)", "(6,)"}));
+  EXPECT_TRUE(throws_error([&] { nn::GroupNorm{}.init(kKey, jnp::ones({})); }, {"GroupNorm"}));
+}
+
+// ================================ InstanceNorm ================================
+
+TEST(InstanceNorm, TreeValuesAndGradients) {
+  const Array x = wave({2, 3, 2}, 0.2);
+  nn::InstanceNorm in;
+  EXPECT_EQ(in.epsilon, 1e-6);
+  EXPECT_EQ(in.init(kKey, x).str(), "params/bias: float32[2]\nparams/scale: float32[2]\n");
+  // golden "instancenorm": statistics over axis 1, scale (1.5, 0.5), bias (0.25, -0.25).
+  const Array expected =
+      golden({-1.81732794369422, -0.946354456240653, 0.871854402796919, 0.204511296769907,
+              1.6954735408973, -0.00815684052925464, 2.09147116699607, 0.392078088067604,
+              0.241254996334109, -0.314523227134452, -1.58272616333018, -0.827554860933152},
+             {2, 3, 2});
+  nn::InstanceNorm i64{.param_dtype = DType::float64};
+  Tree v = {{"params", {{"scale", f64({1.5, 0.5}, {2})}, {"bias", f64({0.25, -0.25}, {2})}}}};
+  EXPECT_TRUE(allclose(i64.apply(v, x), expected, 1e-9, 1e-9));
+  EXPECT_TRUE(grad_matches_fd([&](const Array& a) { return weighted_sum(i64.apply(v, a)); }, x));
+  // Flax test_normalization_equivalence: LayerNorm(feature_axes=(1, 2)) (statistics on -1)
+  // and InstanceNorm(feature_axes=(1, 2)) (statistics on the axes left: 3) on (2, 3, 4, 5).
+  const Array x4 = wave({2, 3, 4, 5}, 0.6, DType::float32);
+  nn::LayerNorm ln{.feature_axes = {1, 2}};
+  nn::InstanceNorm in12{.feature_axes = {1, 2}};
+  Tree vl = ln.init(rnd::key(1), x4), vi = in12.init(rnd::key(1), x4);
+  EXPECT_EQ(vi.str(), "params/bias: float32[3,4]\nparams/scale: float32[3,4]\n");
+  EXPECT_TRUE(allclose(ln.apply(vl, x4), in12.apply(vi, x4), 1e-6, 1e-6));
+}
+
+TEST(InstanceNorm, FlaxTestInstanceNormRaiseError) {
+  // Flax test_instance_norm_raise_error: feature_axes 0, -4, (0, 3), (2, -4) on (2, 3, 4, 5).
+  const Array x = wave({2, 3, 4, 5}, 0.0, DType::float32);
+  for (const loom::numpy::Axes& axes : {loom::numpy::Axes(0), loom::numpy::Axes(-4),
+                                        loom::numpy::Axes({0, 3}), loom::numpy::Axes({2, -4})}) {
+    Wrap<nn::InstanceNorm> m{.norm = nn::InstanceNorm{.feature_axes = axes}};
+    EXPECT_TRUE(throws_error([&] { m.init(rnd::key(1), x); },
+                             {"InstanceNorm", "cannot include the leading dimension",
+                              "(2, 3, 4, 5)", "/InstanceNorm_0"}));
+  }
+  EXPECT_TRUE(throws_error([&] { nn::InstanceNorm{.feature_axes = 4}.init(kKey, x); },
+                           {"feature_axes (4,)", "out of range"}));
 }
 
 }  // namespace
