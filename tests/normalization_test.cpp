@@ -159,6 +159,82 @@ TEST(LayerNorm, GradientsMatchFiniteDifferences) {
   EXPECT_TRUE(grad_matches_fd([&](const Array& a) { return weighted_sum(slow.apply(v2, a)); }, x));
 }
 
+// The fused kernel: statistics and params on the same trailing axes, everything in x's dtype.
+TEST(LayerNorm, FusedPathMatchesNumPyAndFiniteDifferences) {
+  const Array x = wave({2, 3, 4}, 0.3);
+  // golden "layernorm_last_sb"
+  const Array last =
+      golden({-1.00106483550131,  0.00595902197211834, 0.877411405505516,  1.35669157088701,
+              1.64182470647642,   0.995460221719068,   -0.243030865306709, -2.0346628824293,
+              1.95655093528033,   0.661531603969297,   -0.614243877610532, -1.64701663799249,
+              -0.545720412274627, -0.469303322093361,  0.344481405135308,  1.90375833377683,
+              -0.91971151860241,  -0.111703445860752,  0.764958078915802,  1.51181233985978,
+              1.37133830736052,   1.18276826838621,    0.0235346149503098, -2.19317388900916},
+             {2, 3, 4});
+  nn::LayerNorm ln{.param_dtype = DType::float64};
+  Tree v = {{"params", {{"scale", ramp(4, 1.0, 0.1)}, {"bias", ramp(4, 0.5, -0.2)}}}};
+  EXPECT_TRUE(allclose(ln.apply(v, x), last, 1e-9, 1e-9));
+  // float32 everywhere (the default params): fused too.
+  Tree v32 = loom::tree_map([](const Array& a) { return a.astype(DType::float32); }, v);
+  Array y32 = nn::LayerNorm{}.apply(v32, x.astype(DType::float32));
+  EXPECT_EQ(y32.dtype(), DType::float32);
+  EXPECT_TRUE(allclose(y32, last, 1e-5, 1e-5));
+  EXPECT_TRUE(grad_matches_fd([&](const Array& a) { return weighted_sum(ln.apply(v, a)); }, x));
+  EXPECT_TRUE(grad_matches_fd(
+      [&](const Array& sc) {
+        Tree p = {{"params", {{"scale", sc}, {"bias", ramp(4, 0.5, -0.2)}}}};
+        return weighted_sum(jnp::square(ln.apply(p, x)));
+      },
+      ramp(4, 1.0, 0.1)));
+  EXPECT_TRUE(grad_matches_fd(
+      [&](const Array& b) {
+        Tree p = {{"params", {{"scale", ramp(4, 1.0, 0.1)}, {"bias", b}}}};
+        return weighted_sum(jnp::square(ln.apply(p, x)));
+      },
+      ramp(4, 0.5, -0.2)));
+  // Two trailing axes, params (3, 4). golden "layernorm_12_sb12"
+  nn::LayerNorm ln12{
+      .param_dtype = DType::float64, .reduction_axes = {1, 2}, .feature_axes = {1, 2}};
+  Tree v12 = {{"params",
+               {{"scale", jnp::reshape(ramp(12, 1.0, 0.05), {3, 4})},
+                {"bias", jnp::reshape(ramp(12, -0.3, 0.1), {3, 4})}}}};
+  EXPECT_TRUE(
+      allclose(ln12.apply(v12, x),
+               golden({-0.246469138864675, 0.37892138551253,  0.912681896830417, 1.27805368411022,
+                       1.41727900965265,   1.30200943046427,  0.939895930165339, 0.376096271277684,
+                       -0.310848611644767, -1.0184801721697,  -1.63410626763426, -2.05087636742178,
+                       -1.90347058557596,  -1.77193626653633, -1.44164726198345, -0.930128358897909,
+                       -0.28409069971469,  0.42546023321009,  1.11222872100232,  1.68660837669512,
+                       2.06897521730792,   2.20233737108158,  2.06237584300232,  1.66320239479681},
+                      {2, 3, 4}),
+               1e-9, 1e-9));
+  EXPECT_TRUE(grad_matches_fd([&](const Array& a) { return weighted_sum(ln12.apply(v12, a)); }, x));
+  EXPECT_TRUE(grad_matches_fd(
+      [&](const Array& sc) {
+        Tree p = {{"params", {{"scale", sc}, {"bias", v12.at("params").at("bias")}}}};
+        return weighted_sum(jnp::square(ln12.apply(p, x)));
+      },
+      v12.at("params").at("scale").leaf()));
+}
+
+TEST(LayerNorm, FusedAndComposedAgreeOnConstantRows) {
+  // A constant row has var exactly 0: max(0, .)'s derivative is 1/2 there (JAX's tie rule).
+  // The fused path (float64 params) and the composed ops (float32 params, promoted) must agree,
+  // values and gradients, also with scale and bias absent.
+  std::vector<double> xv = wave({3, 4}, 0.5).to_vector<double>();
+  for (int k = 4; k < 8; ++k) xv[std::size_t(k)] = 0.75;
+  const Array x = f64(xv, {3, 4});
+  for (bool params : {true, false}) {
+    nn::LayerNorm fused{.param_dtype = DType::float64, .use_bias = params, .use_scale = params};
+    nn::LayerNorm composed{.use_bias = params, .use_scale = params};
+    Tree vf = fused.init(kKey, x), vc = composed.init(kKey, x);
+    EXPECT_TRUE(allclose(fused.apply(vf, x), composed.apply(vc, x), 1e-12, 1e-12));
+    Array gf = loom::grad([&](const Array& a) { return weighted_sum(fused.apply(vf, a)); })(x);
+    Array gc = loom::grad([&](const Array& a) { return weighted_sum(composed.apply(vc, a)); })(x);
+    EXPECT_TRUE(allclose(gf, gc, 1e-9, 1e-9));
+  }
+}
+
 TEST(LayerNorm, Errors) {
   Wrap<nn::LayerNorm> m{.norm = nn::LayerNorm{.reduction_axes = 3}};
   EXPECT_TRUE(throws_error(

@@ -10,6 +10,7 @@
 #include "loom/numpy/elementwise.hpp"
 #include "loom/numpy/manipulation.hpp"
 #include "loom/numpy/reductions.hpp"
+#include "normalization_rows.hpp"
 
 namespace loom::nn {
 namespace {
@@ -90,19 +91,31 @@ struct NormalizeOptions {
   std::optional<Shape> param_shape;  // GroupNorm: (channels,) instead of the feature shape
 };
 
+// scale then bias (Flax's creation order, hence the keys), shaped as the feature axes.
+struct Params {
+  Array scale, bias;
+};
+Params make_params(core::Scope& scope, const Shape& shape, const NormalizeOptions& o) {
+  Params p;
+  if (o.use_scale) p.scale = scope.param("scale", *o.scale_init, shape, o.param_dtype);
+  if (o.use_bias) p.bias = scope.param("bias", *o.bias_init, shape, o.param_dtype);
+  return p;
+}
+
+Shape feature_dims(const Shape& x, const std::vector<int>& feature_axes) {
+  Shape s;
+  for (int ax : feature_axes) s.push_back(x[ax]);
+  return s;
+}
+
 // Flax's _normalize: y = (x - mean) * (rsqrt(var + eps) * scale) + bias, params shaped as the
-// feature axes and created in `scope` (scale first, then bias, as Flax's key order).
-Array normalize(core::Scope& scope, const Array& x, const Array& mean, const Array& var,
+// feature axes.
+Array normalize(const Array& x, const Array& mean, const Array& var, const Params& p,
                 const std::vector<int>& reduction_axes, const std::vector<int>& feature_axes,
                 const NormalizeOptions& o) {
   const int ndim = x.ndim();
   std::vector<std::int64_t> feature_shape(static_cast<std::size_t>(ndim), 1);
-  Shape reduced_feature_shape;
-  for (int ax : feature_axes) {
-    feature_shape[static_cast<std::size_t>(ax)] = x.shape()[ax];
-    reduced_feature_shape.push_back(x.shape()[ax]);
-  }
-  if (o.param_shape.has_value()) reduced_feature_shape = *o.param_shape;
+  for (int ax : feature_axes) feature_shape[static_cast<std::size_t>(ax)] = x.shape()[ax];
   const numpy::Axes red(reduction_axes);
   const Array mean_e = numpy::expand_dims(mean, red);
   const Array var_e = numpy::expand_dims(var, red);
@@ -115,16 +128,14 @@ Array normalize(core::Scope& scope, const Array& x, const Array& mean, const Arr
   }
   Array mul = numpy::rsqrt(var_e + o.epsilon);
   DType out = x.dtype();
-  if (o.use_scale) {
-    Array scale = scope.param("scale", *o.scale_init, reduced_feature_shape, o.param_dtype);
-    out = promote_types(out, scale.dtype());
-    mul = mul * numpy::reshape(scale, feature_shape);
+  if (p.scale.valid()) {
+    out = promote_types(out, p.scale.dtype());
+    mul = mul * numpy::reshape(p.scale, feature_shape);
   }
   y = y * mul;
-  if (o.use_bias) {
-    Array bias = scope.param("bias", *o.bias_init, reduced_feature_shape, o.param_dtype);
-    out = promote_types(out, bias.dtype());
-    y = y + numpy::reshape(bias, feature_shape);
+  if (p.bias.valid()) {
+    out = promote_types(out, p.bias.dtype());
+    y = y + numpy::reshape(p.bias, feature_shape);
   }
   // Flax's canonicalize_dtype(x, scale, bias, dtype=dtype), inexact.
   if (o.dtype.has_value()) {
@@ -133,6 +144,27 @@ Array normalize(core::Scope& scope, const Array& x, const Array& mean, const Arr
     out = promote_types(out, DType::float32);
   }
   return y.dtype() == out ? y : y.astype(out);
+}
+
+// LayerNorm / RMSNorm: the fused kernel when the statistics and the params cover the same
+// trailing axes and everything is in x's (floating) dtype; else the composed ops.
+Array layer_or_rms(core::Scope& scope, const Array& x, const std::vector<int>& red,
+                   const std::vector<int>& feat, bool use_fast_variance,
+                   const NormalizeOptions& o) {
+  const Params p = make_params(scope, feature_dims(x.shape(), feat), o);
+  const int ndim = x.ndim();
+  bool trailing = !red.empty() && red == feat && red.back() == ndim - 1 &&
+                  red.front() == ndim - static_cast<int>(red.size());
+  std::int64_t n = 1;
+  for (int ax : red) n *= x.shape()[ax];
+  const DType dt = x.dtype();
+  if (trailing && n > 0 && is_floating(dt) && (!o.centred || use_fast_variance) &&
+      o.dtype.value_or(dt) == dt && (!p.scale.valid() || p.scale.dtype() == dt) &&
+      (!p.bias.valid() || p.bias.dtype() == dt)) {
+    return detail::normalize_rows(x, p.scale, p.bias, n, o.epsilon, o.centred);
+  }
+  Stats s = compute_stats(x, red, o.dtype, o.centred, use_fast_variance);
+  return normalize(x, s.mean, s.var, p, red, feat, o);
 }
 
 std::vector<int> complement(int ndim, const std::vector<int>& axes, int from = 0) {
@@ -192,45 +224,44 @@ Array BatchNorm::call(const Array& x, std::optional<bool> use_running_average_ar
       ra_var.set_value(momentum * old_var + (1.0 - momentum) * var);
     }
   }
-  return normalize(scope("param"), x, mean, var, reduction_axes, feature_axes,
-                   {.dtype = dtype,
-                    .param_dtype = param_dtype,
-                    .epsilon = epsilon,
-                    .use_bias = use_bias,
-                    .use_scale = use_scale,
-                    .bias_init = &bias_init,
-                    .scale_init = &scale_init});
+  const NormalizeOptions o{.dtype = dtype,
+                           .param_dtype = param_dtype,
+                           .epsilon = epsilon,
+                           .use_bias = use_bias,
+                           .use_scale = use_scale,
+                           .bias_init = &bias_init,
+                           .scale_init = &scale_init};
+  return normalize(x, mean, var, make_params(scope("param"), feature_shape, o), reduction_axes,
+                   feature_axes, o);
 }
 
 Array LayerNorm::call(const Array& x) const {
   check_input("LayerNorm", x);
   const auto red = canonicalize_axes("LayerNorm", "reduction_axes", x.shape(), reduction_axes);
   const auto feat = canonicalize_axes("LayerNorm", "feature_axes", x.shape(), feature_axes);
-  Stats s = compute_stats(x, red, dtype, true, use_fast_variance);
-  return normalize(scope("param"), x, s.mean, s.var, red, feat,
-                   {.dtype = dtype,
-                    .param_dtype = param_dtype,
-                    .epsilon = epsilon,
-                    .use_bias = use_bias,
-                    .use_scale = use_scale,
-                    .bias_init = &bias_init,
-                    .scale_init = &scale_init});
+  return layer_or_rms(scope("param"), x, red, feat, use_fast_variance,
+                      {.dtype = dtype,
+                       .param_dtype = param_dtype,
+                       .epsilon = epsilon,
+                       .use_bias = use_bias,
+                       .use_scale = use_scale,
+                       .bias_init = &bias_init,
+                       .scale_init = &scale_init});
 }
 
 Array RMSNorm::call(const Array& x) const {
   check_input("RMSNorm", x);
   const auto red = canonicalize_axes("RMSNorm", "reduction_axes", x.shape(), reduction_axes);
   const auto feat = canonicalize_axes("RMSNorm", "feature_axes", x.shape(), feature_axes);
-  Stats s = compute_stats(x, red, dtype, false, use_fast_variance);
-  return normalize(scope("param"), x, s.mean, s.var, red, feat,
-                   {.dtype = dtype,
-                    .param_dtype = param_dtype,
-                    .epsilon = epsilon,
-                    .use_bias = false,
-                    .use_scale = use_scale,
-                    .bias_init = nullptr,
-                    .scale_init = &scale_init,
-                    .centred = false});
+  return layer_or_rms(scope("param"), x, red, feat, use_fast_variance,
+                      {.dtype = dtype,
+                       .param_dtype = param_dtype,
+                       .epsilon = epsilon,
+                       .use_bias = false,
+                       .use_scale = use_scale,
+                       .bias_init = nullptr,
+                       .scale_init = &scale_init,
+                       .centred = false});
 }
 
 Array GroupNorm::call(const Array& x) const {
@@ -292,15 +323,15 @@ Array GroupNorm::call(const Array& x) const {
   group_axes.push_back(ndim);  // the group_size axis of the view
   Stats s = compute_stats(xg, group_axes, dtype, true, use_fast_variance);
   // scale/bias are (channels,) as in Flax, seen as (groups, group_size) on the view.
-  const Array y = normalize(scope("param"), xg, s.mean, s.var, group_axes, {ndim - 1, ndim},
-                            {.dtype = dtype,
-                             .param_dtype = param_dtype,
-                             .epsilon = epsilon,
-                             .use_bias = use_bias,
-                             .use_scale = use_scale,
-                             .bias_init = &bias_init,
-                             .scale_init = &scale_init,
-                             .param_shape = Shape{channels}});
+  const NormalizeOptions o{.dtype = dtype,
+                           .param_dtype = param_dtype,
+                           .epsilon = epsilon,
+                           .use_bias = use_bias,
+                           .use_scale = use_scale,
+                           .bias_init = &bias_init,
+                           .scale_init = &scale_init};
+  const Array y = normalize(xg, s.mean, s.var, make_params(scope("param"), Shape{channels}, o),
+                            group_axes, {ndim - 1, ndim}, o);
   return numpy::reshape(y, std::vector<std::int64_t>(x.shape().begin(), x.shape().end()));
 }
 
@@ -316,14 +347,15 @@ Array InstanceNorm::call(const Array& x) const {
   }
   const auto red = complement(x.ndim(), feat, 1);
   Stats s = compute_stats(x, red, dtype, true, use_fast_variance);
-  return normalize(scope("param"), x, s.mean, s.var, red, feat,
-                   {.dtype = dtype,
-                    .param_dtype = param_dtype,
-                    .epsilon = epsilon,
-                    .use_bias = use_bias,
-                    .use_scale = use_scale,
-                    .bias_init = &bias_init,
-                    .scale_init = &scale_init});
+  const NormalizeOptions o{.dtype = dtype,
+                           .param_dtype = param_dtype,
+                           .epsilon = epsilon,
+                           .use_bias = use_bias,
+                           .use_scale = use_scale,
+                           .bias_init = &bias_init,
+                           .scale_init = &scale_init};
+  return normalize(x, s.mean, s.var, make_params(scope("param"), feature_dims(x.shape(), feat), o),
+                   red, feat, o);
 }
 
 }  // namespace loom::nn

@@ -51,3 +51,9 @@ show("groupnorm", norm(xr, (1, 3), 1e-6).reshape(2, 2, 6) * sg + bg)
 # InstanceNorm (2, 3, 2): stats over axis 1 per example and channel.
 xi = wave((2, 3, 2), 0.2)
 show("instancenorm", norm(xi, 1, 1e-6) * np.array([1.5, 0.5]) + np.array([0.25, -0.25]))
+# LayerNorm last axis with scale 1 + 0.1 k and bias 0.5 - 0.2 k (the fused path).
+show("layernorm_last_sb", norm(x, -1, 1e-6) * s + b)
+# LayerNorm over (1, 2) with scale/bias of shape (3, 4): 1 + 0.05 k and 0.1 k - 0.3 (flat k).
+s34 = (1 + 0.05 * np.arange(12)).reshape(3, 4)
+b34 = (0.1 * np.arange(12) - 0.3).reshape(3, 4)
+show("layernorm_12_sb12", norm(x, (1, 2), 1e-6) * s34 + b34)

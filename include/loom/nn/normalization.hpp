@@ -16,7 +16,9 @@
 // `dtype` when given, else to the promotion of x, scale and bias. Params are float32 by default
 // (param_dtype). Axes may be negative; repeated axes count once (Flax deduplicates them); an
 // out-of-range axis is a loom::Error naming the module path and the input shape. Every layer is
-// differentiable (loom::grad).
+// differentiable (loom::grad). LayerNorm/RMSNorm whose reduction and feature axes are the same
+// trailing axes, with x, params and dtype all one floating dtype (the Transformer case), run a
+// fused kernel: one pass for the statistics, one for the output, one fused pass for the VJP.
 //
 // Not yet: Flax's `mask=` call argument, axis_index_groups, force_float32_reductions=false, and
 // axis_name (cross-device statistics; BatchNorm accepts the field and raises when it would be
