@@ -669,4 +669,26 @@ TEST(InstanceNorm, FlaxTestInstanceNormRaiseError) {
                            {"feature_axes (4,)", "out of range"}));
 }
 
+TEST(Normalization, DtypeSelectsStatisticsAndResult) {
+  // Flax: statistics in promote(dtype or x.dtype, float32), result in dtype when given.
+  const Array x32 = wave({4, 3}, 1.1, DType::float32);
+  nn::BatchNorm bn{.momentum = 0.9, .dtype = DType::float64};
+  Tree v = bn.init(kKey, x32, false);
+  EXPECT_EQ(v.str(),
+            "batch_stats/mean: float32[3]\nbatch_stats/var: float32[3]\n"
+            "params/bias: float32[3]\nparams/scale: float32[3]\n");
+  auto [y, upd] = bn.apply_mutable(v, {.mutable_collections = {"batch_stats"}}, x32, false);
+  EXPECT_EQ(y.dtype(), DType::float64);
+  EXPECT_EQ(upd.str(), "batch_stats/mean: float64[3]\nbatch_stats/var: float64[3]\n");
+  // dtype float32 on a float64 input: float32 statistics and result.
+  const nn::GroupNorm g32{.num_groups = 3, .dtype = DType::float32};
+  const Array x64 = wave({2, 2, 6}, 0.7);
+  EXPECT_EQ(g32.apply(g32.init(kKey, x64), x64).dtype(), DType::float32);
+  nn::RMSNorm rms{.dtype = DType::float64};
+  EXPECT_EQ(rms.apply(rms.init(kKey, x32), x32).dtype(), DType::float64);
+  nn::InstanceNorm in{.param_dtype = DType::float64};
+  EXPECT_EQ(in.init(kKey, x32).str(), "params/bias: float64[3]\nparams/scale: float64[3]\n");
+  EXPECT_EQ(in.apply(in.init(kKey, x32), x32).dtype(), DType::float64);
+}
+
 }  // namespace
