@@ -235,6 +235,25 @@ TEST(LayerNorm, FusedAndComposedAgreeOnConstantRows) {
   }
 }
 
+TEST(LayerNorm, FusedLongRowsStayAccurate) {
+  // 2 rows of 60000 float32 values around 3: the fused sums (16 lanes in blocks, block totals
+  // in double) against the textbook formula in double over the same float32 values.
+  const Array x = (wave({2, 60000}, 0.1) + 3.0).astype(DType::float32);
+  std::vector<double> xs = x.to_vector<double>(), ref(xs.size());
+  for (std::size_t r = 0; r < 2; ++r) {
+    double m = 0, var = 0;
+    for (std::size_t k = 0; k < 60000; ++k) m += xs[r * 60000 + k] / 60000;
+    for (std::size_t k = 0; k < 60000; ++k) {
+      var += (xs[r * 60000 + k] - m) * (xs[r * 60000 + k] - m) / 60000;
+    }
+    for (std::size_t k = 0; k < 60000; ++k) {
+      ref[r * 60000 + k] = (xs[r * 60000 + k] - m) / std::sqrt(var + 1e-6);
+    }
+  }
+  nn::LayerNorm ln;
+  EXPECT_TRUE(allclose(ln.apply(ln.init(kKey, x), x), f64(ref, {2, 60000}), 1e-4, 1e-4));
+}
+
 TEST(LayerNorm, Errors) {
   Wrap<nn::LayerNorm> m{.norm = nn::LayerNorm{.reduction_axes = 3}};
   EXPECT_TRUE(throws_error(

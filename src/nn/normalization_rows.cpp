@@ -22,27 +22,42 @@ namespace {
 
 constexpr int kLanes = 16;
 
+// Lane sums of a[k] and a[k] * b[k] over [0, n) (a == b gives the sum and sum of squares):
+// 16 independent lanes within blocks of kBlock elements (vectorizable), the block totals added
+// in double, so the rounding error stays that of a kBlock / 16 element sum for any row length.
+constexpr std::int64_t kBlock = 4096;
+template <typename T>
+void dot_sums(const T* a, const T* b, std::int64_t n, T& sa, T& sab) {
+  double ta = 0, tab = 0;
+  for (std::int64_t start = 0; start < n; start += kBlock) {
+    const std::int64_t end = std::min(n, start + kBlock);
+    T la[kLanes] = {}, lab[kLanes] = {};
+    std::int64_t k = start;
+    for (; k + kLanes <= end; k += kLanes) {
+      for (int l = 0; l < kLanes; ++l) {
+        la[l] += a[k + l];
+        lab[l] += a[k + l] * b[k + l];
+      }
+    }
+    for (int l = 0; k + l < end; ++l) {
+      la[l] += a[k + l];
+      lab[l] += a[k + l] * b[k + l];
+    }
+    T ba = T(0), bab = T(0);
+    for (int l = 0; l < kLanes; ++l) {
+      ba += la[l];
+      bab += lab[l];
+    }
+    ta += double(ba);
+    tab += double(bab);
+  }
+  sa = static_cast<T>(ta);
+  sab = static_cast<T>(tab);
+}
+
 template <typename T>
 void row_sums(const T* x, std::int64_t n, T& s, T& q) {
-  T ls[kLanes] = {}, lq[kLanes] = {};
-  std::int64_t k = 0;
-  for (; k + kLanes <= n; k += kLanes) {
-    for (int l = 0; l < kLanes; ++l) {
-      const T v = x[k + l];
-      ls[l] += v;
-      lq[l] += v * v;
-    }
-  }
-  for (int l = 0; k + l < n; ++l) {
-    ls[l] += x[k + l];
-    lq[l] += x[k + l] * x[k + l];
-  }
-  s = T(0);
-  q = T(0);
-  for (int l = 0; l < kLanes; ++l) {
-    s += ls[l];
-    q += lq[l];
-  }
+  dot_sums(x, x, n, s, q);
 }
 
 std::int64_t row_grain(std::int64_t n) {
@@ -91,29 +106,6 @@ void forward(const T* x, const T* scale, const T* bias, T* y, T* mean, T* rstd, 
         }
       },
       row_grain(n));
-}
-
-// Lane sums of a[k] and a[k] * b[k].
-template <typename T>
-void dot_sums(const T* a, const T* b, std::int64_t n, T& sa, T& sab) {
-  T la[kLanes] = {}, lab[kLanes] = {};
-  std::int64_t k = 0;
-  for (; k + kLanes <= n; k += kLanes) {
-    for (int l = 0; l < kLanes; ++l) {
-      la[l] += a[k + l];
-      lab[l] += a[k + l] * b[k + l];
-    }
-  }
-  for (int l = 0; k + l < n; ++l) {
-    la[l] += a[k + l];
-    lab[l] += a[k + l] * b[k + l];
-  }
-  sa = T(0);
-  sab = T(0);
-  for (int l = 0; l < kLanes; ++l) {
-    sa += la[l];
-    sab += lab[l];
-  }
 }
 
 // dx, and g * xhat per element (gx, summed over rows into dscale by the caller).
