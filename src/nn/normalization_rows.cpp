@@ -1,0 +1,186 @@
+// The fused normalization kernel (see normalization_rows.hpp): per row, sums of x and x^2 in 16
+// independent lanes (vectorizable, like loom's reductions' leaves), then the output in one
+// elementwise pass. The VJP is a second fused pass:
+//   xhat = (x - mean) * rstd,  g' = g * scale,
+//   dx = rstd * (g' - mean(g') - c * xhat * mean(g' * xhat))   (centred; c is the derivative of
+//        max(0, var) as JAX's: 1 above 0, 1/2 at 0, 0 below),
+//   dx = rstd * (g' - xhat * mean(g' * xhat))                   (RMS, xhat = x * rstd),
+//   dscale = sum over rows of g * xhat, dbias = sum over rows of g.
+#include "normalization_rows.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+#include "detail/dispatch.hpp"
+#include "detail/tape.hpp"
+#include "loom/numpy/manipulation.hpp"
+#include "loom/numpy/reductions.hpp"
+
+namespace loom::nn::detail {
+namespace {
+
+constexpr int kLanes = 16;
+
+// Lane sums of a[k] and a[k] * b[k] over [0, n) (a == b gives the sum and sum of squares):
+// 16 independent lanes within blocks of kBlock elements (vectorizable), the block totals added
+// in double, so the rounding error stays that of a kBlock / 16 element sum for any row length.
+constexpr std::int64_t kBlock = 4096;
+template <typename T>
+void dot_sums(const T* a, const T* b, std::int64_t n, T& sa, T& sab) {
+  double ta = 0, tab = 0;
+  for (std::int64_t start = 0; start < n; start += kBlock) {
+    const std::int64_t end = std::min(n, start + kBlock);
+    T la[kLanes] = {}, lab[kLanes] = {};
+    std::int64_t k = start;
+    for (; k + kLanes <= end; k += kLanes) {
+      for (int l = 0; l < kLanes; ++l) {
+        la[l] += a[k + l];
+        lab[l] += a[k + l] * b[k + l];
+      }
+    }
+    for (int l = 0; k + l < end; ++l) {
+      la[l] += a[k + l];
+      lab[l] += a[k + l] * b[k + l];
+    }
+    T ba = T(0), bab = T(0);
+    for (int l = 0; l < kLanes; ++l) {
+      ba += la[l];
+      bab += lab[l];
+    }
+    ta += double(ba);
+    tab += double(bab);
+  }
+  sa = static_cast<T>(ta);
+  sab = static_cast<T>(tab);
+}
+
+template <typename T>
+void row_sums(const T* x, std::int64_t n, T& s, T& q) {
+  dot_sums(x, x, n, s, q);
+}
+
+std::int64_t row_grain(std::int64_t n) {
+  return std::max<std::int64_t>(1, loom::detail::kParallelGrain / std::max<std::int64_t>(n, 1));
+}
+
+// mean, rstd and the max(0, .) derivative factor of each row.
+struct RowStats {
+  Array mean, rstd, clip;
+};
+
+template <typename T>
+void forward(const T* x, const T* scale, const T* bias, T* y, T* mean, T* rstd, T* clip,
+             std::int64_t rows, std::int64_t n, double epsilon, bool centred) {
+  const T eps = static_cast<T>(epsilon);
+  const T inv_n = T(1) / static_cast<T>(n);
+  loom::detail::parallel_for(
+      rows,
+      [&](std::int64_t begin, std::int64_t end) {
+        for (std::int64_t r = begin; r < end; ++r) {
+          const T* xr = x + r * n;
+          T* yr = y + r * n;
+          T s, q;
+          row_sums(xr, n, s, q);
+          T mu = centred ? s * inv_n : T(0);
+          T var = q * inv_n;
+          T c = T(1);
+          if (centred) {
+            const T d = var - mu * mu;
+            c = d > T(0) ? T(1) : (d == T(0) ? T(0.5) : T(0));
+            var = d > T(0) ? d : T(0);
+          }
+          const T rs = T(1) / std::sqrt(var + eps);
+          mean[r] = mu;
+          rstd[r] = rs;
+          clip[r] = c;
+          if (scale != nullptr && bias != nullptr) {
+            for (std::int64_t k = 0; k < n; ++k) yr[k] = (xr[k] - mu) * (rs * scale[k]) + bias[k];
+          } else if (scale != nullptr) {
+            for (std::int64_t k = 0; k < n; ++k) yr[k] = (xr[k] - mu) * (rs * scale[k]);
+          } else if (bias != nullptr) {
+            for (std::int64_t k = 0; k < n; ++k) yr[k] = (xr[k] - mu) * rs + bias[k];
+          } else {
+            for (std::int64_t k = 0; k < n; ++k) yr[k] = (xr[k] - mu) * rs;
+          }
+        }
+      },
+      row_grain(n));
+}
+
+// dx, and g * xhat per element (gx, summed over rows into dscale by the caller).
+template <typename T>
+void backward(const T* g, const T* x, const T* scale, const T* mean, const T* rstd, const T* clip,
+              T* dx, T* gx, std::int64_t rows, std::int64_t n, bool centred) {
+  const T inv_n = T(1) / static_cast<T>(n);
+  loom::detail::parallel_for(
+      rows,
+      [&](std::int64_t begin, std::int64_t end) {
+        for (std::int64_t r = begin; r < end; ++r) {
+          const T* gr = g + r * n;
+          const T* xr = x + r * n;
+          T* dxr = dx + r * n;
+          T* hr = gx + r * n;
+          const T mu = mean[r], rs = rstd[r];
+          for (std::int64_t k = 0; k < n; ++k) hr[k] = (xr[k] - mu) * rs;  // xhat
+          if (scale != nullptr) {
+            for (std::int64_t k = 0; k < n; ++k) dxr[k] = gr[k] * scale[k];  // g'
+          } else {
+            for (std::int64_t k = 0; k < n; ++k) dxr[k] = gr[k];
+          }
+          T a, b;
+          dot_sums(dxr, hr, n, a, b);
+          a = centred ? a * inv_n : T(0);
+          b = b * inv_n * clip[r];
+          for (std::int64_t k = 0; k < n; ++k) {
+            const T xh = hr[k];
+            hr[k] = gr[k] * xh;
+            dxr[k] = rs * (dxr[k] - a - xh * b);
+          }
+        }
+      },
+      row_grain(n));
+}
+
+}  // namespace
+
+Array normalize_rows(const Array& x, const Array& scale, const Array& bias, std::int64_t n,
+                     double epsilon, bool centred) {
+  const std::int64_t rows = n > 0 ? x.size() / n : 0;
+  const Shape stats_shape{rows};
+  Array y = Array::empty(x.shape(), x.dtype());
+  Array mean = Array::empty(stats_shape, x.dtype());
+  Array rstd = Array::empty(stats_shape, x.dtype());
+  Array clip = Array::empty(stats_shape, x.dtype());
+  loom::detail::dispatch_float(x.dtype(), "normalize", [&]<typename T>() {
+    forward<T>(x.data<T>(), scale.valid() ? scale.data<T>() : nullptr,
+               bias.valid() ? bias.data<T>() : nullptr, y.mutable_data<T>(), mean.mutable_data<T>(),
+               rstd.mutable_data<T>(), clip.mutable_data<T>(), rows, n, epsilon, centred);
+  });
+  std::vector<Array> inputs{x};
+  if (scale.valid()) inputs.push_back(scale);
+  if (bias.valid()) inputs.push_back(bias);
+  loom::detail::record(
+      y, inputs,
+      [x = x.detached(), scale = scale.valid() ? scale.detached() : Array(),
+       bias_shape = bias.valid() ? bias.shape() : Shape{}, has_bias = bias.valid(), mean, rstd,
+       clip, rows, n, centred](const Array& g_in) {
+        const Array g = g_in.dtype() == x.dtype() ? g_in : g_in.astype(x.dtype());
+        Array dx = Array::empty(x.shape(), x.dtype());
+        Array gx = Array::empty(Shape{rows, n}, x.dtype());
+        loom::detail::dispatch_float(x.dtype(), "normalize", [&]<typename T>() {
+          backward<T>(g.data<T>(), x.data<T>(), scale.valid() ? scale.data<T>() : nullptr,
+                      mean.data<T>(), rstd.data<T>(), clip.data<T>(), dx.mutable_data<T>(),
+                      gx.mutable_data<T>(), rows, n, centred);
+        });
+        std::vector<Array> grads{dx};
+        if (scale.valid()) grads.push_back(numpy::sum(gx, 0).reshaped_view(scale.shape()));
+        if (has_bias) {
+          grads.push_back(numpy::sum(g.reshaped_view(Shape{rows, n}), 0).reshaped_view(bias_shape));
+        }
+        return grads;
+      });
+  return y;
+}
+
+}  // namespace loom::nn::detail
