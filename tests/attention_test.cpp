@@ -306,6 +306,36 @@ TEST(MultiHeadDotProductAttention, MatchesNumPyWithAPaddingMask) {
   EXPECT_TRUE(allclose(y2, y, 0, 0));
 }
 
+TEST(MultiHeadDotProductAttention, NormalizeQkAddsLayerNormsWithoutBias) {
+  // Flax's source: LayerNorm(name="query_ln"/"key_ln", use_bias=False) over head_dim; the tree
+  // gains query_ln/scale and key_ln/scale of shape (head_dim,).
+  nn::MultiHeadDotProductAttention mha{
+      .num_heads = 2, .qkv_features = 6, .out_features = 3, .normalize_qk = true};
+  Tree v = mha.init(rnd::key(0), jnp::ones({2, 3, 5}), jnp::ones({2, 4, 6}));
+  EXPECT_EQ(v.str(),
+            "params/key/bias: float32[2,3]\nparams/key/kernel: float32[6,2,3]\n"
+            "params/key_ln/scale: float32[3]\n"
+            "params/out/bias: float32[3]\nparams/out/kernel: float32[2,3,3]\n"
+            "params/query/bias: float32[2,3]\nparams/query/kernel: float32[5,2,3]\n"
+            "params/query_ln/scale: float32[3]\n"
+            "params/value/bias: float32[2,3]\nparams/value/kernel: float32[6,2,3]\n");
+  // NumPy: (x - mean) / sqrt(var + 1e-6) * scale on the projected query and key.
+  const auto& c = loom::testing::golden_cases().at("mha_qk_norm");
+  auto dense = [&](const char* n) {
+    return Tree{{"kernel", c.at(std::string(n) + "_kernel")},
+                {"bias", c.at(std::string(n) + "_bias")}};
+  };
+  Tree gv{{"params", Tree{{"query", dense("query")},
+                          {"key", dense("key")},
+                          {"value", dense("value")},
+                          {"out", dense("out")},
+                          {"query_ln", Tree{{"scale", c.at("query_ln_scale")}}},
+                          {"key_ln", Tree{{"scale", c.at("key_ln_scale")}}}}}};
+  mha.param_dtype = DType::float64;
+  EXPECT_TRUE(
+      allclose(mha.apply(gv, c.at("inputs_q"), c.at("inputs_kv")), c.at("out"), 1e-10, 1e-12));
+}
+
 TEST(MultiHeadDotProductAttention, KeyAndValueDefaults) {
   // Flax: test_multihead_kv_args.
   Array q = rnd::uniform(rnd::key(1), {3, 5});
@@ -472,6 +502,15 @@ TEST(MultiHeadDotProductAttention, GradientsMatchFiniteDifferences) {
   };
   EXPECT_TRUE(grad_matches_fd([&](const Array& a) { return loss(v, a, xkv); }, xq));
   EXPECT_TRUE(grad_matches_fd([&](const Array& a) { return loss(v, xq, a); }, xkv));
+  // Through the QK LayerNorms too.
+  nn::MultiHeadDotProductAttention qkn = mha;
+  qkn.normalize_qk = true;
+  Tree nv = qkn.init(rnd::key(0), xq, xkv);
+  EXPECT_TRUE(grad_matches_fd(
+      [&](const Array& a) {
+        return jnp::sum(jnp::square(qkn.apply(nv, a, xkv, std::nullopt, mask)) * wt);
+      },
+      xq));
   for (const char* sub : {"key", "out"}) {
     Array k = v.at("params").at(sub).at("kernel").leaf();
     EXPECT_TRUE(grad_matches_fd(

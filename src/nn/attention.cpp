@@ -5,12 +5,12 @@
 #include <limits>
 #include <string>
 
-#include "loom/autodiff.hpp"
+#include "loom/nn/activation.hpp"
+#include "loom/nn/normalization.hpp"
 #include "loom/numpy/creation.hpp"
 #include "loom/numpy/elementwise.hpp"
 #include "loom/numpy/linalg.hpp"
 #include "loom/numpy/manipulation.hpp"
-#include "loom/numpy/reductions.hpp"
 
 namespace loom::nn {
 
@@ -46,14 +46,6 @@ Shape batch_of(const Shape& s) {
   Shape b;
   for (int i = 0; i + 3 < s.size(); ++i) b.push_back(s[i]);
   return b;
-}
-
-// jax.nn.softmax over the last axis: exp(x - stop_gradient(max)) / sum.
-// TODO(linear_attention): replace with nn::softmax once branch `activations` has it.
-Array softmax_last(const Array& x) {
-  const Array m = stop_gradient(numpy::max(x, -1, /*keepdims=*/true));
-  const Array e = numpy::exp(x - m);
-  return e / numpy::sum(e, -1, /*keepdims=*/true);
 }
 
 void check_broadcasts_to(const std::string& op, const char* what, const Array& a,
@@ -118,7 +110,7 @@ Array attention_weights(const std::string& op, const Array& query0, const Array&
                                                 : std::numeric_limits<float>::lowest();
     w = numpy::where(*o.mask, w, numpy::full({}, big_neg, w.dtype()));
   }
-  w = cast(softmax_last(w), dt);
+  w = cast(softmax(w, -1), dt);
   if (on_weights) on_weights(w);
   if (dropout) {
     const double keep_prob = 1.0 - o.dropout_rate;
@@ -232,8 +224,10 @@ Array MultiHeadDotProductAttention::call(const Array& inputs_q, std::optional<Ar
   Array key = child("key", dense)(xk);
   const Array value = child("value", dense)(xv);
   if (normalize_qk) {
-    // TODO(linear_attention): LayerNorm from branch `normalization`.
-    fail(op, "normalize_qk needs nn::LayerNorm, which this build does not have yet");
+    // QK normalization (arxiv.org/abs/2302.05442): LayerNorm without bias over head_dim.
+    const LayerNorm ln{.dtype = dtype, .param_dtype = param_dtype, .use_bias = false};
+    query = child("query_ln", ln)(query);
+    key = child("key_ln", ln)(key);
   }
 
   bool m_deterministic = true;

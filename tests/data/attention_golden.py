@@ -110,6 +110,28 @@ def main():
          key_bias=kb, value_kernel=vk, value_bias=vb, out_kernel=ok, out_bias=ob,
          mask=mha_mask, out=y)
 
+    # normalize_qk: LayerNorm (epsilon 1e-6, no bias, learned scale) of the projected query and
+    # key over head_dim; 2 heads of depth 3.
+    qk, qb = data((5, 2, 3), 1.0, 0.6), data((2, 3), 1.9, 0.1)
+    kk, kb = data((6, 2, 3), 2.0, 0.6), data((2, 3), 2.9, 0.1)
+    vk, vb = data((6, 2, 3), 3.0, 0.6), data((2, 3), 3.9, 0.1)
+    ok, ob = data((2, 3, 3), 4.0, 0.6), data((3,), 4.9, 0.1)
+    qs, ks = 1 + data((3,), 5.0, 0.3), 1 + data((3,), 6.0, 0.3)
+
+    def layer_norm(x, scale):
+        mean = x.mean(axis=-1, keepdims=True)
+        var = ((x - mean) ** 2).mean(axis=-1, keepdims=True)
+        return (x - mean) / np.sqrt(var + 1e-6) * scale
+
+    qp = layer_norm(dense_general(xq, qk, qb, (-1,)), qs)
+    kp = layer_norm(dense_general(xkv, kk, kb, (-1,)), ks)
+    vp = dense_general(xkv, vk, vb, (-1,))
+    att, _ = attention(qp, kp, vp)
+    y = dense_general(att, ok, ob, (-2, -1))
+    emit("mha_qk_norm", inputs_q=xq, inputs_kv=xkv, query_kernel=qk, query_bias=qb,
+         key_kernel=kk, key_bias=kb, value_kernel=vk, value_bias=vb, out_kernel=ok, out_bias=ob,
+         query_ln_scale=qs, key_ln_scale=ks, out=y)
+
     # DenseGeneral: axis (1, -1), features (2, 3), without and with batch_dims (0,).
     x = data((2, 3, 4, 5), 0.5)
     kern = data((3, 5, 2, 3), 1.5, 0.4)
