@@ -272,6 +272,29 @@ TEST(MultiHeadDotProductAttention, TreeOfFlaxsSelfAttentionTest) {
             "params/query/kernel: float32[4,2,2]\nparams/value/kernel: float32[4,2,2]\n");
 }
 
+TEST(MultiHeadDotProductAttention, ParamsAreFlaxsDenseDrawsReshaped) {
+  // Flax draws each DenseGeneral kernel as a 2-D lecun_normal matrix under its submodule's
+  // key, then reshapes (kernel_init_wrap). So MultiHeadDotProductAttention's query kernel is
+  // the kernel a Dense(qkv_features) named "query" draws at the same path, reshaped to
+  // (in, heads, head_dim); out's is Dense(features) at "out" on (heads * head_dim) inputs.
+  // (Dense's bits are checked against Flax's published values in flax_parity_test.)
+  struct Flat : nn::Module<Flat> {
+    Array call(const Array& x) const {
+      Array q = child("query", nn::Dense{.features = 16})(x);
+      return child("out", nn::Dense{.features = 5})(q);
+    }
+  };
+  Array x = jnp::ones({4, 6, 5});
+  Tree flat = Flat{}.init(rnd::key(0), x).at("params");
+  Tree p = nn::MultiHeadDotProductAttention{.num_heads = 8, .qkv_features = 16}
+               .init(rnd::key(0), x)
+               .at("params");
+  EXPECT_TRUE(allclose(p.at("query").at("kernel").leaf(),
+                       jnp::reshape(flat.at("query").at("kernel").leaf(), {5, 8, 2}), 0, 0));
+  EXPECT_TRUE(allclose(p.at("out").at("kernel").leaf(),
+                       jnp::reshape(flat.at("out").at("kernel").leaf(), {8, 2, 5}), 0, 0));
+}
+
 TEST(MultiHeadDotProductAttention, OutInitializers) {
   // Flax: test_mha_out_initializers.
   nn::MultiHeadDotProductAttention mha = ones_mha();
