@@ -255,3 +255,83 @@ TEST(Autodiff, Errors) {
       [&] { loom::grad([](const loom::Tree& p) { return jnp::sum(p.at("v").leaf()); })(t); },
       {"missing key", "\"v\"", "\"w\""}));
 }
+
+// ---- C++ scalars in the binary functions (API fix 5): weakly typed, as Python scalars in jnp --
+
+TEST(ScalarArguments, BinaryFunctionsAcceptScalarsOnEitherSide) {
+  const Array x = Array({-1.5f, 0.0f, 2.0f});
+  Array m = jnp::maximum(x, 0.0);
+  EXPECT_EQ(m.dtype(), DType::float32);  // weak: x's dtype wins
+  EXPECT_EQ(m.to_vector<float>(), (std::vector<float>{0.0f, 0.0f, 2.0f}));
+  EXPECT_EQ(jnp::maximum(0, x).to_vector<float>(), (std::vector<float>{0.0f, 0.0f, 2.0f}));
+  EXPECT_EQ(jnp::minimum(x, 1).to_vector<float>(), (std::vector<float>{-1.5f, 0.0f, 1.0f}));
+  EXPECT_EQ(jnp::add(x, 1).to_vector<float>(), (std::vector<float>{-0.5f, 1.0f, 3.0f}));
+  EXPECT_EQ(jnp::subtract(1.0, x).to_vector<float>(), (std::vector<float>{2.5f, 1.0f, -1.0f}));
+  EXPECT_EQ(jnp::multiply(x, 2).to_vector<float>(), (std::vector<float>{-3.0f, 0.0f, 4.0f}));
+  EXPECT_EQ(jnp::divide(3.0, Array({2.0f, 4.0f})).to_vector<float>(),
+            (std::vector<float>{1.5f, 0.75f}));
+  EXPECT_EQ(jnp::power(x, 2).to_vector<float>(), (std::vector<float>{2.25f, 0.0f, 4.0f}));
+  EXPECT_EQ(jnp::power(2, Array({3.0f})).to_vector<float>(), (std::vector<float>{8.0f}));
+  // float64 arrays stay float64; int32 with an int stays int32; int32 with a double is float32.
+  EXPECT_EQ(jnp::multiply(f64({1, 2}, Shape{2}), 0.5).dtype(), DType::float64);
+  const Array i = Array({1, 2, 3});
+  EXPECT_EQ(jnp::power(i, 2).dtype(), DType::int32);
+  EXPECT_EQ(jnp::power(i, 2).to_vector<int>(), (std::vector<int>{1, 4, 9}));
+  EXPECT_EQ(jnp::add(i, 0.5).dtype(), DType::float32);
+  EXPECT_EQ(jnp::divide(i, 2).dtype(), DType::float32);  // true division
+  EXPECT_EQ(jnp::maximum(i, 2).to_vector<int>(), (std::vector<int>{2, 2, 3}));
+}
+
+TEST(ScalarArguments, ComparisonsLogicWhereAndClip) {
+  const Array x = Array({-1.0f, 0.0f, 2.0f});
+  EXPECT_EQ(jnp::greater(x, 0).to_vector<bool>(), (std::vector<bool>{false, false, true}));
+  EXPECT_EQ(jnp::greater_equal(x, 0.0).to_vector<bool>(), (std::vector<bool>{false, true, true}));
+  EXPECT_EQ(jnp::less(0, x).to_vector<bool>(), (std::vector<bool>{false, false, true}));
+  EXPECT_EQ(jnp::less_equal(x, -1).to_vector<bool>(), (std::vector<bool>{true, false, false}));
+  EXPECT_EQ(jnp::equal(x, 2.0).to_vector<bool>(), (std::vector<bool>{false, false, true}));
+  EXPECT_EQ(jnp::not_equal(2, x).to_vector<bool>(), (std::vector<bool>{true, true, false}));
+  // An int32 array compared with 0.5 compares in float (1 > 0.5).
+  EXPECT_EQ(jnp::greater(Array({0, 1}), 0.5).to_vector<bool>(), (std::vector<bool>{false, true}));
+  const Array b = Array({true, false});
+  EXPECT_EQ(jnp::logical_and(b, 1).to_vector<bool>(), (std::vector<bool>{true, false}));
+  EXPECT_EQ(jnp::logical_or(0, b).to_vector<bool>(), (std::vector<bool>{true, false}));
+  EXPECT_EQ(jnp::logical_or(b, 0.0).to_vector<bool>(), (std::vector<bool>{true, false}));
+
+  Array w = jnp::where(x > 0, x, 0.0);
+  EXPECT_EQ(w.dtype(), DType::float32);
+  EXPECT_EQ(w.to_vector<float>(), (std::vector<float>{0.0f, 0.0f, 2.0f}));
+  EXPECT_EQ(jnp::where(x > 0, -1, x).to_vector<float>(), (std::vector<float>{-1.0f, 0.0f, -1.0f}));
+  EXPECT_EQ(jnp::where(x > 0, f64({1, 2, 3}, Shape{3}), 7).dtype(), DType::float64);
+  Array s = jnp::where(x > 0, 1.0, 0.0);
+  EXPECT_EQ(s.dtype(), DType::float32);
+  EXPECT_EQ(s.to_vector<float>(), (std::vector<float>{0.0f, 0.0f, 1.0f}));
+  Array si = jnp::where(x > 0, 1, 0);
+  EXPECT_EQ(si.dtype(), DType::int32);
+  EXPECT_EQ(si.to_vector<int>(), (std::vector<int>{0, 0, 1}));
+
+  const Array i = Array({-5, 3, 9});
+  EXPECT_EQ(jnp::clip(i, 0, 6).dtype(), DType::int32);
+  EXPECT_EQ(jnp::clip(i, 0, 6).to_vector<int>(), (std::vector<int>{0, 3, 6}));
+  EXPECT_EQ(jnp::clip(i, 0.0, 6.0).dtype(), DType::float32);
+  EXPECT_EQ(jnp::clip(x, 0, 1).to_vector<float>(), (std::vector<float>{0.0f, 0.0f, 1.0f}));
+}
+
+TEST(ScalarArguments, GradientsFlowThroughTheArraySide) {
+  const Array x = f64({-1.0, 0.5, 2.0}, Shape{3});
+  EXPECT_TRUE(grad_matches_fd([](const Array& v) { return jnp::sum(jnp::maximum(v, 0.0)); }, x));
+  EXPECT_TRUE(grad_matches_fd([](const Array& v) { return jnp::sum(jnp::power(v, 3)); }, x));
+  EXPECT_TRUE(grad_matches_fd([](const Array& v) { return jnp::sum(jnp::divide(1.0, v)); }, x));
+  EXPECT_TRUE(
+      grad_matches_fd([](const Array& v) { return jnp::sum(jnp::where(v > 0, v * v, 0.0)); }, x));
+  EXPECT_TRUE(grad_matches_fd([](const Array& v) { return jnp::sum(jnp::subtract(2, v) * v); }, x));
+}
+
+TEST(ScalarArguments, Errors) {
+  EXPECT_TRUE(throws_error([] { jnp::maximum(Array(), 0.0); }, {"weak_scalar"}));
+  EXPECT_TRUE(throws_error([] { jnp::add(Array({1u, 2u}), -1); }, {"negative", "uint32"}));
+  EXPECT_TRUE(throws_error(
+      [] {
+        jnp::maximum(jnp::ones({2, 3}), jnp::ones({4}));
+      },
+      {"maximum", "(2, 3)", "(4,)"}));
+}

@@ -79,4 +79,21 @@ enum class ReduceOp { max, sum, min };
 Array reduce_window(const Array& x, ReduceOp op, const std::vector<std::int64_t>& window,
                     const std::vector<std::int64_t>& strides, const Padding& padding);
 
+/// One dimension of lax.pad: `low` and `high` elements added at the ends (negative: cropped)
+/// and `interior` elements between neighbours (>= 0).
+struct PadConfig {
+  std::int64_t low = 0, high = 0, interior = 0;
+};
+
+/// jax.lax.pad: out dim = low + high + d + max(d - 1, 0) * interior, filled with padding_value
+/// (a scalar of operand's dtype) except where operand's elements land, at low + i * (interior + 1).
+///   lax::pad(x, jnp::zeros({}), {{1, 2, 0}, {0, 0, 1}});  // (2, 3) -> (5, 5)
+///   lax::pad(x, 0.0, {{-1, 0, 0}});                        // crops the first row
+/// Differentiable in operand (the cotangent's strided slice) and padding_value (the cotangent's
+/// sum over the padded positions). One config per operand dim; interior < 0, a negative result
+/// size, a non-scalar or differently typed padding_value are a loom::Error.
+Array pad(const Array& operand, const Array& padding_value, const std::vector<PadConfig>& config);
+/// padding_value as a weakly typed scalar (cast to operand's dtype).
+Array pad(const Array& operand, double padding_value, const std::vector<PadConfig>& config);
+
 }  // namespace loom::lax

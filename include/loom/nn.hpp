@@ -10,6 +10,8 @@
 #pragma once
 
 #include "loom/core.hpp"
+#include "loom/nn/activation.hpp"
+#include "loom/nn/attention.hpp"
 #include "loom/nn/initializers.hpp"
 #include "loom/nn/linear.hpp"
 #include "loom/nn/module.hpp"
