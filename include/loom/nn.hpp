@@ -15,6 +15,7 @@
 #include "loom/nn/initializers.hpp"
 #include "loom/nn/linear.hpp"
 #include "loom/nn/module.hpp"
+#include "loom/nn/normalization.hpp"
 #include "loom/nn/pooling.hpp"
 #include "loom/nn/sequential.hpp"
 #include "loom/nn/stochastic.hpp"
