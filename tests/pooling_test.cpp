@@ -125,7 +125,20 @@ TEST(Pooling, AnalyticIdentities) {
   EXPECT_TRUE(allclose(nn::avg_pool(x, {1, 1}), x, 0, 0));
 }
 
+struct BadPool : nn::Module<BadPool> {
+  Array call(const Array& x) const { return nn::max_pool(x, {2, 2}, {}, "CIRCULAR"); }
+};
+struct Outer : nn::Module<Outer> {
+  Array call(const Array& x) const { return BadPool{}(x); }
+};
+
 TEST(Pooling, Errors) {
+  // Inside a module, the error names the module's path.
+  EXPECT_TRUE(throws_error(
+      [] {
+        Outer{}.init(loom::random::key(0), jnp::ones({1, 4, 4, 1}));
+      },
+      {"max_pool", "padding 'CIRCULAR'", "/BadPool_0"}));
   const Array x = jnp::ones({1, 4, 4, 2});
   EXPECT_TRUE(throws_error(
       [&] {

@@ -3,6 +3,7 @@
 
 #include <string>
 
+#include "loom/core/errors.hpp"
 #include "loom/numpy/creation.hpp"
 #include "loom/numpy/elementwise.hpp"
 #include "loom/numpy/manipulation.hpp"
@@ -201,7 +202,14 @@ Array Conv::call(const Array& inputs) const {
   Array bias;
   if (use_bias) bias = param("bias", bias_init, Shape{features}, param_dtype);
   const DType dt = compute_dtype(dtype, x, kernel);
-  Array y = lax::conv_general_dilated(as(x, dt), as(kernel, dt), strides_, pad, in_dil, k_dil, G);
+  Array y;
+  try {
+    y = lax::conv_general_dilated(as(x, dt), as(kernel, dt), strides_, pad, in_dil, k_dil, G);
+  } catch (const core::FlaxError&) {
+    throw;
+  } catch (const Error& e) {
+    throw Error(std::string("Conv: ") + e.what() + detail::module_path_suffix());
+  }
   if (use_bias) y = y + as(bias, dt);
   return restore_batch(y, num_batch, batch_shape);
 }
@@ -229,7 +237,14 @@ Array ConvTranspose::call(const Array& inputs) const {
   Array bias;
   if (use_bias) bias = param("bias", bias_init, Shape{features}, param_dtype);
   const DType dt = compute_dtype(dtype, x, kernel);
-  Array y = lax::conv_transpose(as(x, dt), as(kernel, dt), strides_, pad, k_dil, transpose_kernel);
+  Array y;
+  try {
+    y = lax::conv_transpose(as(x, dt), as(kernel, dt), strides_, pad, k_dil, transpose_kernel);
+  } catch (const core::FlaxError&) {
+    throw;
+  } catch (const Error& e) {
+    throw Error(std::string("ConvTranspose: ") + e.what() + detail::module_path_suffix());
+  }
 
   if (circular) {
     // Pad each spatial dim of y to a whole number of periods (input size * stride), placed so the

@@ -38,17 +38,21 @@ Array pool_identity(const Array& inputs, lax::ReduceOp op,
   const std::string who = std::string(fn) + ": inputs " +
                           (inputs.valid() ? inputs.shape().str() : std::string("(empty)")) +
                           ", window_shape " + ints_str(window_shape);
+  // Errors name the running module, if any (these are functions, as in Flax).
+  auto fail = [&](const std::string& what) {
+    return Error(who + ": " + what + detail::module_path_suffix());
+  };
   const std::size_t nw = window_shape.size();
-  if (nw == 0) throw Error(who + ": window_shape must not be empty");
+  if (nw == 0) throw fail("window_shape must not be empty");
   if (!inputs.valid() || inputs.ndim() < int(nw) + 1) {
-    throw Error(who + ": inputs must be (*batch_dims, " + std::to_string(nw) +
-                " window dims, features), of rank >= " + std::to_string(nw + 1));
+    throw fail("inputs must be (*batch_dims, " + std::to_string(nw) +
+               " window dims, features), of rank >= " + std::to_string(nw + 1));
   }
   const std::vector<std::int64_t> strides =
       strides_in.empty() ? std::vector<std::int64_t>(nw, 1) : strides_in;
   if (strides.size() != nw) {
-    throw Error(who + ": len(" + ints_str(window_shape) + ") must equal len(" +
-                ints_str(strides_in) + ") (strides)");
+    throw fail("len(" + ints_str(window_shape) + ") must equal len(" + ints_str(strides_in) +
+               ") (strides)");
   }
   const int nd = inputs.ndim(), nb = nd - int(nw) - 1;
   std::vector<std::int64_t> dims(std::size_t(nd), 1), steps(std::size_t(nd), 1);
@@ -68,10 +72,14 @@ Array pool_identity(const Array& inputs, lax::ReduceOp op,
     }
     pad = lax::Padding::explicit_(std::move(pairs));
   } else {
-    throw Error(who + ": padding " + padding.str() + " must be 'SAME', 'VALID' or " +
-                std::to_string(nw) + " (low, high) pairs, one per window dim");
+    throw fail("padding " + padding.str() + " must be 'SAME', 'VALID' or " + std::to_string(nw) +
+               " (low, high) pairs, one per window dim");
   }
-  return lax::reduce_window(inputs, op, dims, steps, pad);
+  try {
+    return lax::reduce_window(inputs, op, dims, steps, pad);
+  } catch (const Error& e) {
+    throw fail(e.what());
+  }
 }
 
 }  // namespace
