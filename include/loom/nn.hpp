@@ -13,6 +13,7 @@
 #include "loom/nn/initializers.hpp"
 #include "loom/nn/linear.hpp"
 #include "loom/nn/module.hpp"
+#include "loom/nn/recurrent.hpp"
 #include "loom/nn/sequential.hpp"
 #include "loom/nn/stochastic.hpp"
 #include "loom/nn/summary.hpp"
