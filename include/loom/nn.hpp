@@ -10,6 +10,7 @@
 #pragma once
 
 #include "loom/core.hpp"
+#include "loom/nn/activation.hpp"
 #include "loom/nn/initializers.hpp"
 #include "loom/nn/linear.hpp"
 #include "loom/nn/module.hpp"
