@@ -440,3 +440,64 @@ TEST(RecurrentErrors, ShapesAndRanks) {
       throws_error([&] { nn::SimpleCell{.features = 2}.initialize_carry(rnd::key(0), Shape{}); },
                    {"SimpleCell", "input_shape"}));
 }
+
+// ---- RNN inside a model, class template argument deduction ---------------------------------
+
+namespace {
+struct Encoder : nn::Module<Encoder> {
+  Array call(const Array& x) const {
+    Array h = nn::RNN{.cell = nn::GRUCell{.features = 3}}(x);  // "RNN_0", Flax's class name
+    auto bi = nn::Bidirectional{.forward_rnn = nn::RNN{.cell = nn::SimpleCell{.features = 2}},
+                                .backward_rnn = nn::RNN{.cell = nn::SimpleCell{.features = 2}}};
+    return bi(h);  // "Bidirectional_0"
+  }
+};
+}  // namespace
+
+TEST(RecurrentTree, AutoNamesInsideAModel) {
+  Tree v = Encoder{}.init(rnd::key(0), jnp::ones({2, 4, 5}));
+  EXPECT_EQ(v.str(),
+            "params/Bidirectional_0/backward_rnn/cell/h/kernel: float32[2,2]\n"
+            "params/Bidirectional_0/backward_rnn/cell/i/bias: float32[2]\n"
+            "params/Bidirectional_0/backward_rnn/cell/i/kernel: float32[3,2]\n"
+            "params/Bidirectional_0/forward_rnn/cell/h/kernel: float32[2,2]\n"
+            "params/Bidirectional_0/forward_rnn/cell/i/bias: float32[2]\n"
+            "params/Bidirectional_0/forward_rnn/cell/i/kernel: float32[3,2]\n"
+            "params/RNN_0/cell/hn/bias: float32[3]\nparams/RNN_0/cell/hn/kernel: float32[3,3]\n"
+            "params/RNN_0/cell/hr/kernel: float32[3,3]\nparams/RNN_0/cell/hz/kernel: float32[3,3]\n"
+            "params/RNN_0/cell/in/bias: float32[3]\nparams/RNN_0/cell/in/kernel: float32[5,3]\n"
+            "params/RNN_0/cell/ir/bias: float32[3]\nparams/RNN_0/cell/ir/kernel: float32[5,3]\n"
+            "params/RNN_0/cell/iz/bias: float32[3]\nparams/RNN_0/cell/iz/kernel: float32[5,3]\n");
+  EXPECT_EQ(Encoder{}.apply(v, jnp::ones({2, 4, 5})).shape(), Shape({2, 4, 4}));
+}
+
+TEST(RecurrentGrad, CellsAndBidirectional) {
+  Array x = wave({2, 3}, 0.2), h = wave({2, 2}, 0.8);
+  nn::MGUCell mgu{.features = 2, .param_dtype = DType::float64};
+  Tree vm = mgu.init(rnd::key(3), h, x);
+  EXPECT_TRUE(loom::testing::grad_matches_fd(
+      [&](const Array& hh) { return jnp::sum(mgu.apply(vm, hh, x).second); }, h));
+  nn::SimpleCell simple{.features = 2, .param_dtype = DType::float64, .residual = true};
+  Tree vs = simple.init(rnd::key(4), h, x);
+  EXPECT_TRUE(loom::testing::grad_matches_fd(
+      [&](const Array& xx) { return jnp::sum(simple.apply(vs, h, xx).first); }, x));
+  using R = nn::RNN<nn::GRUCell>;
+  nn::Bidirectional<R, R> bi{
+      .forward_rnn = {.cell = {.features = 2, .param_dtype = DType::float64}},
+      .backward_rnn = {.cell = {.features = 2, .param_dtype = DType::float64}}};
+  Array xs = wave({1, 3, 2}, 0.1);
+  Tree vb = bi.init(rnd::key(5), xs);
+  Array lengths = Array(std::vector<double>{2}, Shape{1}, DType::int32);
+  EXPECT_TRUE(loom::testing::grad_matches_fd(
+      [&](const Array& xx) {
+        Array y = bi.apply(vb, xx, nn::RNNOptions{.seq_lengths = lengths});
+        return jnp::sum(y * y);
+      },
+      xs));
+}
+
+TEST(RecurrentErrors, CellRank) {
+  nn::GRUCell cell{.features = 2};
+  EXPECT_TRUE(throws_error([&] { cell.init(rnd::key(0), jnp::zeros({2}), Array::scalar(1.0f)); },
+                           {"GRUCell", "rank >= 1", "inputs ()"}));
+}

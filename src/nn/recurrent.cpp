@@ -48,10 +48,6 @@ Dense dense(std::int64_t features, bool use_bias, const initializers::Initialize
 
 namespace detail {
 
-Array recurrent_sigmoid(const Array& x) {
-  return 1.0 / (1.0 + numpy::exp(-x));
-}
-
 void check_cell_inputs(const char* cell, const Array& h, const Array& inputs) {
   if (!inputs.valid() || inputs.ndim() == 0 || !h.valid() || h.ndim() == 0) {
     throw Error(std::string(cell) + ": inputs (*batch, features) and a carry (*batch, " +

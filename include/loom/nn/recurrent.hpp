@@ -7,6 +7,7 @@
 //   auto [new_carry, y] = cell.apply(v, carry, x);
 //
 //   nn::RNN<nn::LSTMCell> rnn{.cell = {.features = 4}};                   // x: (batch, time, in)
+//   // or, deducing the cell type: nn::RNN{.cell = nn::LSTMCell{.features = 4}}
 //   loom::Tree vr = rnn.init(loom::random::key(0), x);                    // params/cell/ii/...
 //   loom::Array ys = rnn.apply(vr, x);                                    // (batch, time, 4)
 //   auto [carry, ys2] = rnn.apply(vr, x, nn::RNNOptions{.seq_lengths = lengths,
@@ -15,6 +16,11 @@
 // Carries: std::pair<Array, Array> (c, h) for the LSTM cells (Flax's tuple (c, h)), one Array h
 // for GRUCell, MGUCell and SimpleCell; each cell names its type Cell::Carry. A cell's call
 // returns (new_carry, output) as a std::pair.
+//
+// A user cell works with RNN when it has what Flax's RNNCellBase has: a `Carry` type,
+// `std::pair<Carry, Array> call(const Carry&, const Array&) const`,
+// `Carry initialize_carry(const random::Key&, const Shape&) const` and
+// `static constexpr int num_feature_axes`.
 #pragma once
 
 #include <cstdint>
@@ -24,6 +30,7 @@
 #include <utility>
 #include <vector>
 
+#include "loom/nn/activation.hpp"
 #include "loom/nn/initializers.hpp"
 #include "loom/nn/module.hpp"
 #include "loom/numpy/elementwise.hpp"
@@ -36,11 +43,6 @@ namespace loom::nn {
 using ActivationFn = std::function<Array(const Array&)>;
 
 namespace detail {
-/// 1 / (1 + exp(-x)): the gates' default until loom::nn::sigmoid lands (activation.hpp).
-Array recurrent_sigmoid(const Array& x);
-inline Array recurrent_tanh(const Array& x) {
-  return numpy::tanh(x);
-}
 /// Checks a cell's inputs (rank >= 1) and hidden state h (rank >= 1, batch dims = inputs').
 void check_cell_inputs(const char* cell, const Array& h, const Array& inputs);
 }  // namespace detail
@@ -52,8 +54,8 @@ void check_cell_inputs(const char* cell, const Array& h, const Array& inputs);
 struct LSTMCell : Module<LSTMCell> {
   using Carry = std::pair<Array, Array>;  // (c, h)
   std::int64_t features = 0;              // required: the size of c and h
-  ActivationFn gate_fn = detail::recurrent_sigmoid;
-  ActivationFn activation_fn = detail::recurrent_tanh;
+  ActivationFn gate_fn = sigmoid;
+  ActivationFn activation_fn = tanh;
   initializers::Initializer kernel_init = initializers::lecun_normal();
   initializers::Initializer recurrent_kernel_init = initializers::orthogonal();
   initializers::Initializer bias_init = initializers::zeros_init();
@@ -86,8 +88,8 @@ struct DenseParams : Module<DenseParams> {
 struct OptimizedLSTMCell : Module<OptimizedLSTMCell> {
   using Carry = std::pair<Array, Array>;  // (c, h)
   std::int64_t features = 0;
-  ActivationFn gate_fn = detail::recurrent_sigmoid;
-  ActivationFn activation_fn = detail::recurrent_tanh;
+  ActivationFn gate_fn = sigmoid;
+  ActivationFn activation_fn = tanh;
   initializers::Initializer kernel_init = initializers::lecun_normal();
   initializers::Initializer recurrent_kernel_init = initializers::orthogonal();
   initializers::Initializer bias_init = initializers::zeros_init();
@@ -106,8 +108,8 @@ struct OptimizedLSTMCell : Module<OptimizedLSTMCell> {
 struct GRUCell : Module<GRUCell> {
   using Carry = Array;  // h
   std::int64_t features = 0;
-  ActivationFn gate_fn = detail::recurrent_sigmoid;
-  ActivationFn activation_fn = detail::recurrent_tanh;
+  ActivationFn gate_fn = sigmoid;
+  ActivationFn activation_fn = tanh;
   initializers::Initializer kernel_init = initializers::lecun_normal();
   initializers::Initializer recurrent_kernel_init = initializers::orthogonal();
   initializers::Initializer bias_init = initializers::zeros_init();
@@ -127,8 +129,8 @@ struct GRUCell : Module<GRUCell> {
 struct MGUCell : Module<MGUCell> {
   using Carry = Array;
   std::int64_t features = 0;
-  ActivationFn gate_fn = detail::recurrent_sigmoid;
-  ActivationFn activation_fn = detail::recurrent_tanh;
+  ActivationFn gate_fn = sigmoid;
+  ActivationFn activation_fn = tanh;
   initializers::Initializer kernel_init = initializers::lecun_normal();
   initializers::Initializer recurrent_kernel_init = initializers::orthogonal();
   initializers::Initializer forget_bias_init = initializers::ones_init();
@@ -148,7 +150,7 @@ struct MGUCell : Module<MGUCell> {
 struct SimpleCell : Module<SimpleCell> {
   using Carry = Array;
   std::int64_t features = 0;
-  ActivationFn activation_fn = detail::recurrent_tanh;
+  ActivationFn activation_fn = tanh;
   initializers::Initializer kernel_init = initializers::lecun_normal();
   initializers::Initializer recurrent_kernel_init = initializers::orthogonal();
   initializers::Initializer bias_init = initializers::zeros_init();
