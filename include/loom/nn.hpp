@@ -18,6 +18,7 @@
 #include "loom/nn/module.hpp"
 #include "loom/nn/normalization.hpp"
 #include "loom/nn/pooling.hpp"
+#include "loom/nn/recurrent.hpp"
 #include "loom/nn/sequential.hpp"
 #include "loom/nn/stochastic.hpp"
 #include "loom/nn/summary.hpp"
