@@ -125,16 +125,19 @@ Array gelu(const Array& x, bool approximate) {
   return elementwise(
       x, "gelu",
       []<typename T>(const T* a, T* y, std::int64_t n) {
-        for (std::int64_t i = 0; i < n; ++i) {
-          y[i] = a[i] * (std::erf(a[i] * T(kInvSqrt2)) + T(1)) / T(2);
-        }
+        T e[kBlock];
+        for (std::int64_t i = 0; i < n; ++i) e[i] = a[i] * T(kInvSqrt2);
+        verf(e, e, n);
+        for (std::int64_t i = 0; i < n; ++i) y[i] = a[i] * (e[i] + T(1)) / T(2);
       },
       []<typename T>(const T* a, const T*, const T* g, T* d, std::int64_t n) {
-        T e[kBlock];
+        T e[kBlock], c[kBlock];
         for (std::int64_t i = 0; i < n; ++i) e[i] = T(-0.5) * a[i] * a[i];
         vexp(e, e, n);
+        for (std::int64_t i = 0; i < n; ++i) c[i] = a[i] * T(kInvSqrt2);
+        verf(c, c, n);
         for (std::int64_t i = 0; i < n; ++i) {
-          const T cdf = (std::erf(a[i] * T(kInvSqrt2)) + T(1)) / T(2);
+          const T cdf = (c[i] + T(1)) / T(2);
           d[i] = g[i] * (cdf + a[i] * T(kInvSqrt2Pi) * e[i]);
         }
       });

@@ -83,8 +83,28 @@ Array along_axes(const Array& x, const numpy::Axes& axes, const char* op, F f) {
   return numpy::transpose(f(numpy::transpose(x, perm), l), inverse);
 }
 
+// Flat-row reductions (inner == 1) with 8 independent accumulators, so that the loops
+// vectorize without reassociating floating-point math behind the compiler's back.
+template <typename T, typename F>
+T flat_reduce(const T* x, const T* y, std::int64_t n, T init, F f) {
+  T acc[8] = {init, init, init, init, init, init, init, init};
+  std::int64_t k = 0;
+  for (; k + 8 <= n; k += 8) {
+    for (int j = 0; j < 8; ++j) acc[j] = f(acc[j], x[k + j], y[k + j]);
+  }
+  for (; k < n; ++k) acc[0] = f(acc[0], x[k], y[k]);
+  T r = acc[0];
+  for (int j = 1; j < 8; ++j) r = f(r, acc[j], T(1));
+  return r;
+}
+
 template <typename T>
 void group_max(const T* x, const Layout& l, T* m) {
+  if (l.inner == 1) {
+    m[0] = flat_reduce(x, x, l.n, -std::numeric_limits<T>::infinity(),
+                       [](T a, T v, T) { return v > a ? v : a; });
+    return;
+  }
   std::fill(m, m + l.inner, -std::numeric_limits<T>::infinity());
   for (std::int64_t k = 0; k < l.n; ++k) {
     const T* row = x + k * l.inner;
@@ -94,6 +114,10 @@ void group_max(const T* x, const Layout& l, T* m) {
 
 template <typename T>
 void group_sum(const T* x, const Layout& l, T* s) {
+  if (l.inner == 1) {
+    s[0] = flat_reduce(x, x, l.n, T(0), [](T a, T v, T) { return a + v; });
+    return;
+  }
   std::fill(s, s + l.inner, T(0));
   for (std::int64_t k = 0; k < l.n; ++k) {
     const T* row = x + k * l.inner;
@@ -104,30 +128,41 @@ void group_sum(const T* x, const Layout& l, T* s) {
 // sum over k of a[k, i] * b[k, i].
 template <typename T>
 void group_dot(const T* a, const T* b, const Layout& l, T* s) {
+  if (l.inner == 1) {  // the final combine passes v = acc[j], w = 1
+    s[0] = flat_reduce(a, b, l.n, T(0), [](T acc, T v, T w) { return acc + v * w; });
+    return;
+  }
   std::fill(s, s + l.inner, T(0));
   for (std::int64_t k = 0; k < l.n; ++k) {
     for (std::int64_t i = 0; i < l.inner; ++i) s[i] += a[k * l.inner + i] * b[k * l.inner + i];
   }
 }
 
-// The single-value reductions when inner == 1 (a flat row: the loop the compiler vectorizes).
-template <typename T>
-T row_max(const T* x, std::int64_t n) {
-  T m = -std::numeric_limits<T>::infinity();
-  for (std::int64_t k = 0; k < n; ++k) m = x[k] > m ? x[k] : m;
-  return m;
-}
-
-// Runs per_group(o, scratch...) for every outer group o, in parallel over groups.
-template <typename F>
-void for_groups(const Layout& l, F&& per_group) {
+// Runs per_group(o, scratch) for every outer group o, in parallel over groups; scratch holds
+// `scratch_size` values of T, allocated once per thread.
+template <typename T, typename F>
+void for_groups(const Layout& l, std::int64_t scratch_size, F&& per_group) {
   const std::int64_t group = std::max<std::int64_t>(1, l.n * l.inner);
   loom::detail::parallel_for(
       l.outer,
       [&](std::int64_t b, std::int64_t e) {
-        for (std::int64_t o = b; o < e; ++o) per_group(o);
+        std::vector<T> scratch(std::size_t(std::max<std::int64_t>(scratch_size, 1)));
+        for (std::int64_t o = b; o < e; ++o) per_group(o, scratch.data());
       },
       std::max<std::int64_t>(1, loom::detail::kParallelGrain / group));
+}
+
+// Calls f(j, i) for every element j = k * inner + i of a group (i: its inner index); one flat
+// loop, which the compiler vectorizes, when inner == 1.
+template <typename F>
+void each(const Layout& l, F&& f) {
+  if (l.inner == 1) {
+    for (std::int64_t j = 0; j < l.n; ++j) f(j, std::int64_t{0});
+    return;
+  }
+  for (std::int64_t k = 0; k < l.n; ++k) {
+    for (std::int64_t i = 0; i < l.inner; ++i) f(k * l.inner + i, i);
+  }
 }
 
 template <typename T>
@@ -163,7 +198,7 @@ Array glu(const Array& x0, int axis) {
   loom::detail::dispatch_float(x.dtype(), "glu", [&]<typename T>() {
     const T* px = x.data<T>();
     T* py = out.mutable_data<T>();
-    for_groups(l, [&](std::int64_t o) {
+    for_groups<T>(l, 0, [&](std::int64_t o, T*) {
       const T* pa = px + o * 2 * half;
       const T* pb = pa + half;
       T* y = py + o * half;
@@ -181,7 +216,7 @@ Array glu(const Array& x0, int axis) {
       const T* px = x.data<T>();
       const T* pg = g.data<T>();
       T* pd = dx.mutable_data<T>();
-      for_groups(l, [&](std::int64_t o) {
+      for_groups<T>(l, 0, [&](std::int64_t o, T*) {
         const T* pa = px + o * 2 * half;
         const T* pb = pa + half;
         const T* gg = pg + o * half;
@@ -205,7 +240,7 @@ Array glu(const Array& x0, int axis) {
 
 namespace {
 
-// softmax (log = false) or log_softmax (log = true) along the layout's middle axis.
+// softmax (is_log = false) or log_softmax (is_log = true) along the layout's middle axis.
 Array softmax_impl(const Array& x0, const numpy::Axes& axes, bool is_log, const char* op) {
   return along_axes(as_float(x0), axes, op, [&](const Array& x, const Layout& l) {
     Array out = Array::empty(x.shape(), x.dtype());
@@ -213,37 +248,21 @@ Array softmax_impl(const Array& x0, const numpy::Axes& axes, bool is_log, const 
       const T* px = x.data<T>();
       T* py = out.mutable_data<T>();
       const std::int64_t group = l.n * l.inner;
-      for_groups(l, [&](std::int64_t o) {
+      for_groups<T>(l, 2 * l.inner, [&](std::int64_t o, T* scratch) {
         const T* xg = px + o * group;
         T* yg = py + o * group;
-        std::vector<T> m(std::size_t(l.inner)), s(std::size_t(l.inner));
-        if (l.inner == 1) {
-          m[0] = row_max(xg, l.n);
+        T* m = scratch;
+        T* s = scratch + l.inner;
+        group_max(xg, l, m);
+        each(l, [&](std::int64_t j, std::int64_t i) { yg[j] = xg[j] - m[i]; });
+        exp_inplace(yg, group);
+        group_sum(yg, l, s);
+        if (is_log) {  // y = (x - max) - log(sum(exp(x - max)))
+          vlog(s, s, l.inner);
+          each(l, [&](std::int64_t j, std::int64_t i) { yg[j] = (xg[j] - m[i]) - s[i]; });
         } else {
-          group_max(xg, l, m.data());
-        }
-        for (std::int64_t k = 0; k < l.n; ++k) {
-          for (std::int64_t i = 0; i < l.inner; ++i)
-            yg[k * l.inner + i] = xg[k * l.inner + i] - m[std::size_t(i)];
-        }
-        if (is_log) {
-          // y = shifted - log(sum(exp(shifted))); exp goes through the output as scratch.
-          std::vector<T> shifted(yg, yg + group);
-          exp_inplace(yg, group);
-          group_sum(yg, l, s.data());
-          vlog(s.data(), s.data(), l.inner);
-          for (std::int64_t k = 0; k < l.n; ++k) {
-            for (std::int64_t i = 0; i < l.inner; ++i) {
-              yg[k * l.inner + i] = shifted[std::size_t(k * l.inner + i)] - s[std::size_t(i)];
-            }
-          }
-        } else {
-          exp_inplace(yg, group);
-          group_sum(yg, l, s.data());
-          for (auto& v : s) v = T(1) / v;
-          for (std::int64_t k = 0; k < l.n; ++k) {
-            for (std::int64_t i = 0; i < l.inner; ++i) yg[k * l.inner + i] *= s[std::size_t(i)];
-          }
+          for (std::int64_t i = 0; i < l.inner; ++i) s[i] = T(1) / s[i];
+          each(l, [&](std::int64_t j, std::int64_t i) { yg[j] *= s[i]; });
         }
       });
     });
@@ -255,29 +274,18 @@ Array softmax_impl(const Array& x0, const numpy::Axes& axes, bool is_log, const 
         const T* pg = g.data<T>();
         T* pd = dx.mutable_data<T>();
         const std::int64_t group = l.n * l.inner;
-        for_groups(l, [&](std::int64_t o) {
+        for_groups<T>(l, l.inner, [&](std::int64_t o, T* s) {
           const T* yg = py + o * group;
           const T* gg = pg + o * group;
           T* dg = pd + o * group;
-          std::vector<T> s(std::size_t(l.inner));
-          if (is_log) {  // dx = g - softmax * sum(g)
-            group_sum(gg, l, s.data());
+          if (is_log) {  // dx = g - softmax * sum(g), softmax = exp(y)
+            group_sum(gg, l, s);
             std::copy(yg, yg + group, dg);
             exp_inplace(dg, group);
-            for (std::int64_t k = 0; k < l.n; ++k) {
-              for (std::int64_t i = 0; i < l.inner; ++i) {
-                const std::int64_t j = k * l.inner + i;
-                dg[j] = gg[j] - dg[j] * s[std::size_t(i)];
-              }
-            }
+            each(l, [&](std::int64_t j, std::int64_t i) { dg[j] = gg[j] - dg[j] * s[i]; });
           } else {  // dx = y * (g - sum(g * y))
-            group_dot(gg, yg, l, s.data());
-            for (std::int64_t k = 0; k < l.n; ++k) {
-              for (std::int64_t i = 0; i < l.inner; ++i) {
-                const std::int64_t j = k * l.inner + i;
-                dg[j] = yg[j] * (gg[j] - s[std::size_t(i)]);
-              }
-            }
+            group_dot(gg, yg, l, s);
+            each(l, [&](std::int64_t j, std::int64_t i) { dg[j] = yg[j] * (gg[j] - s[i]); });
           }
         });
       });
@@ -309,23 +317,19 @@ Array standardize(const Array& x0, numpy::Axes axes, double epsilon) {
       T* py = out.mutable_data<T>();
       const std::int64_t group = l.n * l.inner;
       const T inv_n = T(1) / T(l.n);
-      for_groups(l, [&](std::int64_t o) {
+      for_groups<T>(l, 2 * l.inner, [&](std::int64_t o, T* scratch) {
         const T* xg = px + o * group;
         T* yg = py + o * group;
-        std::vector<T> m(std::size_t(l.inner)), q(std::size_t(l.inner));
-        group_sum(xg, l, m.data());
-        group_dot(xg, xg, l, q.data());
+        T* m = scratch;
+        T* r = scratch + l.inner;
+        group_sum(xg, l, m);
+        group_dot(xg, xg, l, r);
         for (std::int64_t i = 0; i < l.inner; ++i) {
-          const auto u = std::size_t(i);
-          m[u] *= inv_n;
+          m[i] *= inv_n;
           // As jax.nn.standardize: variance = mean(x^2) - mean(x)^2, then rsqrt(var + eps).
-          q[u] = T(1) / std::sqrt(q[u] * inv_n - m[u] * m[u] + T(epsilon));
+          r[i] = T(1) / std::sqrt(r[i] * inv_n - m[i] * m[i] + T(epsilon));
         }
-        for (std::int64_t k = 0; k < l.n; ++k) {
-          for (std::int64_t i = 0; i < l.inner; ++i) {
-            yg[k * l.inner + i] = (xg[k * l.inner + i] - m[std::size_t(i)]) * q[std::size_t(i)];
-          }
-        }
+        each(l, [&](std::int64_t j, std::int64_t i) { yg[j] = (xg[j] - m[i]) * r[i]; });
       });
     });
     loom::detail::record(
@@ -339,32 +343,29 @@ Array standardize(const Array& x0, numpy::Axes axes, double epsilon) {
             T* pd = dx.mutable_data<T>();
             const std::int64_t group = l.n * l.inner;
             const T inv_n = T(1) / T(l.n);
-            for_groups(l, [&](std::int64_t o) {
+            for_groups<T>(l, 4 * l.inner, [&](std::int64_t o, T* scratch) {
               const T* xg = px + o * group;
               const T* yg = py + o * group;
               const T* gg = pg + o * group;
               T* dg = pd + o * group;
-              // dx = r (g - mean(g) - y mean(g y)), r = rsqrt(var + eps) recomputed from x.
-              std::vector<T> m(std::size_t(l.inner)), r(std::size_t(l.inner)),
-                  sg(std::size_t(l.inner)), sgy(std::size_t(l.inner));
-              group_sum(xg, l, m.data());
-              group_dot(xg, xg, l, r.data());
-              group_sum(gg, l, sg.data());
-              group_dot(gg, yg, l, sgy.data());
+              // dx = r (g - mean(g) - y mean(g y)), with r = rsqrt(var + eps) recomputed from x.
+              T* m = scratch;
+              T* r = scratch + l.inner;
+              T* sg = scratch + 2 * l.inner;
+              T* sgy = scratch + 3 * l.inner;
+              group_sum(xg, l, m);
+              group_dot(xg, xg, l, r);
+              group_sum(gg, l, sg);
+              group_dot(gg, yg, l, sgy);
               for (std::int64_t i = 0; i < l.inner; ++i) {
-                const auto u = std::size_t(i);
-                m[u] *= inv_n;
-                r[u] = T(1) / std::sqrt(r[u] * inv_n - m[u] * m[u] + T(epsilon));
-                sg[u] *= inv_n;
-                sgy[u] *= inv_n;
+                m[i] *= inv_n;
+                r[i] = T(1) / std::sqrt(r[i] * inv_n - m[i] * m[i] + T(epsilon));
+                sg[i] *= inv_n;
+                sgy[i] *= inv_n;
               }
-              for (std::int64_t k = 0; k < l.n; ++k) {
-                for (std::int64_t i = 0; i < l.inner; ++i) {
-                  const std::int64_t j = k * l.inner + i;
-                  const auto u = std::size_t(i);
-                  dg[j] = r[u] * (gg[j] - sg[u] - yg[j] * sgy[u]);
-                }
-              }
+              each(l, [&](std::int64_t j, std::int64_t i) {
+                dg[j] = r[i] * (gg[j] - sg[i] - yg[j] * sgy[i]);
+              });
             });
           });
           return std::vector<Array>{dx};

@@ -109,6 +109,34 @@ inline void vexpm1(const T* x, T* out, std::int64_t n) {
   }
 }
 
+// erf: float32 as XLA:CPU computes it (Eigen's rational approximation on x clamped to [-4, 4],
+// within 3 ulp; erf(1.4142135f) = 0.9544997f); float64 through the C library.
+template <typename T>
+void verf(const T* x, T* out, std::int64_t n) {
+  if constexpr (std::is_same_v<T, float>) {
+    for (std::int64_t i = 0; i < n; ++i) {
+      const float v = x[i] < -4.0f ? -4.0f : (x[i] > 4.0f ? 4.0f : x[i]);
+      const float z = v * v;
+      float p = -2.72614225801306e-10f;
+      p = p * z + 2.77068142495902e-08f;
+      p = p * z - 2.10102402082508e-06f;
+      p = p * z - 5.69250639462346e-05f;
+      p = p * z - 7.34990630326855e-04f;
+      p = p * z - 2.95459980854025e-03f;
+      p = p * z - 1.60960333262415e-02f;
+      float q = -1.45660718464996e-05f;
+      q = q * z - 2.13374055278905e-04f;
+      q = q * z - 1.68282697438203e-03f;
+      q = q * z - 7.37332916720468e-03f;
+      q = q * z - 1.42647390514189e-02f;
+      const float r = v * p / q;
+      out[i] = x[i] != x[i] ? x[i] : r;
+    }
+  } else {
+    for (std::int64_t i = 0; i < n; ++i) out[i] = std::erf(x[i]);
+  }
+}
+
 // e = exp(-|x|), the stable ingredient of sigmoid and softplus.
 template <typename T>
 inline void exp_neg_abs(const T* x, T* e, std::int64_t n) {
