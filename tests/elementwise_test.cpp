@@ -314,6 +314,11 @@ TEST(ScalarArguments, ComparisonsLogicWhereAndClip) {
   EXPECT_EQ(jnp::clip(i, 0, 6).to_vector<int>(), (std::vector<int>{0, 3, 6}));
   EXPECT_EQ(jnp::clip(i, 0.0, 6.0).dtype(), DType::float32);
   EXPECT_EQ(jnp::clip(x, 0, 1).to_vector<float>(), (std::vector<float>{0.0f, 0.0f, 1.0f}));
+  // Mixed bounds: a double bound makes an integer array float32 (jnp's weak float).
+  EXPECT_EQ(jnp::clip(i, 0, 6.5).dtype(), DType::float32);
+  EXPECT_EQ(jnp::clip(i, -0.5, 6).to_vector<float>(), (std::vector<float>{-0.5f, 3.0f, 6.0f}));
+  EXPECT_EQ(jnp::where(x > 0, 1, 0.5).to_vector<float>(), (std::vector<float>{0.5f, 0.5f, 1.0f}));
+  EXPECT_EQ(jnp::where(x > 0, 0.5, 0).dtype(), DType::float32);
 }
 
 TEST(ScalarArguments, GradientsFlowThroughTheArraySide) {

@@ -82,7 +82,12 @@ TEST(LaxPad, MatchesAReferenceLoop) {
   for (const auto& c : configs) {
     Shape shape;
     const std::vector<double> want = reference_pad(xv, 3, 4, -0.5, c, shape);
-    EXPECT_TRUE(allclose(lax::pad(x, -0.5, c), f64(want, shape), 0, 0));
+    const Array got = lax::pad(x, -0.5, c);
+    if (want.empty()) {  // (Array from an empty std::vector trips UBSan in array.cpp's memcpy)
+      EXPECT_EQ(got.shape(), shape);
+      continue;
+    }
+    EXPECT_TRUE(allclose(got, f64(want, shape), 0, 0));
   }
 }
 

@@ -682,7 +682,22 @@ Array where(const Array& cond, int x, int y) {
   return where(cond, full(Shape{}, x, DType::int32), full(Shape{}, y, DType::int32));
 }
 
+Array where(const Array& cond, int x, double y) {
+  return where(cond, double(x), y);
+}
+Array where(const Array& cond, double x, int y) {
+  return where(cond, x, double(y));
+}
+
 Array clip(const Array& x, int lo, int hi) {
+  detail::check_valid(x, "clip");
+  return minimum(maximum(x, weak_scalar(lo, x)), weak_scalar(hi, x));
+}
+Array clip(const Array& x, int lo, double hi) {
+  detail::check_valid(x, "clip");
+  return minimum(maximum(x, weak_scalar(lo, x)), weak_scalar(hi, x));
+}
+Array clip(const Array& x, double lo, int hi) {
   detail::check_valid(x, "clip");
   return minimum(maximum(x, weak_scalar(lo, x)), weak_scalar(hi, x));
 }

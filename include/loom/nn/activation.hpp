@@ -7,9 +7,10 @@
 //   auto y = nn::PReLU{}(h);                                  // param "negative_slope", shape ()
 //
 // Each function is one fused kernel (one pass, vectorized; float32 uses loom's fast exp/log/tanh)
-// with its VJP next to it. Integer and bool inputs follow JAX: relu, relu6 and hard_tanh keep the
-// integer dtype; every other function computes in float32. Gradients at the kinks follow JAX's
-// definitions (relu'(0) = 0, leaky_relu'(0) = 1, hard_tanh'(+-1) = 1, relu6'(0) = relu6'(6) = 0).
+// with its VJP next to it. Integer and bool inputs follow JAX: relu and hard_tanh keep the integer
+// dtype; every other function (relu6 too: JAX clips at the float 6.) computes in float32. Gradients
+// at the kinks follow JAX's definitions (relu'(0) = 0, leaky_relu'(0) = 1, hard_tanh'(+-1) = 1,
+// relu6'(0) = relu6'(6) = 0).
 #pragma once
 
 #include <cstdint>

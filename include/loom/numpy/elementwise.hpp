@@ -127,8 +127,12 @@ Array where(const Array& cond, int x, const Array& y);
 /// Both branches scalars: float32 for doubles, int32 for ints (JAX's weak defaults).
 Array where(const Array& cond, double x, double y);
 Array where(const Array& cond, int x, int y);
+Array where(const Array& cond, int x, double y);
+Array where(const Array& cond, double x, int y);
 /// Integer bounds keep integer arrays integer (clip(x, 0.0, 6.0) would give float32).
 Array clip(const Array& x, int lo, int hi);
+Array clip(const Array& x, int lo, double hi);
+Array clip(const Array& x, double lo, int hi);
 
 /// A weakly-typed scalar (JAX's Python scalar): adopts the dtype of the array it meets.
 /// Floating `value` with an integer or bool array gives float32.
