@@ -2,7 +2,7 @@
 //
 //   loom::Array x = {{1.f, 2.f}, {3.f, 4.f}};        // float32, shape (2, 2)
 //   loom::Array y({1, 2, 3}, loom::Shape{3});         // from std::vector<int> -> int32
-//   std::cout << x;                                  // Array([[1., 2.], [3., 4.]], dtype=float32)
+//   std::cout << x;      // Array([[1., 2.],\n       [3., 4.]], dtype=float32), as JAX prints
 //   float v = x.astype(loom::DType::float64).to_vector<double>()[3];
 //
 // Copies are cheap: they share one 64-byte-aligned buffer, which nobody mutates after an op has
@@ -148,7 +148,10 @@ class Array {
   /// A copy converted to `dtype` (the same array when the dtype already matches).
   Array astype(DType dtype) const;
 
-  /// JAX-style text: "Array([[1., 2.]], dtype=float32)".
+  /// JAX's repr: NumPy's array2string (shortest round-trip digits up to 8 decimals, aligned
+  /// columns, "1.e-05" scientific when NumPy switches, 75-column wrapping, "..." above 1000
+  /// elements) inside "Array(..., dtype=float32)".
+  ///   Array({1.0, 2.5}).str() == "Array([1. , 2.5], dtype=float32)"
   std::string str() const;
 
   // Autodiff bookkeeping (see loom/autodiff.hpp); invisible to users.
