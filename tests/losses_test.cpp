@@ -143,6 +143,14 @@ TEST(SigmoidBinaryCrossEntropy, ClosedFormAndStable) {
                Array({0.f, 100.f}), 1e-6, 1e-6));
   EXPECT_TRUE(grad_matches_fd(
       [&](const Array& z) { return jnp::sum(optim::sigmoid_binary_cross_entropy(z, y)); }, x));
+  // The labels are differentiated too (optax does not stop their gradient): d/dy = -x.
+  EXPECT_TRUE(grad_matches_fd(
+      [&](const Array& z) { return jnp::sum(optim::sigmoid_binary_cross_entropy(x, z) * x); }, y));
+  EXPECT_TRUE(throws_error(
+      [] {
+        optim::sigmoid_binary_cross_entropy(Array({1.f}), Array({1.f, 0.f}));
+      },
+      {"sigmoid_binary_cross_entropy", "same shape"}));
 }
 
 TEST(RegressionLosses, SquaredL2Huber) {

@@ -187,6 +187,21 @@ TEST(Adam, ThreeStepsAndOptaxStateLayout) {
   expect_adam_moments(s.at("0"));
 }
 
+TEST(Adam, Float32FollowsTheFloat64Golden) {
+  auto to32 = [](const Tree& t) {
+    return loom::tree_map([](const Array& a) { return a.astype(DType::float32); }, t);
+  };
+  std::vector<Tree> g32;
+  for (const Tree& g : grads3()) g32.push_back(to32(g));
+  Tree s;
+  auto ps = run(optim::adam(0.1), to32(params3()), g32, &s);
+  EXPECT_EQ(ps[2].at("w").leaf().dtype(), DType::float32);
+  EXPECT_EQ(s.at("0").at("mu").at("w").leaf().dtype(), DType::float32);
+  EXPECT_TRUE(allclose(ps[2].at("w").leaf(),
+                       Array({0.8103259663582117f, -1.8472765251497512f, 0.4253441451669423f}),
+                       1e-5, 1e-6));
+}
+
 TEST(Adam, FirstStepIsMinusLrTimesSign) {
   // Bias correction makes the first Adam step -lr * g / (|g| + eps'): ~ -lr * sign(g).
   auto ps = run(optim::adam(0.1), params3(), {grads3()[0]});
