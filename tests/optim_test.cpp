@@ -374,6 +374,38 @@ TEST(Schedules, ValuesAsOptax) {
                            {"join_schedules", "one boundary fewer"}));
 }
 
+TEST(InjectHyperparams, ScheduledAdamMatchesAndStateHoldsTheRate) {
+  optim::Schedule lr = [](std::int64_t t) { return 0.1 / double(t + 1); };
+  auto tx = optim::inject_hyperparams(
+      [](const std::map<std::string, double>& h) { return optim::adam(h.at("learning_rate")); },
+      {{"learning_rate", lr}});
+  Tree s;
+  auto ps = run(tx, params3(), grads3(), &s);
+  auto ref = run(optim::adam(lr), params3(), grads3());
+  EXPECT_TRUE(allclose(ps[2].at("w").leaf(), ref[2].at("w").leaf(), 1e-15, 1e-15));
+  // optax's InjectStatefulHyperparamsState(count, hyperparams, hyperparams_states, inner_state).
+  EXPECT_EQ(keys(s), (Keys{"count", "hyperparams", "hyperparams_states", "inner_state"}));
+  EXPECT_EQ(s.at("count").leaf().item<int>(), 3);
+  EXPECT_DOUBLE_EQ(s.at("hyperparams").at("learning_rate").leaf().item<double>(), 0.1 / 3);
+  EXPECT_EQ(s.at("hyperparams_states").at("learning_rate").at("count").leaf().item<int>(), 3);
+  EXPECT_EQ(keys(s.at("inner_state").at("0")), (Keys{"count", "mu", "nu"}));
+}
+
+TEST(InjectHyperparams, ConstantIsReadBackFromTheState) {
+  auto tx = optim::inject_hyperparams(
+      [](const std::map<std::string, double>& h) { return optim::sgd(h.at("learning_rate")); },
+      {{"learning_rate", 0.1}});
+  Tree p = params2();
+  Tree s = tx.init(p);
+  EXPECT_EQ(s.at("hyperparams").at("learning_rate").leaf().dtype(), DType::float64);
+  s.at("hyperparams").set("learning_rate", Array::scalar(0.5, DType::float64));
+  auto [u, s2] = tx.update(grads(1.0, -1.0), s, p);
+  EXPECT_TRUE(allclose(w(u), f64({-0.5, 0.5}, {2}), 1e-15, 1e-15));
+  // float32 params store the rate in float32, as optax's default hyperparam dtype.
+  Tree s32 = tx.init(Tree({{"w", Array({1.f})}}));
+  EXPECT_EQ(s32.at("hyperparams").at("learning_rate").leaf().dtype(), DType::float32);
+}
+
 TEST(AddDecayedWeights, ScheduleKeepsACount) {
   auto tx =
       optim::add_decayed_weights(optim::Schedule([](std::int64_t t) { return 0.5 * double(t); }));

@@ -7,8 +7,10 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <optional>
+#include <string>
 #include <vector>
 
 #include "loom/optim/base.hpp"
@@ -58,5 +60,23 @@ Schedule piecewise_constant_schedule(double init_value,
 /// optax.join_schedules: schedules[i + 1](step - boundaries[i]) from boundaries[i] on.
 /// Needs boundaries.size() == schedules.size() - 1.
 Schedule join_schedules(std::vector<Schedule> schedules, std::vector<std::int64_t> boundaries);
+
+/// Builds a transformation from hyper-parameter values (what optax.inject_hyperparams wraps).
+using HyperparamFactory =
+    std::function<GradientTransformation(const std::map<std::string, double>& hyperparams)>;
+
+/// optax.inject_hyperparams: the hyper-parameters live in the state, so they can be read
+/// (logged) or changed between steps; schedules are evaluated at their own count. State
+/// {"count", "hyperparams": {name: scalar}, "hyperparams_states": {schedule name: {"count"}},
+/// "inner_state"}. Hyper-parameters are stored in `hyperparam_dtype` (default: the params' widest
+/// float dtype) and handed to the factory with that precision. Unlike optax, which injects every
+/// numeric argument of the factory (defaults included), only the names listed are injected.
+///   auto tx = optim::inject_hyperparams(
+///       [](const auto& h) { return optim::adam(h.at("learning_rate")); },
+///       {{"learning_rate", optim::cosine_decay_schedule(1e-3, 1000)}});
+///   // state.at("hyperparams").at("learning_rate") is the rate used by the last update
+GradientTransformation inject_hyperparams(HyperparamFactory inner_factory,
+                                          std::map<std::string, ScalarOrSchedule> hyperparams,
+                                          std::optional<DType> hyperparam_dtype = std::nullopt);
 
 }  // namespace loom::optim
