@@ -263,8 +263,13 @@ TEST(Rmsprop, ThreeSteps) {
                        f64({0.03715, 0.12059999999999998, 0.0131625}, {3}), 1e-12, 1e-15));
   Tree with_momentum = optim::rmsprop(0.1, {.momentum = 0.9}).init(params3());
   EXPECT_EQ(keys(with_momentum.at("2")), (Keys{"trace"}));
-  Tree bc = optim::rmsprop(0.1, {.bias_correction = true}).init(params3());
+  Tree bc;
+  auto pb = run(optim::rmsprop(0.1, {.bias_correction = true}), params3(), grads3(), &bc);
+  expect_params(pb[2], 0.2249838651432484,
+                {0.9796008646546204, -2.0183762588403247, 0.5081309756887571});
+  // ScaleByRmsWithCountState(count, nu).
   EXPECT_EQ(keys(bc.at("0")), (Keys{"count", "nu"}));
+  EXPECT_EQ(bc.at("0").at("count").leaf().item<int>(), 3);
 }
 
 TEST(Adagrad, ThreeSteps) {

@@ -4,6 +4,7 @@
 
 #include <cmath>
 #include <string>
+#include <type_traits>
 #include <utility>
 
 #include "loom/numpy.hpp"
@@ -55,11 +56,22 @@ T sign_of(T x) {
   return x > T(0) ? T(1) : (x < T(0) ? T(-1) : x);  // 0 stays 0, NaN stays NaN
 }
 
-/// 1 - decay ** count, in T (optax's bias correction).
-template <typename T>
-T one_minus_pow(double decay, std::int32_t count) {
-  return T(1) - std::pow(T(decay), T(count));
-}
+/// 1 - decay ** count (optax's bias correction), computed once per update in float32 and in
+/// float64; the kernels pick the one of their element type.
+struct BiasCorrection {
+  float f32;
+  double f64;
+  BiasCorrection(double decay, std::int32_t count)
+      : f32(1.0f - std::pow(static_cast<float>(decay), static_cast<float>(count))),
+        f64(1.0 - std::pow(decay, static_cast<double>(count))) {}
+  template <typename T>
+  T get() const {
+    if constexpr (std::is_same_v<T, float>)
+      return f32;
+    else
+      return f64;
+  }
+};
 
 double leaf_norm(const Array& a) {
   return std::sqrt(numpy::sum(numpy::square(a.astype(DType::float64))).item<double>());
@@ -140,6 +152,7 @@ GradientTransformation scale_by_adam(AdamOptions o) {
     const Array count_inc = safe_increment(count);
     const std::int32_t c = count_inc.item<std::int32_t>();
     const std::int32_t c_next = safe_increment(count_inc).item<std::int32_t>();
+    const BiasCorrection bc1(o.b1, c), bc1_next(o.b1, c_next), bc2(o.b2, c);
     TreeDef def;
     std::vector<Array> g = take_leaves(updates, &def);
     for (std::size_t i = 0; i < g.size(); ++i) {
@@ -159,12 +172,12 @@ GradientTransformation scale_by_adam(AdamOptions o) {
           std::move(nu[i]), g[i]);
       g[i] = fused(
           "scale_by_adam",
-          [o, c, c_next](auto x, auto m, auto v) {
+          [o, bc1, bc1_next, bc2](auto x, auto m, auto v) {
             using T = decltype(x);
-            const T m_hat = o.nesterov ? T(o.b1) * (m / one_minus_pow<T>(o.b1, c_next)) +
-                                             T(1 - o.b1) * (x / one_minus_pow<T>(o.b1, c))
-                                       : m / one_minus_pow<T>(o.b1, c);
-            const T v_hat = v / one_minus_pow<T>(o.b2, c);
+            const T m_hat =
+                o.nesterov ? T(o.b1) * (m / bc1_next.get<T>()) + T(1 - o.b1) * (x / bc1.get<T>())
+                           : m / bc1.get<T>();
+            const T v_hat = v / bc2.get<T>();
             return m_hat / (std::sqrt(v_hat + T(o.eps_root)) + T(o.eps));
           },
           std::move(g[i]), mu[i], nu[i]);
@@ -190,6 +203,7 @@ GradientTransformation scale_by_rms(RmsOptions o) {
       count_inc = safe_increment(take_field(state, "count", "scale_by_rms").leaf());
       c = count_inc.item<std::int32_t>();
     }
+    const BiasCorrection bc(o.decay, c);
     std::vector<Array> nu = take_moment(state, "nu", updates, "scale_by_rms");
     TreeDef def;
     std::vector<Array> g = take_leaves(updates, &def);
@@ -203,9 +217,9 @@ GradientTransformation scale_by_rms(RmsOptions o) {
           std::move(nu[i]), g[i]);
       g[i] = fused(
           "scale_by_rms",
-          [o, c](auto x, auto v) {
+          [o, bc](auto x, auto v) {
             using T = decltype(x);
-            const T n = o.bias_correction ? v / one_minus_pow<T>(o.decay, c) : v;
+            const T n = o.bias_correction ? v / bc.get<T>() : v;
             const T s =
                 o.eps_in_sqrt ? T(1) / std::sqrt(n + T(o.eps)) : T(1) / (std::sqrt(n) + T(o.eps));
             return s * x;

@@ -37,13 +37,14 @@ def adam(lr, b1=0.9, b2=0.999, eps=1e-8, wd=0.0, mask=None):
     return step
 
 
-def rmsprop(lr, decay=0.9, eps=1e-8):
+def rmsprop(lr, decay=0.9, eps=1e-8, bias_correction=False):
     def step(g, st, p, t):
         u = {}
         for k in K:
             v = (1 - decay) * g[k] ** 2 + decay * st.get("nu" + k, 0 * g[k])
             st["nu" + k] = v
-            u[k] = -lr * g[k] / np.sqrt(v + eps)
+            v_hat = v / (1 - decay ** t) if bias_correction else v
+            u[k] = -lr * g[k] / np.sqrt(v_hat + eps)
         return u
     return step
 
@@ -87,7 +88,8 @@ def lion(lr, b1=0.9, b2=0.99, wd=1e-3):
 
 for name, step in [("adam", adam(0.1)), ("adamw", adam(0.1, wd=0.01)),
                    ("adamw_mask_w_only", adam(0.1, wd=0.01, mask={"b": False, "w": True})),
-                   ("rmsprop", rmsprop(0.1)), ("adagrad", adagrad(0.1)),
+                   ("rmsprop", rmsprop(0.1)),
+                   ("rmsprop_bias_correction", rmsprop(0.1, bias_correction=True)), ("adagrad", adagrad(0.1)),
                    ("lamb", lamb(0.1, wd=0.01)), ("lion", lion(0.1))]:
     p, st = run(step)
     print(name, "b", repr(p["b"]), "w", repr(p["w"]))
