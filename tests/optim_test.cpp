@@ -241,6 +241,26 @@ TEST(AdamW, ThreeStepsWithAndWithoutMask) {
   EXPECT_TRUE(allclose(pf[2].at("w").leaf(), pm[2].at("w").leaf(), 0, 0));
 }
 
+TEST(Masked, PrefixMaskAndMaskedNodesInTheState) {
+  // A bool leaf covers a whole subtree; masked-out leaves are optax's MaskedNode in the inner
+  // state, which Flax serializes as an empty dict.
+  Tree p = {{"Dense_0", {{"bias", f64({0.0}, {1})}, {"kernel", f64({1.0, 2.0}, {2})}}},
+            {"Dense_1", {{"kernel", f64({3.0}, {1})}}}};
+  Tree mask = {{"Dense_0", Array::scalar(true)}, {"Dense_1", Array::scalar(false)}};
+  auto tx = optim::masked(optim::trace(0.5), mask);
+  Tree s = tx.init(p);
+  EXPECT_EQ(keys(s), (Keys{"inner_state"}));
+  const Tree& tr = s.at("inner_state").at("trace");
+  EXPECT_EQ(tr.at("Dense_0").at("kernel").leaf().shape(), (Shape{2}));
+  EXPECT_TRUE(tr.at("Dense_1").at("kernel").is_dict() && tr.at("Dense_1").at("kernel").empty());
+  Tree g = loom::tree_map([](const Array& a) { return jnp::ones_like(a); }, p);
+  auto [u1, s1] = tx.update(g, s, p);
+  auto [u2, s2] = tx.update(g, s1, p);
+  // Traced leaves: 1 then 1 + 0.5; the masked-out leaf passes the gradient through.
+  EXPECT_TRUE(allclose(u2.at("Dense_0").at("kernel").leaf(), f64({1.5, 1.5}, {2}), 0, 0));
+  EXPECT_TRUE(allclose(u2.at("Dense_1").at("kernel").leaf(), f64({1.0}, {1}), 0, 0));
+}
+
 TEST(AdamW, NeedsParams) {
   auto tx = optim::adamw(0.1);
   Tree s = tx.init(params3());

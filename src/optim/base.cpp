@@ -52,8 +52,7 @@ GradientTransformation chain(std::vector<GradientTransformation> transforms) {
   auto update = [transforms](Tree updates, Tree state, const std::optional<Tree>& params) {
     if (!state.is_dict() || state.size() != transforms.size()) {
       throw Error("optim.chain: expected a state with " + std::to_string(transforms.size()) +
-                  " entries \"0\"..\"" + std::to_string(transforms.size() - 1) + "\", got:\n" +
-                  state.str());
+                  " entries (\"0\", \"1\", ... one per transformation), got:\n" + state.str());
     }
     Tree::Dict next;
     for (std::size_t i = 0; i < transforms.size(); ++i) {
