@@ -11,5 +11,6 @@
 #include "loom/optim/alias.hpp"
 #include "loom/optim/base.hpp"
 #include "loom/optim/losses.hpp"
+#include "loom/optim/masking.hpp"
 #include "loom/optim/schedules.hpp"
 #include "loom/optim/transform.hpp"

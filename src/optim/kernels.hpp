@@ -11,6 +11,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -20,6 +21,10 @@
 #include "loom/tree.hpp"
 
 namespace loom::optim::detail {
+
+/// Throws unless two trees have the same structure (the op and what each tree is).
+void check_structure(const char* op, const Tree& a, const char* a_name, const Tree& b,
+                     const char* b_name);
 
 inline void check_same_shape(const char* op, const Array& self, const Array& other) {
   if (!other.valid() || other.shape() != self.shape()) {
@@ -70,8 +75,25 @@ inline std::vector<Array> take_leaves(Tree& tree, TreeDef* def = nullptr) {
   return std::move(leaves);
 }
 
-/// Throws unless two trees have the same structure (the op and what each tree is).
-void check_structure(const char* op, const Tree& a, const char* a_name, const Tree& b,
-                     const char* b_name);
+/// Moves the subtree `key` out of a state dict, with an error naming the transformation.
+inline Tree take_field(Tree& state, const char* key, const char* op) {
+  if (!state.is_dict() || !state.contains(key)) {
+    throw Error(std::string("optim.") + op + ": expected a state with field \"" + key +
+                "\", got:\n" + state.str());
+  }
+  return std::move(state.at(key));
+}
+
+/// The params, checked against the updates; a clear error when a transformation lacks them.
+inline const Tree& need_params(const std::optional<Tree>& params, const Tree& updates,
+                               const char* op) {
+  if (!params) {
+    throw Error(std::string("optim.") + op +
+                ": this transformation needs the params; pass them to update(updates, state, "
+                "params)");
+  }
+  detail::check_structure(op, updates, "updates", *params, "params");
+  return *params;
+}
 
 }  // namespace loom::optim::detail

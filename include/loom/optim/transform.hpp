@@ -6,11 +6,8 @@
 //                           optim::scale_by_learning_rate(1e-3)});
 #pragma once
 
-#include <functional>
-#include <optional>
-#include <variant>
-
 #include "loom/optim/base.hpp"
+#include "loom/optim/masking.hpp"
 
 namespace loom::optim {
 
@@ -72,19 +69,5 @@ GradientTransformation scale_by_trust_ratio(double min_norm = 0.0, double trust_
 /// optax.clip_by_global_norm: updates * max_norm / global_norm when global_norm >= max_norm.
 /// State {}.
 GradientTransformation clip_by_global_norm(double max_norm);
-
-/// A mask as optax takes it: a Tree of bool leaves with the params' structure (or a prefix of
-/// it: a bool leaf covers a whole subtree), or a function of the params returning one.
-using Mask = std::variant<Tree, std::function<Tree(const Tree& params)>>;
-
-/// optax.masked: applies `inner` only to the leaves whose mask is true; the others pass through.
-/// State {"inner_state": inner's state over the masked leaves}.
-///   auto decay_kernels = optim::masked(optim::add_decayed_weights(1e-4), kernel_mask);
-GradientTransformation masked(GradientTransformation inner, Mask mask);
-
-/// optax.add_decayed_weights: updates + weight_decay * params. Needs params. State {} (a
-/// schedule: {"count"}); with a mask, wrapped in optim::masked.
-GradientTransformation add_decayed_weights(ScalarOrSchedule weight_decay = 0.0,
-                                           std::optional<Mask> mask = std::nullopt);
 
 }  // namespace loom::optim
