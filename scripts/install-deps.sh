@@ -8,6 +8,8 @@ packages=(
   libopenblas-dev      # sgemm/dgemm
   libgtest-dev libgmock-dev
   libbenchmark-dev
+  python3-msgpack python3-numpy  # serialization_test: Flax-format interop (skipped without them)
+  clang libfuzzer-14-dev         # make fuzz: the libFuzzer target of the checkpoint reader
 )
 
 missing=()
