@@ -271,9 +271,15 @@ TEST(Serialization, HostileSizesDoNotAllocate) {
   EXPECT_TRUE(throws_error(
       [] {
         ser::msgpack_restore(
-            hex("c7 1a 01 93 92 ce80000000 ce80000000 a7 666c6f61743332 c4 04 00000000"));
+            hex("c7 1a 01 93 92 ce80000000 ce40000000 a7 666c6f61743332 c4 04 00000000"));
       },
       {"needs", "buffer has 4"}));
+  EXPECT_TRUE(throws_error(
+      [] {
+        ser::msgpack_restore(
+            hex("c7 1a 01 93 92 ce80000000 ce80000000 a7 666c6f61743332 c4 04 00000000"));
+      },
+      {"overflows"}));
   EXPECT_TRUE(throws_error(
       [] { ser::msgpack_restore(hex("c7 0f 01 93 90 a7 666c6f61743332 c6 ffffffff")); },
       {"truncated", "ndarray buffer"}));

@@ -341,10 +341,10 @@ Value Reader::ext(std::int8_t code, std::uint64_t len) {
   }
   auto data = raw("an ndarray buffer");
   std::uint64_t nbytes = 0;
-  if (__builtin_mul_overflow(numel, static_cast<std::uint64_t>(itemsize(dtype)), &nbytes) ||
-      nbytes != data.size()) {
-    in.fail("an ndarray " + name + shape.str() + " needs " +
-            (nbytes ? std::to_string(nbytes) : std::string("too many")) +
+  if (__builtin_mul_overflow(numel, static_cast<std::uint64_t>(itemsize(dtype)), &nbytes))
+    in.fail("the ndarray shape " + shape.str() + " overflows");
+  if (nbytes != data.size()) {
+    in.fail("an ndarray " + name + shape.str() + " needs " + std::to_string(nbytes) +
             " bytes, the buffer has " + std::to_string(data.size()));
   }
   if (!in.at_end()) in.fail("extra bytes after the ndarray payload");
