@@ -34,13 +34,15 @@
 //  * from_state_dict/from_bytes refuse extra keys (Flax ignores them), a leaf where the target
 //    has a dict and the reverse, and a shape or dtype other than the target leaf's (Flax
 //    returns whatever the file holds). Every message names the path, e.g.
-//      from_bytes: at "params/Dense_0/kernel": the file has float32 (4, 3), the target float32 (3,
-//      4)
+//      from_bytes: at "params/Dense_0/kernel": the state has float32 (3, 4), the target
+//      float32 (4, 3)
 //  * duplicate map keys, non-string keys, nil, strings or binaries as values, invalid UTF-8 in
 //    keys, unknown ext codes and bytes after the top-level object are errors.
 //  * hostile input: every length is checked against the remaining input before anything is
-//    allocated, nesting is limited to 128 levels, and a restore builds the whole new tree before
-//    it returns (a failed restore never leaves a half-restored result).
+//    allocated, nesting is limited to 128 levels and a file to 2^21 values (dicts, arrays,
+//    numbers: what decoding costs beyond the array bytes is linear and capped), and a restore
+//    builds the whole new tree before it returns (a failed restore never leaves a half-restored
+//    result).
 #pragma once
 
 #include <cstdint>

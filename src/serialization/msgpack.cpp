@@ -21,6 +21,9 @@ using detail::Value;
 
 std::size_t g_max_chunk_size = std::size_t{1} << 30;  // flax.serialization.MAX_CHUNK_SIZE
 constexpr int kMaxDepth = 128;
+// Dicts, leaves and plain numbers together. Each costs a few hundred bytes once decoded, so this
+// bounds what a file of tiny values can make loom allocate (a real checkpoint has thousands).
+constexpr std::size_t kMaxValues = std::size_t{1} << 21;
 constexpr const char* kChunkedKey = "__msgpack_chunked_array__";
 
 std::string join_path(const std::vector<std::string>& path) {
@@ -87,6 +90,7 @@ class Reader {
   const char* op_;
   std::vector<std::string>& path_;
   std::size_t base_;
+  std::size_t values_ = 0;
 };
 
 bool valid_utf8(std::span<const std::uint8_t> s) {
@@ -165,6 +169,8 @@ std::uint64_t Reader::container_size(std::uint8_t tag, bool is_map, std::uint64_
 
 Value Reader::value(int depth) {
   if (depth > kMaxDepth) fail("nesting deeper than " + std::to_string(kMaxDepth) + " levels");
+  if (++values_ > kMaxValues)
+    fail("more than " + std::to_string(kMaxValues) + " values (dicts, arrays and numbers)");
   const std::uint8_t tag = u8("a value");
   Value v;
   if (tag <= 0x7f || tag >= 0xe0) {
