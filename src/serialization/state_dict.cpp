@@ -9,13 +9,8 @@
 
 namespace loom::serialization {
 namespace {
+using detail::join_path;
 using detail::Value;
-
-std::string join_path(const std::vector<std::string>& path) {
-  std::string s;
-  for (const auto& k : path) s += (s.empty() ? "" : "/") + k;
-  return s;
-}
 
 std::string describe(const Array& a) {
   return std::string(dtype_name(a.dtype())) + " " + a.shape().str();
