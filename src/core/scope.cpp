@@ -2,6 +2,8 @@
 #include "loom/core/scope.hpp"
 
 #include <algorithm>
+#include <cstring>
+#include <iterator>
 
 #include "core/sha1.hpp"
 #include "loom/numpy/creation.hpp"
@@ -17,53 +19,23 @@ struct RootState {
   Rngs rngs;
   bool initializing = false;
   bool abstract = false;
+  std::shared_ptr<const int> alive = std::make_shared<const int>(0);  // see Scope::liveness
 };
 }  // namespace detail
 
-// ---- CollectionFilter ----------------------------------------------------------------------
-
-CollectionFilter CollectionFilter::deny(std::vector<std::string> names) {
-  CollectionFilter f;
-  f.kind_ = Kind::deny;
-  f.names_ = std::move(names);
-  return f;
-}
-
-bool CollectionFilter::contains(const std::string& collection) const {
-  switch (kind_) {
-    case Kind::none:
-      return false;
-    case Kind::all:
-      return true;
-    case Kind::list:
-      return std::find(names_.begin(), names_.end(), collection) != names_.end();
-    case Kind::deny:
-      return std::find(names_.begin(), names_.end(), collection) == names_.end();
+Tree copy(const Tree& variables, const Tree& add_or_replace) {
+  if (!variables.is_dict() || !add_or_replace.is_dict()) {
+    throw Error("core::copy: both arguments must be dicts of collections");
   }
-  return false;
+  Tree out = variables;
+  for (const auto& [col, sub] : add_or_replace.dict()) out.dict()[col] = sub;
+  return out;
 }
 
-bool CollectionFilter::empty() const {
-  return kind_ == Kind::none || (kind_ == Kind::list && names_.empty());
-}
-
-std::string CollectionFilter::str() const {
-  auto list = [this] {
-    std::string s = "[";
-    for (const auto& n : names_) s += (s.size() > 1 ? ", '" : "'") + n + "'";
-    return s + "]";
-  };
-  switch (kind_) {
-    case Kind::none:
-      return "False";
-    case Kind::all:
-      return "True";
-    case Kind::list:
-      return list();
-    case Kind::deny:
-      return "DenyList(" + list() + ")";
-  }
-  return "";
+bool operator==(const DeclarationSite& a, const DeclarationSite& b) {
+  if (a.line != b.line || a.column != b.column) return false;
+  if (a.file == b.file) return true;
+  return a.file != nullptr && b.file != nullptr && std::strcmp(a.file, b.file) == 0;
 }
 
 // ---- Variable ------------------------------------------------------------------------------
@@ -132,6 +104,10 @@ void Scope::own_variables() {
     root_->owned = *root_->frozen;
     root_->frozen = &root_->owned;
   }
+}
+
+std::weak_ptr<const void> Scope::liveness() const {
+  return root_->alive;
 }
 
 std::string Scope::path_text() const {

@@ -1,125 +1,10 @@
-// The non-template half of loom::nn::Module: the running-module stack, naming, sow/perturb,
-// merge_param's errors and the call recorder behind nn::tabulate.
+// The non-template half of loom::nn::Module's helpers: sow, perturb and merge_param's errors.
 #include "loom/nn/module.hpp"
-
-#include <sstream>
 
 #include "loom/numpy/creation.hpp"
 #include "loom/numpy/elementwise.hpp"
 
 namespace loom::nn::detail {
-
-namespace {
-thread_local std::vector<Frame> frames;
-thread_local std::vector<CallRecord>* active_recorder = nullptr;
-
-std::string dims_text(const Shape& s) {
-  std::string out;
-  for (int i = 0; i < s.size(); ++i) {
-    if (i > 0) out += ',';
-    out += std::to_string(s[i]);
-  }
-  return out;
-}
-}  // namespace
-
-std::string parse_type_name(std::string_view pretty) {
-  // GCC: "... type_name() [with T = ns::Dense; ...]"; clang: "... type_name() [T = ns::Dense]".
-  std::size_t start = pretty.find("T = ");
-  if (start == std::string_view::npos) return "Module";
-  start += 4;
-  int depth = 0;
-  std::size_t end = start;
-  for (; end < pretty.size(); ++end) {
-    const char c = pretty[end];
-    if (c == '<' || c == '(' || c == '[' || c == '{') ++depth;
-    if (c == '>' || c == ')' || c == '}') --depth;
-    if (c == ']') {
-      if (depth == 0) break;
-      --depth;
-    }
-    if (c == ';' && depth == 0) break;
-  }
-  std::string_view full = pretty.substr(start, end - start);
-  // Drop template arguments ("Block<float>" -> "Block"): Flax uses the bare class name.
-  depth = 0;
-  std::size_t last_sep = 0, cut = full.size();
-  for (std::size_t i = 0; i < full.size(); ++i) {
-    const char c = full[i];
-    if (c == '<' && depth == 0 && i + 1 < full.size()) {
-      // "(anonymous namespace)" and "{anonymous}" are not template arguments.
-      cut = i;
-      break;
-    }
-    if (c == '(' || c == '{') ++depth;
-    if (c == ')' || c == '}') --depth;
-    if (depth == 0 && c == ':' && i + 1 < full.size() && full[i + 1] == ':') last_sep = i + 2;
-  }
-  if (last_sep > cut) last_sep = 0;
-  std::string name(full.substr(last_sep, cut - last_sep));
-  while (!name.empty() && name.back() == ' ') name.pop_back();
-  return name.empty() ? std::string("Module") : name;
-}
-
-FrameGuard::FrameGuard(core::Scope& scope, const void* module) {
-  scope.rewind();
-  frames.push_back(Frame{&scope, module});
-}
-FrameGuard::~FrameGuard() {
-  frames.pop_back();
-}
-
-core::Scope* current_scope() {
-  return frames.empty() ? nullptr : frames.back().scope;
-}
-
-core::Scope& running_scope(const void* module, const std::string& type, const char* what) {
-  if (frames.empty()) {
-    throw core::CallCompactUnboundModuleError("Can't call compact methods on unbound modules (" +
-                                              type + "." + what +
-                                              " was used outside init/apply/bind)");
-  }
-  const Frame& f = frames.back();
-  if (f.module != module) {
-    throw Error(type + "." + what + ": this " + type +
-                " is not the running module (the running one is at \"" + f.scope->path_text() +
-                "\"); call submodules as m(x) or child(...)(x), not their methods directly");
-  }
-  return *f.scope;
-}
-
-core::Scope& new_auto_child(const std::string& type) {
-  if (frames.empty()) {
-    throw core::CallCompactUnboundModuleError("Can't call compact methods on unbound modules (a " +
-                                              type + " was called outside init/apply/bind)");
-  }
-  core::Scope& parent = *frames.back().scope;
-  const int k = parent.next_autoname_index(type);
-  core::Scope& child = parent.push(type + "_" + std::to_string(k));
-  child.set_module_type(type);
-  return child;
-}
-
-core::Scope& named_child(core::Scope& parent, const std::string& name, const std::string& type) {
-  if (parent.name_reserved(name, std::nullopt)) {
-    // Re-declaring the same submodule (setup style) is fine; anything else takes the name twice.
-    core::Scope* existing = parent.find_child(name);
-    if (existing == nullptr || existing->module_type() != type ||
-        !parent.reserved_for_submodule(name)) {
-      const std::string module = parent.module_type().empty() ? "None" : parent.module_type();
-      throw core::NameInUseError("Could not create submodule \"" + name + "\" in Module " + module +
-                                 ": Name in use. (module \"" + parent.path_text() + "\")");
-    }
-    return *existing;
-  }
-  core::Scope& child = parent.push(name);
-  child.set_module_type(type);
-  return child;
-}
-
-std::string module_path_suffix() {
-  return frames.empty() ? std::string() : " (module \"" + frames.back().scope->path_text() + "\")";
-}
 
 bool sow_impl(core::Scope& scope, const std::string& collection, const std::string& name,
               const Tree& value, const std::function<Tree(const Tree&, const Tree&)>* reduce_fn,
@@ -170,35 +55,6 @@ void throw_merge_param(std::string_view name, bool both) {
   }
   throw Error("Parameter \"" + n + "\" must be passed to the constructor or at call time." +
               module_path_suffix());
-}
-
-std::vector<CallRecord>* recorder() {
-  return active_recorder;
-}
-void set_recorder(std::vector<CallRecord>* r) {
-  active_recorder = r;
-}
-
-std::size_t begin_record(const core::Scope& scope, std::string inputs) {
-  active_recorder->push_back(
-      CallRecord{scope.path_text(), scope.module_type(), std::move(inputs), std::string()});
-  return active_recorder->size() - 1;
-}
-void end_record(std::size_t index, std::string outputs) {
-  if (active_recorder != nullptr && index < active_recorder->size()) {
-    (*active_recorder)[index].outputs = std::move(outputs);
-  }
-}
-
-std::string describe(const Array& x) {
-  if (!x.valid()) return "<empty>";
-  return std::string(dtype_name(x.dtype())) + "[" + dims_text(x.shape()) + "]";
-}
-std::string describe(const Tree& t) {
-  if (t.is_leaf()) return describe(t.leaf());
-  std::string s;
-  for (const auto& leaf : tree_leaves(t)) s += (s.empty() ? "" : ", ") + describe(leaf);
-  return "(" + s + ")";
 }
 
 }  // namespace loom::nn::detail

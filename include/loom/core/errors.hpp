@@ -46,6 +46,8 @@ LOOM_FLAX_ERROR(ModifyScopeVariableError)
 LOOM_FLAX_ERROR(NameInUseError)
 /// A module was called, or a module helper used, outside init/apply/bind.
 LOOM_FLAX_ERROR(CallCompactUnboundModuleError)
+/// A scope (or a submodule handle on it) was used after its init/apply/bind returned.
+LOOM_FLAX_ERROR(InvalidScopeError)
 /// apply()/init() was given a method that cannot run.
 LOOM_FLAX_ERROR(ApplyModuleInvalidMethodError)
 #undef LOOM_FLAX_ERROR

@@ -37,6 +37,7 @@
 
 #include "loom/array.hpp"
 #include "loom/core/errors.hpp"
+#include "loom/core/filters.hpp"
 #include "loom/random.hpp"
 #include "loom/tree.hpp"
 
@@ -49,36 +50,24 @@ using Initializer = std::function<Array(const random::Key& key, const Shape& sha
 /// Named rng streams: {"params": key, "dropout": key2}.
 using Rngs = std::map<std::string, random::Key>;
 
-/// Flax's CollectionFilter: which variable collections are mutable.
-///   CollectionFilter none;                          // False: nothing is mutable
-///   CollectionFilter all = true;                    // True: everything
-///   CollectionFilter bs = "batch_stats";            // one collection
-///   CollectionFilter two = {"batch_stats", "intermediates"};
-///   auto most = CollectionFilter::deny({"intermediates"});   // flax.core.DenyList
-class CollectionFilter {
- public:
-  CollectionFilter() = default;
-  CollectionFilter(bool all) : kind_(all ? Kind::all : Kind::none) {}                 // NOLINT
-  CollectionFilter(const char* name) : kind_(Kind::list), names_{name} {}             // NOLINT
-  CollectionFilter(std::string name) : kind_(Kind::list), names_{std::move(name)} {}  // NOLINT
-  CollectionFilter(std::initializer_list<std::string> names) : kind_(Kind::list), names_(names) {}
-  CollectionFilter(std::vector<std::string> names)  // NOLINT
-      : kind_(Kind::list), names_(std::move(names)) {}
-  /// Everything except `names` (flax.core.DenyList).
-  static CollectionFilter deny(std::vector<std::string> names);
-
-  bool contains(const std::string& collection) const;
-  /// True when no collection can pass (Flax's is_filter_empty).
-  bool empty() const;
-  std::string str() const;
-
- private:
-  enum class Kind : std::uint8_t { none, all, list, deny };
-  Kind kind_ = Kind::none;
-  std::vector<std::string> names_;
-};
-
 class Scope;
+
+/// flax.core.copy(variables, add_or_replace): `variables` with the collections of
+/// `add_or_replace` added or replaced (Python's `{**variables, **updates}`); what folds the
+/// mutable collections returned by apply_mutable back into the variables.
+///   auto [y, updates] = model.apply_mutable(variables, {.mutable_collections = "batch_stats"}, x);
+///   variables = core::copy(variables, updates);
+Tree copy(const Tree& variables, const Tree& add_or_replace);
+
+/// Where a named submodule was declared (the source location of child(name, m)): binding the
+/// same name again from the same place reaches the same submodule (setup-style accessors),
+/// from another place it is a NameInUseError. A default (null) site matches only itself.
+struct DeclarationSite {
+  const char* file = nullptr;
+  std::uint_least32_t line = 0;
+  std::uint_least32_t column = 0;
+  friend bool operator==(const DeclarationSite& a, const DeclarationSite& b);
+};
 
 /// A handle on one variable (flax.core.scope.Variable): read it, and write it when its
 /// collection is mutable.
@@ -156,6 +145,12 @@ class Scope {
   void set_module_type(std::string type) { module_type_ = std::move(type); }
   /// Per-type counters for auto-naming submodules ("Dense_0", "Dense_1"); reset by rewind().
   int next_autoname_index(const std::string& type_name);
+  /// Where this scope's submodule was declared (see DeclarationSite).
+  const DeclarationSite& declaration() const { return declaration_; }
+  void set_declaration(DeclarationSite site) { declaration_ = site; }
+  /// Expires when the init/apply/bind that created this scope's root returns: a handle that
+  /// keeps a Scope* checks it before use (Flax's InvalidScopeError for a dead scope).
+  std::weak_ptr<const void> liveness() const;
 
   // ---- variables ----
   bool is_mutable_collection(const std::string& collection) const;
@@ -216,6 +211,7 @@ class Scope {
   std::string name_;
   std::vector<std::string> path_;
   std::string module_type_;
+  DeclarationSite declaration_;
   std::map<std::string, std::unique_ptr<Scope>> children_;
   std::map<std::string, std::vector<std::optional<std::string>>> reservations_;
   std::map<std::string, int> autoname_;

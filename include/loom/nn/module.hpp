@@ -14,26 +14,12 @@
 //   loom::Tree variables = model.init(loom::random::key(0), x, false);
 //   loom::Array y = model.apply(variables, {.rngs = {{"dropout", k}}}, x, true);
 //
-// Mapping from Flax:
-//   nn.Dense(3)(x)  (compact)          nn::Dense{.features = 3}(x)   a new submodule per call,
-//                                      auto-named <TypeName>_<k>, one counter per type per parent
-//   d = nn.Dense(3); d(x); d(x)        auto d = child(nn::Dense{.features = 3}); d(x); d(x);
-//                                      (named at child(), shares its variables between calls)
-//   nn.Dense(3, name="out")(x)         child("out", nn::Dense{.features = 3})(x)
-//   setup: self.dropout = nn.Dropout(r)   auto dropout() const {
-//                                          return child("dropout", nn::Dropout{.rate = r}); }
-//                                      every dropout() reaches the same submodule "dropout"
-//   partial(nn.Dropout, rate=r)        nn::Dropout{.rate = r}: a module value IS a template;
-//                                      copy it, set more fields, call it (or child() it)
-//   self.norm(name="norm_proj")(y)     child("norm_proj", norm)(y)
-//   self.norm(scale_init=zeros)(y)     auto n = norm; n.scale_init = zeros; n(y);
-//   model.apply(v, x, method=M.encode) model.apply(v, &M::encode, x)
-//   model.apply(v, x, mutable=["bs"])  auto [y, updates] = model.apply_mutable(
-//                                          v, {.mutable_collections = {"bs"}}, x);
+// README.md, "From Flax to loom", maps every Flax idiom to its loom form (compiled by the tests).
 //
-// child("name", m) is a declaration: binding the same name to the same module type again (in
-// the same call or a later one) reaches the same submodule; a different type, or a name used by
-// a param/variable, is a NameInUseError. A template called twice creates two submodules.
+// child("name", m) is a declaration at a place in the source: reached again (in the same call or
+// a later one) it is the same submodule; the same name from another place, a different type, or
+// a name used by a param/variable is a NameInUseError. A template called twice creates two
+// submodules.
 //
 // Why the pragma below: a module is an aggregate with a (CRTP) base class, and GCC (12, 13)
 // warns under -Wextra that `Dense{.features = 3}` leaves the base "uninitialized" (clang does
@@ -48,174 +34,71 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <source_location>
 #include <string>
 #include <string_view>
 #include <tuple>
 #include <type_traits>
 #include <utility>
+#include <variant>
 #include <vector>
 
 #include "loom/array.hpp"
 #include "loom/core/scope.hpp"
 #include "loom/nn/initializers.hpp"
+#include "loom/nn/module_call.hpp"
+#include "loom/nn/module_options.hpp"
 #include "loom/random.hpp"
 #include "loom/tree.hpp"
 
 namespace loom::nn {
 
-using core::CollectionFilter;
-using core::Rngs;
 using core::Variable;
 
-/// Options of apply(): rng streams and the mutable collections (apply_mutable only).
-///   model.apply(variables, {.rngs = {{"dropout", key}}}, x, true);
-struct ApplyOptions {
-  Rngs rngs;
-  CollectionFilter mutable_collections;
-};
-
-template <typename Derived>
-class Module;
-template <typename M>
-class Child;
-template <typename M>
-class Bound;
-
-namespace detail {
-
-/// "loom::nn::Dense" -> "Dense": the text after "T = " in a __PRETTY_FUNCTION__, without
-/// namespaces, enclosing functions or template arguments.
-std::string parse_type_name(std::string_view pretty_function);
-
-/// The class name Flax would use for T (e.g. "Dense", "ResidualBlock").
-template <typename T>
-const std::string& type_name() {
-  static const std::string name = parse_type_name(__PRETTY_FUNCTION__);
-  return name;
-}
-
-/// The module running on this thread and its scope (set by init/apply/bind and module calls).
-struct Frame {
-  core::Scope* scope;
-  const void* module;
-};
-/// Makes (scope, module) the running frame for the guard's lifetime; rewinds the scope, so a
-/// module called again names its submodules and params afresh (Flax rewinds after each call).
-class FrameGuard {
- public:
-  FrameGuard(core::Scope& scope, const void* module);
-  ~FrameGuard();
-  FrameGuard(const FrameGuard&) = delete;
-  FrameGuard& operator=(const FrameGuard&) = delete;
-};
-/// The running module's scope; `module` must be the running module (a
-/// CallCompactUnboundModuleError outside init/apply/bind, a loom::Error for another module).
-core::Scope& running_scope(const void* module, const std::string& type, const char* what);
-/// The running scope or nullptr.
-core::Scope* current_scope();
-/// A new auto-named child of the running scope ("Dense_0", "Dense_1", ...).
-core::Scope& new_auto_child(const std::string& type);
-/// The child `name` of the running scope, declared (or re-declared) for a module of `type`.
-core::Scope& named_child(core::Scope& parent, const std::string& name, const std::string& type);
-/// " (module \"/a/b\")" for the running module, "" outside any.
-std::string module_path_suffix();
-
-// ---- nn::tabulate's call recorder -----------------------------------------------------------
-struct CallRecord {
-  std::string path;
-  std::string type;
-  std::string inputs;
-  std::string outputs;
-};
-std::vector<CallRecord>* recorder();  // non-null while tabulate runs
-void set_recorder(std::vector<CallRecord>* recorder);
-std::size_t begin_record(const core::Scope& scope, std::string inputs);
-void end_record(std::size_t index, std::string outputs);
-
-std::string describe(const Array& x);
-std::string describe(const Tree& t);
-inline std::string describe(bool b) {
-  return b ? "True" : "False";
-}
-template <typename T>
-std::string describe(const T& v) {
-  if constexpr (std::is_arithmetic_v<T>) {
-    return std::to_string(v);
-  } else if constexpr (requires {
-                         v.has_value();
-                         *v;
-                       }) {
-    return v.has_value() ? describe(*v) : std::string("None");
-  } else {
-    return "-";
-  }
-}
-template <typename... Args>
-std::string describe_args(const Args&... args) {
-  std::string s;
-  ((s += (s.empty() ? "" : ", ") + describe(args)), ...);
-  return s;
-}
-
-/// Runs a module's call (or the method pointer given first) in `scope`.
-template <typename M, typename... Args>
-decltype(auto) dispatch(const M& m, Args&&... args) {
-  return m.call(std::forward<Args>(args)...);
-}
-template <typename M, typename R, typename C, typename... P, typename... Args>
-decltype(auto) dispatch(const M& m, R (C::*method)(P...) const, Args&&... args) {
-  static_assert(std::is_base_of_v<C, M>, "the method must belong to the module");
-  return (m.*method)(std::forward<Args>(args)...);
-}
-
-template <typename M, typename... Args>
-decltype(auto) run_in(core::Scope& scope, const M& m, Args&&... args) {
-  FrameGuard guard(scope, &m);
-  if (recorder() == nullptr) [[likely]] {
-    return dispatch(m, std::forward<Args>(args)...);
-  }
-  const std::size_t index = begin_record(scope, describe_args(args...));
-  using Out = decltype(dispatch(m, std::forward<Args>(args)...));
-  if constexpr (std::is_void_v<Out>) {
-    dispatch(m, std::forward<Args>(args)...);
-    end_record(index, "-");
-  } else {
-    decltype(auto) out = dispatch(m, std::forward<Args>(args)...);
-    end_record(index, describe(out));
-    return out;
-  }
-}
-
-template <typename T>
-constexpr bool is_module_v = std::is_base_of_v<Module<T>, T>;
-
-template <typename First, typename... Rest>
-constexpr bool first_is_options_v = std::is_same_v<std::decay_t<First>, ApplyOptions>;
-
-}  // namespace detail
-
-/// A submodule bound to its scope: calls share the submodule's variables. Made by child().
-/// It lives as long as the init/apply/bind call that made it; do not keep it beyond that.
+/// A submodule instance bound to its scope: calls share the submodule's variables. Made by
+/// child(); Flax's module instance (`d = nn.Dense(3)` in a compact method, `self.d = ...` in
+/// setup). A Child is also how a shared instance is passed to another module, as Flax's
+/// `Encoder(shared_embedding=self.shared_embedding)`: a field `nn::Child<nn::Embed> embed;`
+/// set to the parent's handle; calls through it use the variables at the path where the
+/// instance was created.
 ///   auto d = child(nn::Dense{.features = 3});   loom::Array y = d(d(x));
 ///   auto enc = child("encoder", Encoder{});    auto z = enc(&Encoder::encode, x);
+///   auto embed = child("shared_embedding", nn::Embed{.num_embeddings = 10, .features = 4});
+///   auto h = Encoder{.embed = embed}(tokens);   // Encoder's call runs embed(tokens)
+/// A handle lives as long as the init/apply/bind call that made it: used after that, it raises
+/// Flax's InvalidScopeError (never a dangling access).
 template <typename M>
 class Child {
  public:
-  Child(M module, core::Scope* scope) : module_(std::move(module)), scope_(scope) {}
-  /// Runs M::call(args...) (or the method pointer given first) in the submodule's scope.
+  /// An empty handle (a field not set yet); calling it is a loom::Error.
+  Child() = default;
+  Child(M module, core::Scope* scope)
+      : module_(std::move(module)),
+        scope_(scope),
+        alive_(scope->liveness()),
+        name_(scope->name()) {}
+  /// Runs M::call(args...) (or the method selected first) in the submodule's scope.
   template <typename... Args>
   decltype(auto) operator()(Args&&... args) const {
-    return detail::run_in(*scope_, module_, std::forward<Args>(args)...);
+    return detail::run_in(checked_scope(), module_, std::forward<Args>(args)...);
   }
   const M& module() const { return module_; }
   const M* operator->() const { return &module_; }
-  core::Scope& scope() const { return *scope_; }
+  core::Scope& scope() const { return checked_scope(); }
   /// "/ResidualBlock_0/Dropout_0"
-  std::string path() const { return scope_->path_text(); }
+  std::string path() const { return checked_scope().path_text(); }
 
  private:
-  M module_;
-  core::Scope* scope_;
+  core::Scope& checked_scope() const {
+    if (scope_ == nullptr || alive_.expired()) [[unlikely]] {
+      detail::throw_dead_handle(name_, scope_ == nullptr);
+    }
+    return *scope_;
+  }
+  M module_{};
+  core::Scope* scope_ = nullptr;
+  std::weak_ptr<const void> alive_;
+  std::string name_;
 };
 
 /// A module bound to variables (and rngs) for interactive use, as Flax's module.bind(...).
@@ -246,6 +129,9 @@ class Bound {
 template <typename Derived>
 class Module {
  public:
+  /// The module type this base belongs to (what nn::Extends and the subclassing check read).
+  using loom_module_type = Derived;
+
   /// Calls the module as a new submodule of the running module, auto-named
   /// "<TypeName>_<k>" (Flax's `nn.Dense(3)(x)` inside a compact method). A method pointer
   /// first runs that method instead of call.
@@ -259,26 +145,49 @@ class Module {
   /// Initializes the variables: init(key, args...) ({"params": key}) or init(rngs, args...).
   /// A method pointer first initializes through that method.
   ///   loom::Tree variables = model.init(loom::random::key(0), x);
+  ///   model.init(key, {.mutable_collections = true, .capture_intermediates = true}, x);
   template <typename... Args>
   Tree init(const Rngs& rngs, Args&&... args) const {
-    auto root = make_root(nullptr, rngs, CollectionFilter::deny({"intermediates"}), true, false);
-    detail::run_in(*root, self(), std::forward<Args>(args)...);
-    return root->mutable_variables();
+    if constexpr (detail::first_is_v<InitOptions, Args...>) {
+      return init_impl(rngs, std::forward<Args>(args)...).second;
+    } else {
+      const InitOptions defaults;
+      return init_impl(rngs, defaults, std::forward<Args>(args)...).second;
+    }
   }
   template <typename... Args>
   Tree init(const random::Key& key, Args&&... args) const {
     return init(Rngs{{"params", key}}, std::forward<Args>(args)...);
   }
+  template <typename... Args>
+  Tree init(const Rngs& rngs, const InitOptions& options, Args&&... args) const {
+    return init_impl(rngs, options, std::forward<Args>(args)...).second;
+  }
+  template <typename... Args>
+  Tree init(const random::Key& key, const InitOptions& options, Args&&... args) const {
+    return init_impl(Rngs{{"params", key}}, options, std::forward<Args>(args)...).second;
+  }
   /// (output, variables) of an init run.
   template <typename... Args>
   auto init_with_output(const Rngs& rngs, Args&&... args) const {
-    auto root = make_root(nullptr, rngs, CollectionFilter::deny({"intermediates"}), true, false);
-    auto out = detail::run_in(*root, self(), std::forward<Args>(args)...);
-    return std::make_pair(std::move(out), root->mutable_variables());
+    if constexpr (detail::first_is_v<InitOptions, Args...>) {
+      return init_impl(rngs, std::forward<Args>(args)...);
+    } else {
+      const InitOptions defaults;
+      return init_impl(rngs, defaults, std::forward<Args>(args)...);
+    }
   }
   template <typename... Args>
   auto init_with_output(const random::Key& key, Args&&... args) const {
     return init_with_output(Rngs{{"params", key}}, std::forward<Args>(args)...);
+  }
+  template <typename... Args>
+  auto init_with_output(const Rngs& rngs, const InitOptions& options, Args&&... args) const {
+    return init_impl(rngs, options, std::forward<Args>(args)...);
+  }
+  template <typename... Args>
+  auto init_with_output(const random::Key& key, const InitOptions& options, Args&&... args) const {
+    return init_impl(Rngs{{"params", key}}, options, std::forward<Args>(args)...);
   }
   /// An eval_shape-style init: the variables tree with the right paths, shapes and dtypes,
   /// without running any initializer or drawing any random number. Params are zeros on
@@ -302,7 +211,7 @@ class Module {
   ///   loom::Array y2 = model.apply(variables, {.rngs = {{"dropout", key}}}, x, true);
   template <typename... Args>
   decltype(auto) apply(const Tree& variables, Args&&... args) const {
-    if constexpr ((sizeof...(Args) > 0) && detail::first_is_options_v<Args...>) {
+    if constexpr (detail::first_is_v<ApplyOptions, Args...>) {
       return apply_impl(variables, std::forward<Args>(args)...);
     } else {
       return apply_impl(variables, ApplyOptions{}, std::forward<Args>(args)...);
@@ -318,9 +227,8 @@ class Module {
   template <typename... Args>
   auto apply_mutable(const Tree& variables, const ApplyOptions& options, Args&&... args) const {
     core::check_variables(variables);
-    auto root = make_root(&variables, options.rngs, options.mutable_collections, false, false);
-    auto out = detail::run_in(*root, self(), std::forward<Args>(args)...);
-    return std::make_pair(std::move(out), root->mutable_variables());
+    return run_root(&variables, options.rngs, options.mutable_collections,
+                    options.capture_intermediates, false, std::forward<Args>(args)...);
   }
   /// The module bound to a copy of `variables` (Flax's module.bind).
   Bound<Derived> bind(const Tree& variables, Rngs rngs = {},
@@ -368,24 +276,43 @@ class Module {
   /// self.perturb(name, value): adds a zero variable whose gradient is d loss / d value.
   Array perturb(const std::string& name, const Array& value,
                 const std::string& collection = "perturbations") const;
-  /// A named submodule (setup style, or Flax's `name=`): the same name reaches the same
-  /// submodule and variables every time it is bound.
+  /// A named submodule (setup style, or Flax's `name=`). A declaration is a place in the
+  /// source: the same child(name, ...) reached again (a setup-style accessor called twice, in
+  /// one call or the next) returns the same submodule and variables; the same name bound from
+  /// another place in the same call is Flax's NameInUseError.
   ///   auto dropout() const { return child("dropout", nn::Dropout{.rate = drop_rate}); }
   template <typename M>
-  Child<M> child(const std::string& name, M module) const {
-    static_assert(detail::is_module_v<M>, "child() takes an nn::Module value");
+  Child<M> child(const std::string& name, M module,
+                 std::source_location site = std::source_location::current()) const {
+    detail::check_module_type<M>();
     core::Scope& parent = scope("child");
-    core::Scope* s = &detail::named_child(parent, name, detail::type_name<M>());
+    core::Scope* s =
+        &detail::named_child(parent, name, detail::type_name<M>(), detail::site_of(site));
     return Child<M>(std::move(module), s);
   }
   /// An auto-named submodule instance ("Dense_0"), named now as Flax names `nn.Dense(3)` at
   /// construction; keep the handle to call it more than once.
   template <typename M>
   Child<M> child(M module) const {
-    static_assert(detail::is_module_v<M>, "child() takes an nn::Module value");
+    detail::check_module_type<M>();
     scope("child");
     core::Scope* s = &detail::new_auto_child(detail::type_name<M>());
     return Child<M>(std::move(module), s);
+  }
+  /// Flax's nn.compact_name_scope: runs fn() with a named scope `name` of this module, so a
+  /// method other than call can create params and submodules under its own name (two such
+  /// methods do not collide). Reached again, the scope is reused.
+  ///   Array up(const Array& x) const {
+  ///     return compact_name_scope("up", [&] { return nn::Dense{.features = 3}(x); });
+  ///   }   // params/up/Dense_0/...
+  template <typename F>
+  decltype(auto) compact_name_scope(
+      const std::string& name, F&& fn,
+      std::source_location site = std::source_location::current()) const {
+    core::Scope& s = detail::named_child(scope("compact_name_scope"), name,
+                                         detail::type_name<Derived>(), detail::site_of(site));
+    detail::FrameGuard guard(s, &self());
+    return std::forward<F>(fn)();
   }
   /// The running module's scope (the functional core underneath).
   core::Scope& scope(const char* what = "scope") const {
@@ -404,9 +331,39 @@ class Module {
                   " were requested; use apply_mutable, which returns (output, updated "
                   "collections)");
     }
+    if (options.capture_intermediates.enabled()) {
+      throw Error(
+          "apply: capture_intermediates returns the captures in the \"intermediates\" "
+          "collection; use apply_mutable, which returns (output, updated collections)");
+    }
     core::check_variables(variables);
     auto root = make_root(&variables, options.rngs, false, false, false);
     return detail::run_in(*root, self(), std::forward<Args>(args)...);
+  }
+  template <typename... Args>
+  auto init_impl(const Rngs& rngs, const InitOptions& options, Args&&... args) const {
+    return run_root(nullptr, rngs, options.mutable_collections, options.capture_intermediates, true,
+                    std::forward<Args>(args)...);
+  }
+  /// One init/apply_mutable run: (output, mutable collections); capture_intermediates makes
+  /// "intermediates" mutable too, as Flax's union_filters(mutable, "intermediates").
+  template <typename... Args>
+  auto run_root(const Tree* variables, const Rngs& rngs, CollectionFilter mutable_collections,
+                const CaptureIntermediates& capture, bool initializing, Args&&... args) const {
+    std::optional<detail::CaptureGuard> capture_guard;
+    if (capture.enabled()) {
+      mutable_collections = CollectionFilter::union_of(mutable_collections, "intermediates");
+      capture_guard.emplace(capture);
+    }
+    auto root = make_root(variables, rngs, std::move(mutable_collections), initializing, false);
+    using Out = decltype(detail::run_in(*root, self(), std::forward<Args>(args)...));
+    if constexpr (std::is_void_v<Out>) {
+      detail::run_in(*root, self(), std::forward<Args>(args)...);
+      return std::make_pair(std::monostate{}, root->mutable_variables());
+    } else {
+      auto out = detail::run_in(*root, self(), std::forward<Args>(args)...);
+      return std::make_pair(std::move(out), root->mutable_variables());
+    }
   }
   static std::unique_ptr<core::Scope> make_root(const Tree* variables, const Rngs& rngs,
                                                 CollectionFilter mutable_collections,
@@ -416,6 +373,51 @@ class Module {
     root->set_module_type(detail::type_name<Derived>());
     return root;
   }
+};
+
+/// Derives a module from another (Flax's subclassing, `class Bar(Foo)`): Bar keeps Foo's fields,
+/// has its own name ("Bar_0") and its own call; base_call(...) runs Foo's call in Bar's scope
+/// (Python's `super().__call__(...)`), so what Foo creates lands under Bar's path.
+///   struct Bar : nn::Extends<Bar, Foo> {
+///     double scale = 2;
+///     Array call(const Array& x) const { return base_call(x) * scale; }
+///   };
+///   Bar bar{.scale = 3};
+///   bar.features = 4;   // Foo's fields: designated initializers only name Bar's own fields
+/// Plain `struct Bar : Foo` is refused wherever loom sees the type (child, Sequential,
+/// tabulate, Extends): it would silently run Foo's call under Foo's name.
+template <typename Derived, typename Base>
+struct Extends : Base, Module<Derived> {
+  static_assert(detail::is_module_v<Base>, "nn::Extends<Derived, Base>: Base must be a module");
+  using loom_module_type = Derived;
+  using Module<Derived>::operator();
+  using Module<Derived>::init;
+  using Module<Derived>::init_with_output;
+  using Module<Derived>::init_shapes;
+  using Module<Derived>::apply;
+  using Module<Derived>::apply_mutable;
+  using Module<Derived>::bind;
+
+ protected:
+  using Module<Derived>::param;
+  using Module<Derived>::variable;
+  using Module<Derived>::has_variable;
+  using Module<Derived>::is_mutable_collection;
+  using Module<Derived>::has_rng;
+  using Module<Derived>::make_rng;
+  using Module<Derived>::is_initializing;
+  using Module<Derived>::sow;
+  using Module<Derived>::perturb;
+  using Module<Derived>::child;
+  using Module<Derived>::compact_name_scope;
+  using Module<Derived>::scope;
+  using Module<Derived>::path;
+  /// Base's call (or the method selected first), in this module's scope.
+  template <typename... Args>
+  decltype(auto) base_call(Args&&... args) const {
+    return detail::dispatch(static_cast<const Base&>(*this), std::forward<Args>(args)...);
+  }
+  const Base& base() const { return *this; }
 };
 
 namespace detail {
@@ -455,3 +457,21 @@ T merge_param(std::string_view name, const std::optional<T>& a, const std::optio
 }
 
 }  // namespace loom::nn
+
+// `auto [y, updates] = model.apply(variables, {.mutable_collections = ...}, x)` would otherwise
+// fail with "cannot decompose inaccessible member"; this makes it say what to use instead.
+template <>
+struct std::tuple_size<loom::Array> : std::integral_constant<std::size_t, 2> {};
+template <std::size_t I>
+struct std::tuple_element<I, loom::Array> {
+  using type = loom::Array;
+};
+namespace loom {
+template <std::size_t I>
+const Array& get(const Array& a) {
+  static_assert(I != I,
+                "a loom::Array is one array and cannot be unpacked: for (output, updated "
+                "collections) call model.apply_mutable(...) instead of model.apply(...)");
+  return a;
+}
+}  // namespace loom
