@@ -80,3 +80,21 @@ Array reduce_window(const Array& x, ReduceOp op, const std::vector<std::int64_t>
                     const std::vector<std::int64_t>& strides, const Padding& padding);
 
 }  // namespace loom::lax
+
+namespace loom::lax {
+
+/// jax.lax.conv_transpose with Flax's layout (lhs (N, spatial..., C_in), rhs (spatial..., I, O)):
+/// a fractionally strided convolution, computed directly as conv_general_dilated with
+/// window_strides 1, lhs_dilation = strides and the padding below. SAME and VALID are the
+/// padding of the forward conv being transposed (per dim, with k the dilated kernel size and s
+/// the stride: SAME pads (k - 1, s - 1) when s > k - 1, else (ceil((k + s - 2) / 2), floor);
+/// VALID pads (k - 1, s - 1 + max(k - s, 0))); explicit pairs are the padding
+/// of the transposed conv itself (JAX's use_consistent_padding=False). transpose_kernel flips the
+/// spatial axes of rhs and swaps its I and O axes (rhs is then (spatial..., O, I)), as Keras'
+/// Conv2DTranspose. rhs_dilation: empty means 1. Differentiable in both operands.
+///   auto y = lax::conv_transpose(x, w, {2, 2}, lax::Padding::same());  // (1,4,4,3) -> (1,8,8,O)
+Array conv_transpose(const Array& lhs, const Array& rhs, const std::vector<std::int64_t>& strides,
+                     const Padding& padding, const std::vector<std::int64_t>& rhs_dilation = {},
+                     bool transpose_kernel = false);
+
+}  // namespace loom::lax

@@ -10,9 +10,13 @@
 #pragma once
 
 #include "loom/core.hpp"
+#include "loom/nn/activation.hpp"
+#include "loom/nn/conv.hpp"
 #include "loom/nn/initializers.hpp"
 #include "loom/nn/linear.hpp"
 #include "loom/nn/module.hpp"
+#include "loom/nn/normalization.hpp"
+#include "loom/nn/pooling.hpp"
 #include "loom/nn/sequential.hpp"
 #include "loom/nn/stochastic.hpp"
 #include "loom/nn/summary.hpp"

@@ -631,6 +631,62 @@ Array weak_scalar(int value, const Array& like) {
   return full(Shape{}, value, t);
 }
 
+// ---- C++ scalars on either side (weakly typed) ----------------------------------------------
+
+#define LOOM_SCALAR_BINARY(fn)         \
+  Array fn(const Array& a, double b) { \
+    return fn(a, weak_scalar(b, a));   \
+  }                                    \
+  Array fn(double a, const Array& b) { \
+    return fn(weak_scalar(a, b), b);   \
+  }                                    \
+  Array fn(const Array& a, int b) {    \
+    return fn(a, weak_scalar(b, a));   \
+  }                                    \
+  Array fn(int a, const Array& b) {    \
+    return fn(weak_scalar(a, b), b);   \
+  }
+LOOM_SCALAR_BINARY(add)
+LOOM_SCALAR_BINARY(subtract)
+LOOM_SCALAR_BINARY(multiply)
+LOOM_SCALAR_BINARY(divide)
+LOOM_SCALAR_BINARY(power)
+LOOM_SCALAR_BINARY(maximum)
+LOOM_SCALAR_BINARY(minimum)
+LOOM_SCALAR_BINARY(equal)
+LOOM_SCALAR_BINARY(not_equal)
+LOOM_SCALAR_BINARY(less)
+LOOM_SCALAR_BINARY(less_equal)
+LOOM_SCALAR_BINARY(greater)
+LOOM_SCALAR_BINARY(greater_equal)
+LOOM_SCALAR_BINARY(logical_and)
+LOOM_SCALAR_BINARY(logical_or)
+#undef LOOM_SCALAR_BINARY
+
+Array where(const Array& cond, const Array& x, double y) {
+  return where(cond, x, weak_scalar(y, x));
+}
+Array where(const Array& cond, double x, const Array& y) {
+  return where(cond, weak_scalar(x, y), y);
+}
+Array where(const Array& cond, const Array& x, int y) {
+  return where(cond, x, weak_scalar(y, x));
+}
+Array where(const Array& cond, int x, const Array& y) {
+  return where(cond, weak_scalar(x, y), y);
+}
+Array where(const Array& cond, double x, double y) {
+  return where(cond, full(Shape{}, x, DType::float32), full(Shape{}, y, DType::float32));
+}
+Array where(const Array& cond, int x, int y) {
+  return where(cond, full(Shape{}, x, DType::int32), full(Shape{}, y, DType::int32));
+}
+
+Array clip(const Array& x, int lo, int hi) {
+  detail::check_valid(x, "clip");
+  return minimum(maximum(x, weak_scalar(lo, x)), weak_scalar(hi, x));
+}
+
 }  // namespace loom::numpy
 
 // ---- operators --------------------------------------------------------------------------------

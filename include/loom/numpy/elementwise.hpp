@@ -95,6 +95,41 @@ Array where(const Array& cond, const Array& x, const Array& y);
 Array clip(const Array& x, double lo, double hi);
 Array clip(const Array& x, const Array& lo, const Array& hi);
 
+/// C++ scalars on either side of a binary function, weakly typed as Python scalars are in
+/// jax.numpy (numpy::weak_scalar): jnp::maximum(x, 0.0) keeps x's float dtype, jnp::power(x, 2)
+/// keeps int32, jnp::where(c, x, 0.0) selects against zero in x's dtype.
+///   auto y = jnp::maximum(x, 0.0);  auto z = jnp::where(x > 0, x, 0);  jnp::clip(i32, 0, 6)
+#define LOOM_SCALAR_BINARY(fn)        \
+  Array fn(const Array& a, double b); \
+  Array fn(double a, const Array& b); \
+  Array fn(const Array& a, int b);    \
+  Array fn(int a, const Array& b);
+LOOM_SCALAR_BINARY(add)
+LOOM_SCALAR_BINARY(subtract)
+LOOM_SCALAR_BINARY(multiply)
+LOOM_SCALAR_BINARY(divide)
+LOOM_SCALAR_BINARY(power)
+LOOM_SCALAR_BINARY(maximum)
+LOOM_SCALAR_BINARY(minimum)
+LOOM_SCALAR_BINARY(equal)
+LOOM_SCALAR_BINARY(not_equal)
+LOOM_SCALAR_BINARY(less)
+LOOM_SCALAR_BINARY(less_equal)
+LOOM_SCALAR_BINARY(greater)
+LOOM_SCALAR_BINARY(greater_equal)
+LOOM_SCALAR_BINARY(logical_and)
+LOOM_SCALAR_BINARY(logical_or)
+#undef LOOM_SCALAR_BINARY
+Array where(const Array& cond, const Array& x, double y);
+Array where(const Array& cond, double x, const Array& y);
+Array where(const Array& cond, const Array& x, int y);
+Array where(const Array& cond, int x, const Array& y);
+/// Both branches scalars: float32 for doubles, int32 for ints (JAX's weak defaults).
+Array where(const Array& cond, double x, double y);
+Array where(const Array& cond, int x, int y);
+/// Integer bounds keep integer arrays integer (clip(x, 0.0, 6.0) would give float32).
+Array clip(const Array& x, int lo, int hi);
+
 /// A weakly-typed scalar (JAX's Python scalar): adopts the dtype of the array it meets.
 /// Floating `value` with an integer or bool array gives float32.
 ///   jnp::weak_scalar(2.0, x)   // what `x * 2.0` multiplies by
