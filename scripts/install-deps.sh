@@ -8,6 +8,8 @@ packages=(
   libopenblas-dev      # sgemm/dgemm
   libgtest-dev libgmock-dev
   libbenchmark-dev
+  zlib1g-dev           # gzipped IDX files (loom::data)
+  dataset-fashion-mnist  # /usr/share/datasets/fashion-mnist, the default data of loom::data
 )
 
 missing=()

@@ -1,12 +1,10 @@
-// loom::Shape and loom::Array: storage, conversion and JAX-style printing.
+// loom::Shape and loom::Array: storage and conversion (printing: array_print.cpp).
 #include "loom/array.hpp"
 
 #include <algorithm>
-#include <charconv>
 #include <cmath>
 #include <cstring>
 #include <ostream>
-#include <sstream>
 
 #include "detail/allocator.hpp"
 #include "detail/dispatch.hpp"
@@ -208,124 +206,5 @@ void convert(const void* in, DType src, void* out, DType dst, std::int64_t n) {
 }
 
 }  // namespace detail
-
-// ---- printing -----------------------------------------------------------------------------
-
-namespace {
-
-std::string format_float(double v, bool is_f32) {
-  if (std::isnan(v)) return "nan";
-  if (std::isinf(v)) return v > 0 ? "inf" : "-inf";
-  char buf[64];
-  std::to_chars_result r = is_f32 ? std::to_chars(buf, buf + sizeof buf, static_cast<float>(v))
-                                  : std::to_chars(buf, buf + sizeof buf, v);
-  std::string s(buf, r.ptr);
-  if (s.find_first_of(".e") == std::string::npos) s += ".";
-  return s;
-}
-
-struct Printer {
-  const Array& a;
-  std::vector<std::string> cells;
-  std::size_t width = 0;
-  bool summarize = false;
-
-  void format_cells() {
-    const std::int64_t n = a.size();
-    cells.resize(static_cast<std::size_t>(n));
-    if (is_floating(a.dtype())) {
-      auto v = a.to_vector<double>();
-      const bool f32 = a.dtype() == DType::float32;
-      std::size_t int_w = 0, frac_w = 0;
-      std::vector<std::pair<std::string, std::string>> parts(v.size());
-      bool sci = false;
-      for (std::size_t i = 0; i < v.size(); ++i) {
-        std::string s = format_float(v[i], f32);
-        if (s.find('e') != std::string::npos) sci = true;
-        auto dot = s.find('.');
-        if (dot == std::string::npos)
-          parts[i] = {s, ""};
-        else
-          parts[i] = {s.substr(0, dot), s.substr(dot)};
-        int_w = std::max(int_w, parts[i].first.size());
-        frac_w = std::max(frac_w, parts[i].second.size());
-      }
-      for (std::size_t i = 0; i < v.size(); ++i) {
-        if (sci) {
-          cells[i] = parts[i].first + parts[i].second;
-        } else {
-          cells[i] = std::string(int_w - parts[i].first.size(), ' ') + parts[i].first +
-                     parts[i].second + std::string(frac_w - parts[i].second.size(), ' ');
-        }
-      }
-    } else if (a.dtype() == DType::bool_) {
-      auto v = a.to_vector<std::uint32_t>();
-      for (std::size_t i = 0; i < v.size(); ++i) cells[i] = v[i] ? " True" : "False";
-    } else {
-      auto v = a.to_vector<double>();
-      for (std::size_t i = 0; i < v.size(); ++i) {
-        cells[i] = std::to_string(static_cast<long long>(v[i]));
-      }
-    }
-    for (auto& c : cells) width = std::max(width, c.size());
-  }
-
-  void print(std::ostream& os, int axis, std::int64_t offset, int indent) {
-    const Shape& s = a.shape();
-    if (axis == s.size()) {
-      const std::string& c = cells[static_cast<std::size_t>(offset)];
-      os << std::string(width - c.size(), ' ') << c;
-      return;
-    }
-    std::int64_t stride = 1;
-    for (int i = axis + 1; i < s.size(); ++i) stride *= s[i];
-    os << "[";
-    const std::int64_t n = s[axis];
-    const int edge = 3;
-    for (std::int64_t i = 0; i < n; ++i) {
-      if (summarize && n > 2 * edge && i == edge) {
-        os << (axis + 1 == s.size() ? "..., "
-                                    : "...,\n" + std::string(std::size_t(indent + 1), ' '));
-        i = n - edge - 1;
-        continue;
-      }
-      if (i > 0) {
-        if (axis + 1 == s.size()) {
-          os << ", ";
-        } else {
-          os << "," << std::string(std::size_t(s.size() - axis - 1), '\n')
-             << std::string(std::size_t(indent + 1), ' ');
-        }
-      }
-      print(os, axis + 1, offset + i * stride, indent + 1);
-    }
-    os << "]";
-  }
-};
-
-}  // namespace
-
-std::string Array::str() const {
-  if (!valid()) return "Array(<empty>)";
-  std::ostringstream os;
-  os << "Array(";
-  Printer p{*this, {}, 0, size() > 1000};
-  p.format_cells();
-  if (ndim() == 0) {
-    os << p.cells[0];
-  } else if (size() == 0) {
-    os << "[]";
-  } else {
-    p.print(os, 0, 0, 6);
-  }
-  os << ", dtype=" << dtype_name(dtype_);
-  if (size() == 0 && ndim() > 0 && !(ndim() == 1)) os << ", shape=" << shape_.str();
-  os << ")";
-  return os.str();
-}
-
-std::ostream& operator<<(std::ostream& os, const Array& array) {
-  return os << array.str();
-}
 
 }  // namespace loom

@@ -203,6 +203,34 @@ void check_scalar_output(const Array& out, const char* fn_name) {
   }
 }
 
+namespace {
+[[noreturn]] void throw_int_input(DType dtype, const char* fn_name, const std::string& where) {
+  // jax/_src/api.py _check_input_dtype_revderiv raises the same text as a TypeError.
+  throw Error(std::string(fn_name) +
+              " requires real- or complex-valued inputs (input dtype that is a sub-dtype of "
+              "np.inexact), but got " +
+              dtype_name(dtype) + where +
+              ". If you want to use Boolean- or integer-valued inputs, use vjp or set "
+              "allow_int to True (GradOptions{.allow_int = true}).");
+}
+}  // namespace
+
+void check_differentiable_input(const Array& x, const char* fn_name) {
+  check_valid(x, fn_name);
+  if (!is_floating(x.dtype())) throw_int_input(x.dtype(), fn_name, "");
+}
+
+void check_differentiable_input(const Tree& x, const char* fn_name) {
+  for (const auto& [path, leaf] : tree_leaves_with_path(x)) {
+    check_valid(leaf, fn_name);
+    if (is_floating(leaf.dtype())) continue;
+    std::string p;
+    for (const auto& k : path) p += (p.empty() ? "" : "/") + k;
+    throw_int_input(leaf.dtype(), fn_name,
+                    " for the leaf at \"" + (p.empty() ? std::string("<root>") : p) + "\"");
+  }
+}
+
 Array unbroadcast(const Array& g, const Shape& shape) {
   if (g.shape() == shape) return g;
   const int lead = g.ndim() - shape.size();

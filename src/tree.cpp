@@ -135,7 +135,66 @@ Tree map2(const std::function<Array(const Array&, const Array&)>& f, const Tree&
   }
   return Tree(std::move(d));
 }
+std::string join_path(const KeyPath& path) {
+  std::string s;
+  for (const auto& k : path) s += (s.empty() ? "" : "/") + k;
+  return s;
+}
+
+struct MapN {
+  const detail::TreeMapFn& f;
+  const char* fn_name;
+  KeyPath path;
+  std::vector<Array> leaves;  // scratch: the current leaf of every tree
+
+  [[noreturn]] void mismatch(std::size_t i, const std::string& what) const {
+    throw Error(std::string(fn_name) + ": tree " + std::to_string(i) +
+                " differs in structure from tree 0 at \"" + join_path(path) + "\": " + what);
+  }
+
+  Tree run(std::vector<const Tree*> at) {
+    const Tree& t0 = *at[0];
+    for (std::size_t i = 1; i < at.size(); ++i) {
+      if (at[i]->is_leaf() != t0.is_leaf()) {
+        mismatch(i, std::string(at[i]->is_leaf() ? "a leaf" : "a dict") + " where tree 0 has " +
+                        (t0.is_leaf() ? "a leaf" : "a dict"));
+      }
+    }
+    if (t0.is_leaf()) {
+      leaves.clear();
+      for (const Tree* t : at) leaves.push_back(t->leaf());
+      return Tree(f(path, std::span<const Array>(leaves)));
+    }
+    for (std::size_t i = 1; i < at.size(); ++i) {
+      const Tree::Dict& d = at[i]->dict();
+      for (const auto& [k, v] : t0.dict()) {
+        if (!d.count(k)) mismatch(i, "missing key \"" + k + "\"; keys present: " + key_list(d));
+      }
+      if (d.size() != t0.dict().size())
+        mismatch(
+            i, "extra keys; keys present: " + key_list(d) + ", tree 0 has " + key_list(t0.dict()));
+    }
+    Tree::Dict out;
+    std::vector<const Tree*> next(at.size());
+    for (const auto& [k, v] : t0.dict()) {
+      next[0] = &v;
+      for (std::size_t i = 1; i < at.size(); ++i) next[i] = &at[i]->dict().at(k);
+      path.push_back(k);
+      out.emplace(k, run(next));
+      path.pop_back();
+    }
+    return Tree(std::move(out));
+  }
+};
 }  // namespace
+
+namespace detail {
+Tree tree_map_n(const TreeMapFn& f, std::span<const Tree* const> trees, const char* fn_name) {
+  if (trees.empty()) throw Error(std::string(fn_name) + ": needs at least one tree");
+  MapN m{f, fn_name, {}, {}};
+  return m.run(std::vector<const Tree*>(trees.begin(), trees.end()));
+}
+}  // namespace detail
 
 std::vector<Array> tree_leaves(const Tree& tree) {
   std::vector<Array> out;

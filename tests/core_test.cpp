@@ -229,7 +229,9 @@ TEST(CoreScope, InvalidVariablesStructures) {
       [&] {
         core::apply(f)(doubled, jnp::ones({1, 2}));
       },
-      {"ApplyScopeInvalidVariablesStructureError", "with an extra params layer"}));
+      {"ApplyScopeInvalidVariablesStructureError", "with an extra params layer",
+       // flax/errors.py ApplyScopeInvalidVariablesStructureError renders "... } }. You".
+       "i.e.  {\"params\": {\"params\": ... } }. You should instead"}));
   // A bare params tree: its collections are arrays.
   EXPECT_TRUE(throws_error(
       [&] {

@@ -42,6 +42,10 @@ Traced trace(const std::function<Tree(const std::vector<Array>&)>& f,
              const std::vector<Array>& leaves);
 /// Throws unless `out` is a scalar floating array (what grad requires).
 void check_scalar_output(const Array& out, const char* fn_name);
+/// Throws (as JAX's TypeError) unless every leaf of the differentiated argument is floating;
+/// a Tree's message names the offending leaf's path.
+void check_differentiable_input(const Array& x, const char* fn_name);
+void check_differentiable_input(const Tree& x, const char* fn_name);
 
 template <typename X>
 std::vector<Array> leaves_of(const X& x) {
@@ -76,6 +80,10 @@ Aux detach_aux(Aux aux) {
 
 struct GradOptions {
   bool has_aux = false;  // f returns std::pair<Array, Aux>; Aux is returned alongside
+  /// As JAX's allow_int: when false (the default), an integer or bool argument is a loom::Error
+  /// ("grad requires real- or complex-valued inputs ..., but got int32"); when true its
+  /// gradient is zeros of its dtype (JAX returns float0 zeros).
+  bool allow_int = false;
 };
 
 /// value_and_grad(f)(x, rest...) -> std::pair<value, gradient of f with respect to x>.
@@ -91,6 +99,7 @@ auto value_and_grad(F f, GradOptions options = {}) {
       throw Error(options.has_aux ? "grad: has_aux=true requires f to return std::pair<Array, Aux>"
                                   : "grad: f returns a pair; pass {.has_aux = true}");
     }
+    if (!options.allow_int) detail::check_differentiable_input(x, "grad");
     std::optional<R> result;
     auto traced = detail::trace(
         [&](const std::vector<Array>& leaves) -> Tree {

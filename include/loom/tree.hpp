@@ -13,7 +13,9 @@
 #include <initializer_list>
 #include <iosfwd>
 #include <map>
+#include <span>
 #include <string>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -90,6 +92,65 @@ Tree tree_map(const std::function<Array(const Array&)>& f, const Tree& tree);
 ///     return p - 0.1 * g; }, params, grads);
 Tree tree_map(const std::function<Array(const Array&, const Array&)>& f, const Tree& a,
               const Tree& b);
+/// A leaf's key path from the root, e.g. {"params", "Dense_0", "kernel"} (jax.tree_util KeyPath).
+using KeyPath = std::vector<std::string>;
+
+namespace detail {
+/// The leaf function of the n-ary maps: the leaf's path and one leaf per tree, in tree order.
+using TreeMapFn = std::function<Array(const KeyPath& path, std::span<const Array> leaves)>;
+/// Maps f over `trees` (at least one, all of the first tree's structure, else loom::Error naming
+/// `fn_name` and the first path where they differ).
+Tree tree_map_n(const TreeMapFn& f, std::span<const Tree* const> trees, const char* fn_name);
+
+template <bool kWithPath, typename F, std::size_t... I>
+Array call_with_leaves(F& f, const KeyPath& path, std::span<const Array> leaves,
+                       std::index_sequence<I...>) {
+  if constexpr (kWithPath)
+    return f(path, leaves[I]...);
+  else
+    return f(leaves[I]...);
+}
+template <typename T>
+using leaf_arg_t = const Array&;
+}  // namespace detail
+
+/// Applies f to matching leaves of three or more trees of the same structure (jax.tree.map with
+/// `*rest`); a structure mismatch is a loom::Error naming the path.
+///   auto next = loom::tree_map([](const loom::Array& p, const loom::Array& m,
+///                                 const loom::Array& v) { return p - m / (v + 1e-8); },
+///                              params, mu, nu);
+template <typename F, typename... Rest>
+requires(sizeof...(Rest) >= 2 && (std::is_same_v<Rest, Tree> && ...) &&
+         std::is_invocable_r_v<Array, F&, const Array&, detail::leaf_arg_t<Rest>...>) Tree
+    tree_map(F&& f, const Tree& first, const Rest&... rest) {
+  const Tree* trees[] = {&first, &rest...};
+  return detail::tree_map_n(
+      [&f](const KeyPath& path, std::span<const Array> leaves) {
+        return detail::call_with_leaves<false>(f, path, leaves,
+                                               std::make_index_sequence<1 + sizeof...(Rest)>{});
+      },
+      trees, "tree_map");
+}
+
+/// Applies f(path, leaf, leaves_of_rest...) to every leaf of one or more trees of the same
+/// structure (jax.tree_util.tree_map_with_path); `path` is the leaf's KeyPath.
+///   auto decayed = loom::tree_map_with_path(
+///       [](const loom::KeyPath& path, const loom::Array& p) {
+///         return path.back() == "kernel" ? p * 0.99 : p; }, params);
+template <typename F, typename... Rest>
+requires((std::is_same_v<Rest, Tree> && ...) &&
+         std::is_invocable_r_v<Array, F&, const KeyPath&, const Array&,
+                               detail::leaf_arg_t<Rest>...>) Tree
+    tree_map_with_path(F&& f, const Tree& first, const Rest&... rest) {
+  const Tree* trees[] = {&first, &rest...};
+  return detail::tree_map_n(
+      [&f](const KeyPath& path, std::span<const Array> leaves) {
+        return detail::call_with_leaves<true>(f, path, leaves,
+                                              std::make_index_sequence<1 + sizeof...(Rest)>{});
+      },
+      trees, "tree_map_with_path");
+}
+
 /// True when both trees have the same keys at every level and leaves at the same places.
 ///   assert(loom::same_structure(params, grads));
 bool same_structure(const Tree& a, const Tree& b);

@@ -382,7 +382,7 @@ void check_variables(const Tree& variables) {
     throw ApplyScopeInvalidVariablesStructureError(
         "Expect the `variables` (first argument) passed to apply() to be a dict with the "
         "structure {\"params\": ...}, but got a dict with an extra params layer, i.e.  "
-        "{\"params\": {\"params\": ... }} }. You should instead pass in your dict's [\"params\"].");
+        "{\"params\": {\"params\": ... } }. You should instead pass in your dict's [\"params\"].");
   }
 }
 

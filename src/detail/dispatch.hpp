@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <exception>
 #include <string>
 
 #include "loom/array.hpp"
@@ -50,7 +51,41 @@ decltype(auto) dispatch_float(DType dtype, const char* op, F&& f) {
 /// Below this many elements a loop stays on one thread (threads cost ~microseconds).
 inline constexpr std::int64_t kParallelGrain = 1 << 15;
 
-/// Runs body(begin, end) over [0, n) split across threads when n is large.
+/// Runs body(begin, end) on contiguous chunks of [0, n), one per thread of an OpenMP team of at
+/// most `threads`. The range is split by the team size actually obtained (inside a user's
+/// parallel region, or with OMP_DYNAMIC, it may be smaller than asked), so every index runs
+/// exactly once. An exception thrown by body is caught on its thread and the first one is
+/// rethrown on the caller after the region (an exception escaping a region would terminate).
+///   parallel_chunks(outer, 4, [&](std::int64_t b, std::int64_t e) { run(b, e); });
+template <typename Body>
+void parallel_chunks(std::int64_t n, int threads, Body&& body) {
+  if (n <= 0) return;
+#if defined(_OPENMP)
+  std::exception_ptr error;
+#pragma omp parallel num_threads(threads > 0 ? threads : 1)
+  {
+    const std::int64_t nt = omp_get_num_threads();
+    const std::int64_t t = omp_get_thread_num();
+    const std::int64_t chunk = (n + nt - 1) / nt;
+    const std::int64_t b = chunk * t < n ? chunk * t : n;
+    const std::int64_t e = b + chunk < n ? b + chunk : n;
+    try {
+      if (b < e) body(b, e);
+    } catch (...) {
+#pragma omp critical(loom_parallel_error)
+      {
+        if (!error) error = std::current_exception();
+      }
+    }
+  }
+  if (error) std::rethrow_exception(error);
+#else
+  (void)threads;
+  body(std::int64_t{0}, n);
+#endif
+}
+
+/// Runs body(begin, end) over [0, n) split across threads when n is large (see parallel_chunks).
 template <typename Body>
 void parallel_for(std::int64_t n, Body&& body, std::int64_t grain = kParallelGrain) {
   if (n < 2 * grain) {
@@ -58,15 +93,7 @@ void parallel_for(std::int64_t n, Body&& body, std::int64_t grain = kParallelGra
     return;
   }
 #if defined(_OPENMP)
-#pragma omp parallel
-  {
-    const int nt = omp_get_num_threads();
-    const int t = omp_get_thread_num();
-    const std::int64_t chunk = (n + nt - 1) / nt;
-    const std::int64_t b = chunk * t;
-    const std::int64_t e = b + chunk < n ? b + chunk : n;
-    if (b < e) body(b, e);
-  }
+  parallel_chunks(n, omp_get_max_threads(), body);
 #else
   body(std::int64_t{0}, n);
 #endif

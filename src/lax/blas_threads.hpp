@@ -7,6 +7,12 @@
 
 #include <cblas.h>
 
+#include <climits>
+#include <cstdint>
+#include <string>
+
+#include "loom/error.hpp"
+
 #if defined(_OPENMP)
 #include <omp.h>
 #endif
@@ -28,6 +34,17 @@ class BlasSingleThread {
  private:
   int saved_;
 };
+
+/// `v` as the int a CBLAS call takes; a loom::Error naming the op and the size when it does not fit
+/// (the LP64 BLAS interface takes 32-bit sizes).
+inline int blas_int(std::int64_t v, const char* op, const char* what) {
+  if (v < 0 || v > INT_MAX) {
+    throw Error(std::string(op) + ": the GEMM needs " + what + " = " + std::to_string(v) +
+                ", which exceeds INT_MAX (" + std::to_string(INT_MAX) +
+                "), the largest size the 32-bit BLAS interface (cblas_?gemm) accepts");
+  }
+  return static_cast<int>(v);
+}
 
 inline int max_threads() {
 #if defined(_OPENMP)

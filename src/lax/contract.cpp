@@ -197,13 +197,16 @@ void matmul_block(std::int64_t m, std::int64_t n, std::int64_t k, const T* A, st
     const Mat a = as_mat(m, k, ar, ac), b = as_mat(k, n, br, bc);
     const auto ta = a.trans ? CblasTrans : CblasNoTrans;
     const auto tb = b.trans ? CblasTrans : CblasNoTrans;
-    const int im = static_cast<int>(m), in = static_cast<int>(n), ik = static_cast<int>(k);
+    constexpr const char* op = "dot_general";
+    const int im = blas_int(m, op, "m"), in = blas_int(n, op, "n"), ik = blas_int(k, op, "k");
+    const int ia = blas_int(a.ld, op, "lda"), ib = blas_int(b.ld, op, "ldb"),
+              ic = blas_int(c.ld, op, "ldc");
     if constexpr (std::is_same_v<T, float>) {
-      cblas_sgemm(CblasRowMajor, ta, tb, im, in, ik, 1.0f, A, static_cast<int>(a.ld), B,
-                  static_cast<int>(b.ld), accumulate ? 1.0f : 0.0f, C, static_cast<int>(c.ld));
+      cblas_sgemm(CblasRowMajor, ta, tb, im, in, ik, 1.0f, A, ia, B, ib, accumulate ? 1.0f : 0.0f,
+                  C, ic);
     } else {
-      cblas_dgemm(CblasRowMajor, ta, tb, im, in, ik, 1.0, A, static_cast<int>(a.ld), B,
-                  static_cast<int>(b.ld), accumulate ? 1.0 : 0.0, C, static_cast<int>(c.ld));
+      cblas_dgemm(CblasRowMajor, ta, tb, im, in, ik, 1.0, A, ia, B, ib, accumulate ? 1.0 : 0.0, C,
+                  ic);
     }
   } else {
     // Integers wrap around as XLA's do: compute in the unsigned type (no signed overflow UB).
@@ -383,14 +386,9 @@ void run_contraction(std::vector<Dim> dims, const T* A, const T* B, T* C) {
   if (threads >= 2 && per_gemm < double(1 << 18) && work * double(outer) >= double(1 << 18)) {
     // Independent GEMMs on OpenMP threads, BLAS single-threaded inside each (blas_threads.hpp).
     BlasSingleThread single;
-#if defined(_OPENMP)
-#pragma omp parallel num_threads(threads)
-#endif
-    {
-      const std::int64_t t = thread_id();
-      const std::int64_t chunk = (outer + threads - 1) / threads;
-      run_range(std::min(outer, t * chunk), std::min(outer, (t + 1) * chunk));
-    }
+    // Split by the team actually obtained, not the count requested (a user's parallel region or
+    // OMP_DYNAMIC may give fewer threads); an exception inside is rethrown here.
+    parallel_chunks(outer, threads, run_range);
   } else {
     run_range(0, outer);
   }

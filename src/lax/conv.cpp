@@ -42,12 +42,17 @@ void gemm(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t k, cons
           std::int64_t lda, const T* b, std::int64_t ldb, bool accumulate, T* c, std::int64_t ldc) {
   if (m == 0 || n == 0) return;
   const auto cta = ta ? CblasTrans : CblasNoTrans, ctb = tb ? CblasTrans : CblasNoTrans;
+  using ::loom::detail::blas_int;
+  constexpr const char* op = "conv_general_dilated";
+  const int im = blas_int(m, op, "m"), in = blas_int(n, op, "n"), ik = blas_int(k, op, "k");
+  const int ia = blas_int(lda, op, "lda"), ib = blas_int(ldb, op, "ldb"),
+            ic = blas_int(ldc, op, "ldc");
   if constexpr (std::is_same_v<T, float>) {
-    cblas_sgemm(CblasRowMajor, cta, ctb, int(m), int(n), int(k), 1.0f, a, int(lda), b, int(ldb),
-                accumulate ? 1.0f : 0.0f, c, int(ldc));
+    cblas_sgemm(CblasRowMajor, cta, ctb, im, in, ik, 1.0f, a, ia, b, ib, accumulate ? 1.0f : 0.0f,
+                c, ic);
   } else {
-    cblas_dgemm(CblasRowMajor, cta, ctb, int(m), int(n), int(k), 1.0, a, int(lda), b, int(ldb),
-                accumulate ? 1.0 : 0.0, c, int(ldc));
+    cblas_dgemm(CblasRowMajor, cta, ctb, im, in, ik, 1.0, a, ia, b, ib, accumulate ? 1.0 : 0.0, c,
+                ic);
   }
 }
 
@@ -152,13 +157,14 @@ int run_tasks(const ConvGeom& g, Body&& body) {
       static_cast<int>(std::min<std::int64_t>(::loom::detail::max_threads(), tasks));
   if (threads >= 2) {
     ::loom::detail::BlasSingleThread single;
-#if defined(_OPENMP)
-#pragma omp parallel for schedule(static) num_threads(threads)
-#endif
-    for (std::int64_t t = 0; t < tasks; ++t) {
-      body(::loom::detail::thread_id(), t * imgs * g.out_img,
-           std::min(g.n, (t + 1) * imgs) * g.out_img);
-    }
+    // Tasks split over the team actually obtained (fewer threads inside a user's parallel region
+    // or with OMP_DYNAMIC); thread ids stay below `threads`; an exception is rethrown here.
+    ::loom::detail::parallel_chunks(tasks, threads, [&](std::int64_t t0, std::int64_t t1) {
+      const int tid = ::loom::detail::thread_id();
+      for (std::int64_t t = t0; t < t1; ++t) {
+        body(tid, t * imgs * g.out_img, std::min(g.n, (t + 1) * imgs) * g.out_img);
+      }
+    });
     return threads;
   }
   const std::int64_t step = chunk_rows(g);
