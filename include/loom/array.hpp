@@ -138,6 +138,11 @@ class Array {
     return static_cast<T*>(raw_mutable_data());
   }
   void* raw_mutable_data();
+  /// True when this handle is the only one sharing its buffer (no copy, view or other handle
+  /// sees it), so an op that consumes it may write its result there unobserved (loom::optim
+  /// updates optimizer state and params in place this way).
+  ///   loom::Array a = jnp::zeros({3});  a.unique() == true;  loom::Array b = a;  // now false
+  bool unique() const { return buffer_ != nullptr && buffer_.use_count() == 1; }
 
   /// All elements, row-major, converted to T.
   template <typename T>

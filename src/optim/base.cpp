@@ -1,0 +1,107 @@
+// loom::optim core: ScalarOrSchedule, identity, chain, apply_updates, global_norm, counts.
+#include "loom/optim/base.hpp"
+
+#include <cmath>
+#include <limits>
+#include <string>
+
+#include "loom/numpy.hpp"
+#include "optim/kernels.hpp"
+
+namespace loom::optim {
+
+double ScalarOrSchedule::value() const {
+  if (is_schedule()) throw Error("optim.ScalarOrSchedule: holds a schedule, not a constant");
+  return std::get<double>(value_);
+}
+
+const Schedule& ScalarOrSchedule::schedule() const {
+  if (!is_schedule()) throw Error("optim.ScalarOrSchedule: holds a constant, not a schedule");
+  return std::get<Schedule>(value_);
+}
+
+double ScalarOrSchedule::operator()(std::int64_t step) const {
+  return is_schedule() ? std::get<Schedule>(value_)(step) : std::get<double>(value_);
+}
+
+namespace detail {
+void check_structure(const char* op, const Tree& a, const char* a_name, const Tree& b,
+                     const char* b_name) {
+  if (!same_structure(a, b)) {
+    throw Error(std::string("optim.") + op + ": " + a_name + " and " + b_name +
+                " must have the same tree structure; " + a_name + ":\n" + a.str() + "\n" + b_name +
+                ":\n" + b.str());
+  }
+}
+}  // namespace detail
+
+GradientTransformation identity() {
+  return {[](const Tree&) { return Tree(); },
+          [](Tree updates, Tree state, const std::optional<Tree>&) {
+            return std::make_pair(std::move(updates), std::move(state));
+          }};
+}
+
+GradientTransformation chain(std::vector<GradientTransformation> transforms) {
+  auto init = [transforms](const Tree& params) {
+    Tree::Dict states;
+    for (std::size_t i = 0; i < transforms.size(); ++i)
+      states.emplace(std::to_string(i), transforms[i].init(params));
+    return Tree(std::move(states));
+  };
+  auto update = [transforms](Tree updates, Tree state, const std::optional<Tree>& params) {
+    if (!state.is_dict() || state.size() != transforms.size()) {
+      throw Error("optim.chain: expected a state with " + std::to_string(transforms.size()) +
+                  " entries \"0\"..\"" + std::to_string(transforms.size() - 1) + "\", got:\n" +
+                  state.str());
+    }
+    Tree::Dict next;
+    for (std::size_t i = 0; i < transforms.size(); ++i) {
+      const std::string key = std::to_string(i);
+      Tree sub = std::move(state.at(key));
+      auto [u, s] = transforms[i].update(std::move(updates), std::move(sub), params);
+      updates = std::move(u);
+      next.emplace(key, std::move(s));
+    }
+    return std::make_pair(std::move(updates), Tree(std::move(next)));
+  };
+  return {std::move(init), std::move(update)};
+}
+
+Tree apply_updates(Tree params, const Tree& updates) {
+  detail::check_structure("apply_updates", params, "params", updates, "updates");
+  TreeDef def;
+  std::vector<Array> p = detail::take_leaves(params, &def);
+  std::vector<Array> u = tree_leaves(updates);
+  for (std::size_t i = 0; i < p.size(); ++i) {
+    p[i] = detail::fused(
+        "apply_updates", [](auto a, auto b) { return a + b; }, std::move(p[i]), u[i]);
+  }
+  return tree_unflatten(def, std::move(p));
+}
+
+Array global_norm(const Tree& updates) {
+  bool f64 = false;
+  double total = 0;
+  for (const Array& leaf : tree_leaves(updates)) {
+    f64 = f64 || leaf.dtype() == DType::float64;
+    total += numpy::sum(numpy::square(leaf.astype(DType::float64))).item<double>();
+  }
+  return Array::scalar(std::sqrt(total), f64 ? DType::float64 : DType::float32);
+}
+
+Array zero_count() {
+  return Array::scalar(std::int32_t{0});
+}
+
+Array safe_increment(const Array& count) {
+  if (!count.valid() || count.dtype() != DType::int32 || count.size() != 1) {
+    throw Error("optim: a count must be an int32 scalar, got " +
+                (count.valid() ? std::string(dtype_name(count.dtype())) + count.shape().str()
+                               : std::string("<empty>")));
+  }
+  const std::int32_t c = count.item<std::int32_t>();
+  return Array::scalar(c == std::numeric_limits<std::int32_t>::max() ? c : c + 1);
+}
+
+}  // namespace loom::optim

@@ -1,0 +1,77 @@
+// Private to loom::optim: one fused elementwise kernel per update rule, written into the buffer
+// of an input that nobody else holds.
+//
+//   // trace: t <- g + decay * t, in t's buffer when t is uniquely held
+//   t = detail::fused("trace", [d = decay](auto t, auto g) { return g + decltype(t)(d) * t; },
+//                     std::move(t), g);
+//
+// `self` is taken by value: pass it with std::move so that it can be unique. Every input must
+// have self's shape; inputs of another floating dtype are converted to self's dtype (the
+// result's dtype). The lambda gets elements of one type T (float or double) and returns a T.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "detail/dispatch.hpp"
+#include "loom/array.hpp"
+#include "loom/tree.hpp"
+
+namespace loom::optim::detail {
+
+inline void check_same_shape(const char* op, const Array& self, const Array& other) {
+  if (!other.valid() || other.shape() != self.shape()) {
+    throw Error(std::string("optim.") + op + ": leaves must have matching shapes, got " +
+                self.shape().str() + " and " +
+                (other.valid() ? other.shape().str() : std::string("<empty>")));
+  }
+}
+
+inline Array as_dtype(const Array& x, DType dtype) {
+  return x.dtype() == dtype ? x : x.astype(dtype);
+}
+
+template <typename F, typename... A>
+Array fused(const char* op, F f, Array self, const A&... others) {
+  if (!self.valid()) throw Error(std::string("optim.") + op + ": got an empty array");
+  (check_same_shape(op, self, others), ...);
+  const DType dtype = self.dtype();
+  if (dtype != DType::float32 && dtype != DType::float64) {
+    throw Error(std::string("optim.") + op +
+                ": expected floating leaves (float32 or float64), got " + dtype_name(dtype) +
+                " of shape " + self.shape().str());
+  }
+  // In place only when this handle is the sole owner and carries no autodiff history.
+  Array out = (self.unique() && !self.node()) ? self : Array::empty(self.shape(), dtype);
+  const std::int64_t n = self.size();
+  loom::detail::dispatch_float(dtype, op, [&]<typename T>() {
+    auto run = [&](const T* s, const auto*... o) {
+      T* d = out.mutable_data<T>();
+      loom::detail::parallel_for(n, [&](std::int64_t b, std::int64_t e) {
+        for (std::int64_t i = b; i < e; ++i) d[i] = f(s[i], o[i]...);
+      });
+    };
+    const std::vector<Array> keep{as_dtype(others, dtype)...};
+    [&]<std::size_t... I>(std::index_sequence<I...>) {
+      run(self.data<T>(), keep[I].template data<T>()...);
+    }
+    (std::index_sequence_for<A...>{});
+  });
+  return out;
+}
+
+/// Leaves of `tree` in flattening order, with the tree emptied so the leaves can be unique.
+inline std::vector<Array> take_leaves(Tree& tree, TreeDef* def = nullptr) {
+  auto [leaves, d] = tree_flatten(tree);
+  if (def) *def = std::move(d);
+  tree = Tree();
+  return std::move(leaves);
+}
+
+/// Throws unless two trees have the same structure (the op and what each tree is).
+void check_structure(const char* op, const Tree& a, const char* a_name, const Tree& b,
+                     const char* b_name);
+
+}  // namespace loom::optim::detail
