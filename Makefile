@@ -3,8 +3,9 @@ JOBS ?= $(shell nproc)
 BUILD ?= build
 ASAN_BUILD ?= build-asan
 CMAKE_FLAGS ?=
+FUZZ_SECONDS ?= 60
 
-.PHONY: deps build test test-release test-asan demo bench install format clean
+.PHONY: deps build test test-release test-asan demo bench fuzz install format clean
 
 deps:
 	@bash scripts/install-deps.sh
@@ -35,6 +36,21 @@ bench: deps
 	cmake --build $(BUILD) -j $(JOBS)
 	@for b in $(BUILD)/bench/*_bench; do echo "== $$b"; $$b --benchmark_repetitions=5 \
 	  --benchmark_report_aggregates_only=true $(BENCH_ARGS) || exit 1; done
+
+# libFuzzer on the checkpoint reader (clang, -fsanitize=fuzzer,address,undefined). The reader's
+# sources are compiled instrumented into the fuzzer and linked with the Release libloom.so.
+# New inputs go to $(BUILD)/fuzz/corpus; crashers to $(BUILD)/fuzz/crash-*: fix them, then copy
+# them into tests/fuzz/corpus (serialization_test replays that directory).
+fuzz: deps
+	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release $(CMAKE_FLAGS) >/dev/null
+	cmake --build $(BUILD) -j $(JOBS) --target loom
+	mkdir -p $(BUILD)/fuzz/corpus
+	clang++ -std=c++20 -O1 -g -fsanitize=fuzzer,address,undefined -Iinclude -Isrc \
+	  tests/fuzz/serialization_fuzz.cpp src/serialization/*.cpp -L$(BUILD) -lloom \
+	  -Wl,-rpath,$(abspath $(BUILD)) -o $(BUILD)/fuzz/serialization_fuzz
+	$(BUILD)/fuzz/serialization_fuzz -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 \
+	  -malloc_limit_mb=1024 -artifact_prefix=$(BUILD)/fuzz/ -print_final_stats=1 \
+	  $(BUILD)/fuzz/corpus tests/fuzz/corpus
 
 install: build
 	cmake --install $(BUILD) $(if $(PREFIX),--prefix $(PREFIX),)

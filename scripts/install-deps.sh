@@ -10,6 +10,8 @@ packages=(
   libbenchmark-dev
   zlib1g-dev           # gzipped IDX files (loom::data)
   dataset-fashion-mnist  # /usr/share/datasets/fashion-mnist, the default data of loom::data
+  python3-msgpack python3-numpy  # serialization_test: Flax-format interop (skipped without them)
+  clang libfuzzer-14-dev         # make fuzz: the libFuzzer target of the checkpoint reader
 )
 
 missing=()
