@@ -52,10 +52,11 @@ int main(int argc, char** argv) {
     mnist::TrainResult result = mnist::train_and_evaluate(config, datasets, std::cout);
     const double secs =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    std::printf("done in %.1f s (%.0f examples/s in the last epoch); workdir %s: checkpoint_%lld, "
-                "metrics.csv, metrics.svg\n",
-                secs, result.examples_per_second, config.workdir.c_str(),
-                static_cast<long long>(result.state.step.item<std::int64_t>()));
+    std::printf(
+        "done in %.1f s (%.0f examples/s in the last epoch); workdir %s: checkpoint_%lld, "
+        "metrics.csv, metrics.svg\n",
+        secs, result.examples_per_second, config.workdir.c_str(),
+        static_cast<long long>(result.state.step.item<std::int32_t>()));
   } catch (const loom::Error& e) {
     std::cerr << "mnist: " << e.what() << "\n";
     return 1;

@@ -11,16 +11,15 @@
 #include <cstdint>
 #include <filesystem>
 #include <iostream>
-#include <string>
-#include <utility>
-#include <vector>
-
 #include <loom/data.hpp>
 #include <loom/loom.hpp>
 #include <loom/optim.hpp>
 #include <loom/serialization.hpp>
 #include <loom/training/progress.hpp>
 #include <loom/training/train_state.hpp>
+#include <string>
+#include <utility>
+#include <vector>
 
 #include "models/cnn.hpp"
 
@@ -42,8 +41,8 @@ struct Config {
   std::int64_t seed = 0;
   std::string data_dir = loom::data::kFashionMnistDir;
   std::string workdir = "/tmp/loom_mnist";
-  bool restore = false;  // resume from the newest checkpoint in workdir
-  int keep = 3;          // checkpoints kept
+  bool restore = false;                   // resume from the newest checkpoint in workdir
+  int keep = 3;                           // checkpoints kept
   std::int64_t max_steps_per_epoch = -1;  // < 0: the whole training set (tests use a few)
   std::int64_t eval_batch_size = 1000;
 };
@@ -121,8 +120,8 @@ struct TrainResult {
 };
 
 inline const std::vector<std::string>& metric_columns() {
-  static const std::vector<std::string> columns = {"epoch", "step", "train_loss", "train_accuracy",
-                                                   "test_loss", "test_accuracy"};
+  static const std::vector<std::string> columns = {"epoch",          "step",      "train_loss",
+                                                   "train_accuracy", "test_loss", "test_accuracy"};
   return columns;
 }
 
@@ -149,14 +148,14 @@ inline TrainResult train_and_evaluate(const Config& config, const loom::data::Mn
   if (config.restore && loom::serialization::latest_checkpoint(workdir)) {
     Tree restored = loom::serialization::restore_checkpoint(workdir, state.to_state_dict());
     state = state.replace_from_state_dict(restored);
-    const std::int64_t step = state.step.item<std::int64_t>();
+    const std::int64_t step = state.step.item<std::int32_t>();
     first_epoch = static_cast<int>(step / std::max<std::int64_t>(steps_per_epoch, 1)) + 1;
     if (fs::exists(csv)) {
       log = loom::training::MetricsLog::read_csv(csv.string());
       log.truncate_after("step", double(step));
     }
-    out << "restored " << loom::serialization::latest_checkpoint(workdir)->string()
-        << " (step " << step << "), resuming at epoch " << first_epoch << "\n";
+    out << "restored " << loom::serialization::latest_checkpoint(workdir)->string() << " (step "
+        << step << "), resuming at epoch " << first_epoch << "\n";
   }
 
   double examples_per_second = 0;
@@ -174,7 +173,8 @@ inline TrainResult train_and_evaluate(const Config& config, const loom::data::Mn
       loss_sum += loss;
       acc_sum += acc;
       ++steps;
-      bar.update(steps, {{"loss", loss_sum / double(steps)}, {"accuracy", acc_sum / double(steps)}});
+      bar.update(steps,
+                 {{"loss", loss_sum / double(steps)}, {"accuracy", acc_sum / double(steps)}});
     }
     bar.finish();
     examples_per_second = bar.examples_per_second();
@@ -186,7 +186,7 @@ inline TrainResult train_and_evaluate(const Config& config, const loom::data::Mn
                   "epoch %d: train_loss %.4f train_accuracy %.2f test_loss %.4f test_accuracy %.2f",
                   epoch, train_loss, 100 * train_acc, test_loss, 100 * test_acc);
     out << line << "\n" << std::flush;
-    const std::int64_t step = state.step.item<std::int64_t>();
+    const std::int64_t step = state.step.item<std::int32_t>();
     log.add({double(epoch), double(step), train_loss, train_acc, test_loss, test_acc});
     loom::serialization::save_checkpoint(workdir, state.to_state_dict(), step, "checkpoint_",
                                          config.keep, /*overwrite=*/true);
