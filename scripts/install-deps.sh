@@ -8,6 +8,7 @@ packages=(
   libopenblas-dev      # sgemm/dgemm
   libgtest-dev libgmock-dev
   libbenchmark-dev
+  libcli11-dev         # examples/mnist command line
   zlib1g-dev           # gzipped IDX files (loom::data)
   dataset-fashion-mnist  # /usr/share/datasets/fashion-mnist, the default data of loom::data
   python3-msgpack python3-numpy  # serialization_test: Flax-format interop (skipped without them)
