@@ -174,6 +174,7 @@ void throw_ragged(const char* what) {
 }
 
 void convert(const void* in, DType src, void* out, DType dst, std::int64_t n) {
+  if (n <= 0) return;  // an empty std::vector's data() may be null: memcpy(null, ..., 0) is UB
   if (src == dst) {
     std::memcpy(out, in, static_cast<std::size_t>(n) * itemsize(src));
     return;

@@ -118,3 +118,11 @@ TEST(Creation, Basics) {
   EXPECT_EQ(jnp::full({2}, 7, DType::int32).to_vector<int>(), (std::vector<int>{7, 7}));
   EXPECT_THROW(jnp::arange(0, 1, 0), loom::Error);
 }
+
+TEST(ArrayEmpty, FromEmptyVectorHasShapeAndNoElements) {
+  // An empty std::vector has a null data(): building from it must not pass null to memcpy
+  // (UBSan's nonnull check caught that).
+  loom::Array a(std::vector<float>{}, loom::Shape{0, 3});
+  EXPECT_EQ(a.shape(), (loom::Shape{0, 3}));
+  EXPECT_TRUE(a.to_vector<float>().empty());
+}

@@ -65,18 +65,21 @@ int main(int argc, char** argv) {
     auto state = loom::training::TrainState::create(base.apply_fn, base.params, tx);
 
     loom::data::BatchIterator batches(ds.train, {.batch_size = config.batch_size});
-    auto data = batches.epoch(loom::random::fold_in(loom::random::key(config.seed), 1));
     loom::training::ProgressBar bar(std::cout, "finetune", steps, config.batch_size);
     double loss_sum = 0, acc_sum = 0;
-    for (std::int64_t s = 0; s < steps; ++s) {
-      auto batch = data.next();
-      if (!batch) data = batches.epoch(loom::random::fold_in(loom::random::key(config.seed), s));
-      if (!batch) batch = data.next();
-      auto [next, loss, acc] = mnist::train_step(std::move(state), batch->image, batch->label);
-      state = std::move(next);
-      loss_sum += loss;
-      acc_sum += acc;
-      bar.update(s + 1, {{"loss", loss_sum / double(s + 1)}, {"accuracy", acc_sum / double(s + 1)}});
+    std::int64_t s = 0;
+    for (int epoch = 1; s < steps; ++epoch) {  // as many passes over the data as the steps need
+      auto data = batches.epoch(loom::random::fold_in(loom::random::key(config.seed), epoch));
+      while (s < steps) {
+        auto batch = data.next();
+        if (!batch) break;
+        auto [next, loss, acc] = mnist::train_step(std::move(state), batch->image, batch->label);
+        state = std::move(next);
+        loss_sum += loss;
+        acc_sum += acc;
+        ++s;
+        bar.update(s, {{"loss", loss_sum / double(s)}, {"accuracy", acc_sum / double(s)}});
+      }
     }
     bar.finish();
     auto [loss1, acc1] = mnist::evaluate(state, ds.test, config);

@@ -12,5 +12,6 @@
 #include "loom/lax.hpp"
 #include "loom/nn.hpp"
 #include "loom/numpy.hpp"
+#include "loom/optim.hpp"
 #include "loom/random.hpp"
 #include "loom/tree.hpp"
