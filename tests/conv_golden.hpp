@@ -12,32 +12,14 @@
 
 #include "loom/loom.hpp"
 #include "loom/nn.hpp"
+#include "test_util.hpp"
 
 namespace loom::testing {
 
 using GoldenCase = std::map<std::string, std::vector<std::string>>;
 
 inline const std::map<std::string, GoldenCase>& conv_golden() {
-  static const std::map<std::string, GoldenCase> cases = [] {
-    std::map<std::string, GoldenCase> out;
-    std::ifstream in(std::string(LOOM_TEST_DATA_DIR) + "/conv_golden.txt");
-    if (!in) throw std::runtime_error("cannot open conv_golden.txt");
-    std::string line, current;
-    while (std::getline(in, line)) {
-      std::istringstream ss(line);
-      std::string key;
-      ss >> key;
-      if (key == "case") {
-        ss >> current;
-        continue;
-      }
-      if (key == "end" || key.empty()) continue;
-      std::vector<std::string> tokens;
-      for (std::string t; ss >> t;) tokens.push_back(t);
-      out[current][key] = tokens;
-    }
-    return out;
-  }();
+  static const std::map<std::string, GoldenCase> cases = read_fixture_cases("conv_golden.txt");
   return cases;
 }
 

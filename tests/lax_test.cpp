@@ -32,25 +32,8 @@ namespace {
 using Case = std::map<std::string, std::vector<std::string>>;
 
 const std::map<std::string, Case>& golden() {
-  static const std::map<std::string, Case> cases = [] {
-    std::map<std::string, Case> out;
-    std::ifstream in(std::string(LOOM_TEST_DATA_DIR) + "/lax_golden.txt");
-    std::string line, current;
-    while (std::getline(in, line)) {
-      std::istringstream ss(line);
-      std::string key;
-      ss >> key;
-      if (key == "case") {
-        ss >> current;
-        continue;
-      }
-      if (key == "end" || key.empty()) continue;
-      std::vector<std::string> tokens;
-      for (std::string t; ss >> t;) tokens.push_back(t);
-      out[current][key] = tokens;
-    }
-    return out;
-  }();
+  static const std::map<std::string, Case> cases =
+      loom::testing::read_fixture_cases("lax_golden.txt");
   return cases;
 }
 

@@ -6,13 +6,41 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <fstream>
 #include <functional>
+#include <map>
+#include <sstream>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
 #include "loom/loom.hpp"
 
 namespace loom::testing {
+
+/// Fixture files written by the scripts in tests/data/: blocks "case NAME", then lines
+/// "key token...", then "end". Returns {case: {key: tokens}}.
+inline std::map<std::string, std::map<std::string, std::vector<std::string>>> read_fixture_cases(
+    const std::string& file) {
+  std::map<std::string, std::map<std::string, std::vector<std::string>>> out;
+  std::ifstream in(std::string(LOOM_TEST_DATA_DIR) + "/" + file);
+  if (!in) throw std::runtime_error("cannot open tests/data/" + file);
+  std::string line, current;
+  while (std::getline(in, line)) {
+    std::istringstream ss(line);
+    std::string key;
+    ss >> key;
+    if (key == "case") {
+      ss >> current;
+      continue;
+    }
+    if (key == "end" || key.empty()) continue;
+    std::vector<std::string> tokens;
+    for (std::string t; ss >> t;) tokens.push_back(t);
+    out[current][key] = tokens;
+  }
+  return out;
+}
 
 /// A float64 array from flat values (test inputs).
 inline Array f64(std::vector<double> values, Shape shape) {
