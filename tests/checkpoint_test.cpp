@@ -60,7 +60,9 @@ std::vector<std::string> names(const fs::path& dir) {
 
 }  // namespace
 
-TEST(Checkpoint, SaveWritesFlaxNamedFileWithFlaxBytes) {
+// The file holds exactly serialization::to_bytes of the target (whose Flax compatibility the
+// fixture and python3-msgpack tests in serialization_test check).
+TEST(Checkpoint, SaveWritesFlaxNamedFileWithTheSerializedBytes) {
   TempDir d;
   const fs::path p = ser::save_checkpoint(d.path, state(5, 1.5f), 5);
   EXPECT_EQ(p, d.path / "checkpoint_5");

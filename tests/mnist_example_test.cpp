@@ -43,7 +43,9 @@ fs::path fresh_dir(const std::string& name) {
 }
 
 TEST(MnistExample, RestoredRunEqualsUninterruptedRun) {
-  const auto ds = synthetic(96, 40);
+  // 100 = 3 batches of 32 and a dropped remainder of 4; 45 test images = 2 eval batches of 40
+  // and 5.
+  const auto ds = synthetic(100, 45);
   mnist::Config config{.epochs = 3, .batch_size = 32, .seed = 7, .eval_batch_size = 40};
   std::ostringstream log;
 

@@ -93,6 +93,20 @@ TEST(MetricsLog, SvgHasOnePolylinePerSeriesAndPanel) {
   std::remove(path.c_str());
 }
 
+TEST(MetricsLog, SvgOfConstantHugeOrSinglePointSeriesTerminates) {
+  // A constant series above 1e7 once made the tick loop's step smaller than one ulp.
+  training::MetricsLog log({"epoch", "loss"});
+  log.add({1, 3e9});
+  const std::string path = ::testing::TempDir() + "/loom_const.svg";
+  log.write_svg(path, "epoch", {{"loss"}});
+  log.add({2, 3e9});
+  log.write_svg(path, "epoch", {{"loss"}});
+  const std::string svg = read(path);
+  EXPECT_EQ(count(svg, "<polyline"), 1u);
+  EXPECT_LE(count(svg, "<line"), 60u);  // a bounded number of ticks and legend lines
+  std::remove(path.c_str());
+}
+
 TEST(MetricsLog, Errors) {
   training::MetricsLog log({"a", "b"});
   EXPECT_TRUE(throws_error([&] { log.add({1}); }, {"a row of 1 values for 2 columns"}));

@@ -152,6 +152,9 @@ inline TrainResult train_and_evaluate(const Config& config, const loom::data::Mn
     first_epoch = static_cast<int>(step / std::max<std::int64_t>(steps_per_epoch, 1)) + 1;
     if (fs::exists(csv)) {
       log = loom::training::MetricsLog::read_csv(csv.string());
+      if (log.columns() != metric_columns()) {
+        throw loom::Error("mnist: " + csv.string() + " has other columns than this program writes");
+      }
       log.truncate_after("step", double(step));
     }
     out << "restored " << loom::serialization::latest_checkpoint(workdir)->string() << " (step "
@@ -188,11 +191,13 @@ inline TrainResult train_and_evaluate(const Config& config, const loom::data::Mn
     out << line << "\n" << std::flush;
     const std::int64_t step = state.step.item<std::int32_t>();
     log.add({double(epoch), double(step), train_loss, train_acc, test_loss, test_acc});
-    loom::serialization::save_checkpoint(workdir, state.to_state_dict(), step, "checkpoint_",
-                                         config.keep, /*overwrite=*/true);
+    // Metrics first, then the checkpoint: a kill in between leaves a row newer than the newest
+    // checkpoint, which --restore drops (truncate_after), never a checkpoint without its row.
     log.write_csv(csv.string());
     log.write_svg(svg.string(), "epoch",
                   {{"train_loss", "test_loss"}, {"train_accuracy", "test_accuracy"}});
+    loom::serialization::save_checkpoint(workdir, state.to_state_dict(), step, "checkpoint_",
+                                         config.keep, /*overwrite=*/true);
   }
   return {std::move(state), std::move(log), examples_per_second};
 }

@@ -303,6 +303,13 @@ Array Scope::param(const std::string& name, const Initializer& init, const Shape
   } else {
     if (!init) throw Error("Scope.param(\"" + name + "\"): the initializer is empty" + where());
     value = init(key, shape, dtype);
+    // Layers rely on a param having the shape and dtype they asked for (fused kernels index it).
+    if (!value.valid() || value.shape() != shape || value.dtype() != dtype) {
+      throw Error("Scope.param(\"" + name + "\"): the initializer returned " +
+                  (value.valid() ? std::string(dtype_name(value.dtype())) + value.shape().str()
+                                 : std::string("an empty array")) +
+                  " where " + dtype_name(dtype) + shape.str() + " was asked for" + where());
+    }
   }
   put_variable("params", name, value);
   return value;

@@ -108,14 +108,23 @@ Array pad(const Array& operand, const Array& padding_value, const std::vector<Pa
       throw Error("lax.pad: interior padding must be non-negative, got " +
                   std::to_string(c.interior) + " in dimension " + std::to_string(d) + where);
     }
-    constexpr std::int64_t kLimit = std::int64_t{1} << 48;  // keeps the size arithmetic exact
+    constexpr std::int64_t kLimit = std::int64_t{1} << 48;
     if (c.interior > kLimit || c.low > kLimit || c.high > kLimit || c.low < -kLimit ||
         c.high < -kLimit) {
       throw Error("lax.pad: padding too large in dimension " + std::to_string(d) + where);
     }
+    // (n - 1) * step can still leave int64 for a long dimension: checked arithmetic.
     const std::int64_t step = c.interior + 1;
-    const std::int64_t dilated = n == 0 ? 0 : (n - 1) * step + 1;
-    const std::int64_t size = c.low + c.high + dilated;
+    std::int64_t dilated = 0, size = 0;
+    if (n > 0 && (__builtin_mul_overflow(n - 1, step, &dilated) ||
+                  __builtin_add_overflow(dilated, std::int64_t{1}, &dilated))) {
+      throw Error("lax.pad: the padded size of dimension " + std::to_string(d) +
+                  " overflows int64" + where);
+    }
+    if (__builtin_add_overflow(c.low + c.high, dilated, &size)) {
+      throw Error("lax.pad: the padded size of dimension " + std::to_string(d) +
+                  " overflows int64" + where);
+    }
     if (size < 0) {
       throw Error("lax.pad: dimension " + std::to_string(d) + " would have negative size " +
                   std::to_string(size) + where);

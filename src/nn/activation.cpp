@@ -104,7 +104,7 @@ Array gelu(const Array& x, bool approximate) {
         []<typename T>(const T* a, T* y, std::int64_t n) {
           T t[kBlock];
           for (std::int64_t i = 0; i < n; ++i) {
-            t[i] = T(kSqrt2OverPi) * (a[i] + T(0.044715) * a[i] * a[i] * a[i]);
+            t[i] = T(kSqrt2OverPi) * (a[i] + T(0.044715) * (a[i] * (a[i] * a[i])));
           }
           vtanh(t, t, n);
           for (std::int64_t i = 0; i < n; ++i) y[i] = T(0.5) * a[i] * (T(1) + t[i]);
@@ -112,7 +112,7 @@ Array gelu(const Array& x, bool approximate) {
         []<typename T>(const T* a, const T*, const T* g, T* d, std::int64_t n) {
           T t[kBlock];
           for (std::int64_t i = 0; i < n; ++i) {
-            t[i] = T(kSqrt2OverPi) * (a[i] + T(0.044715) * a[i] * a[i] * a[i]);
+            t[i] = T(kSqrt2OverPi) * (a[i] + T(0.044715) * (a[i] * (a[i] * a[i])));
           }
           vtanh(t, t, n);
           for (std::int64_t i = 0; i < n; ++i) {
@@ -234,7 +234,7 @@ Array hard_silu(const Array& x) {
       []<typename T>(const T* a, T* y, std::int64_t n) {
         for (std::int64_t i = 0; i < n; ++i) {
           const T z = a[i] + T(3);
-          y[i] = a[i] * (z < T(0) ? T(0) : (z > T(6) ? T(6) : z)) / T(6);
+          y[i] = a[i] * ((z < T(0) ? T(0) : (z > T(6) ? T(6) : z)) / T(6));  // x * hard_sigmoid(x)
         }
       },
       []<typename T>(const T* a, const T*, const T* g, T* d, std::int64_t n) {

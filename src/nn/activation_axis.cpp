@@ -261,8 +261,8 @@ Array softmax_impl(const Array& x0, const numpy::Axes& axes, bool is_log, const 
           vlog(s, s, l.inner);
           each(l, [&](std::int64_t j, std::int64_t i) { yg[j] = (xg[j] - m[i]) - s[i]; });
         } else {
-          for (std::int64_t i = 0; i < l.inner; ++i) s[i] = T(1) / s[i];
-          each(l, [&](std::int64_t j, std::int64_t i) { yg[j] *= s[i]; });
+          // a true division, as jax.nn.softmax's unnormalized / sum (not times a reciprocal)
+          each(l, [&](std::int64_t j, std::int64_t i) { yg[j] /= s[i]; });
         }
       });
     });
@@ -316,7 +316,6 @@ Array standardize(const Array& x0, numpy::Axes axes, double epsilon) {
       const T* px = x.data<T>();
       T* py = out.mutable_data<T>();
       const std::int64_t group = l.n * l.inner;
-      const T inv_n = T(1) / T(l.n);
       for_groups<T>(l, 2 * l.inner, [&](std::int64_t o, T* scratch) {
         const T* xg = px + o * group;
         T* yg = py + o * group;
@@ -325,9 +324,9 @@ Array standardize(const Array& x0, numpy::Axes axes, double epsilon) {
         group_sum(xg, l, m);
         group_dot(xg, xg, l, r);
         for (std::int64_t i = 0; i < l.inner; ++i) {
-          m[i] *= inv_n;
+          m[i] /= T(l.n);  // means as jnp.mean: sum / n
           // As jax.nn.standardize: variance = mean(x^2) - mean(x)^2, then rsqrt(var + eps).
-          r[i] = T(1) / std::sqrt(r[i] * inv_n - m[i] * m[i] + T(epsilon));
+          r[i] = T(1) / std::sqrt(r[i] / T(l.n) - m[i] * m[i] + T(epsilon));
         }
         each(l, [&](std::int64_t j, std::int64_t i) { yg[j] = (xg[j] - m[i]) * r[i]; });
       });
@@ -358,8 +357,8 @@ Array standardize(const Array& x0, numpy::Axes axes, double epsilon) {
               group_sum(gg, l, sg);
               group_dot(gg, yg, l, sgy);
               for (std::int64_t i = 0; i < l.inner; ++i) {
-                m[i] *= inv_n;
-                r[i] = T(1) / std::sqrt(r[i] * inv_n - m[i] * m[i] + T(epsilon));
+                m[i] /= T(l.n);
+                r[i] = T(1) / std::sqrt(r[i] / T(l.n) - m[i] * m[i] + T(epsilon));
                 sg[i] *= inv_n;
                 sgy[i] *= inv_n;
               }

@@ -23,8 +23,21 @@ std::string shape_of(const Array& x) {
 }
 
 // Flax's maybe_broadcast: empty (None) -> 1s, one entry (an int) -> that entry on every dim.
+// Strides, dilations and kernel sizes: positive and at most 2^31, so the padding arithmetic
+// below ((kernel - 1) * dilation, periods) stays inside int64 before lax validates the rest.
+constexpr std::int64_t kMaxWindow = std::int64_t{1} << 31;
+void check_positive(const std::vector<std::int64_t>& v, const char* op, const char* what) {
+  for (std::int64_t k : v) {
+    if (k < 1 || k > kMaxWindow) {
+      throw Error(std::string(op) + ": " + what + " " + ints_str(v) +
+                  " must be positive (and at most 2^31)" + detail::module_path_suffix());
+    }
+  }
+}
+
 std::vector<std::int64_t> broadcast_arg(const std::vector<std::int64_t>& v, std::size_t n,
                                         const char* op, const char* what) {
+  check_positive(v, op, what);
   if (v.empty()) return std::vector<std::int64_t>(n, 1);
   if (v.size() == 1) return std::vector<std::int64_t>(n, v[0]);
   if (v.size() != n) {
@@ -47,12 +60,7 @@ int check_inputs(const char* op, std::int64_t features, const std::vector<std::i
                 " must have 1 to 3 entries (one per spatial dimension)" +
                 detail::module_path_suffix());
   }
-  for (std::int64_t k : ks) {
-    if (k < 1) {
-      throw Error(std::string(op) + ": kernel_size " + ints_str(ks) + " must be positive" +
-                  detail::module_path_suffix());
-    }
-  }
+  check_positive(ks, op, "kernel_size");
   const int need = int(ks.size()) + 1;
   if (!inputs.valid() || inputs.ndim() < need) {
     throw Error(std::string(op) + ": kernel_size " + ints_str(ks) + " needs inputs (*batch_dims, " +

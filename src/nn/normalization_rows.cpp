@@ -73,7 +73,6 @@ template <typename T>
 void forward(const T* x, const T* scale, const T* bias, T* y, T* mean, T* rstd, T* clip,
              std::int64_t rows, std::int64_t n, double epsilon, bool centred) {
   const T eps = static_cast<T>(epsilon);
-  const T inv_n = T(1) / static_cast<T>(n);
   loom::detail::parallel_for(
       rows,
       [&](std::int64_t begin, std::int64_t end) {
@@ -82,8 +81,9 @@ void forward(const T* x, const T* scale, const T* bias, T* y, T* mean, T* rstd, 
           T* yr = y + r * n;
           T s, q;
           row_sums(xr, n, s, q);
-          T mu = centred ? s * inv_n : T(0);
-          T var = q * inv_n;
+          // sum / n as jnp.mean does (times 1/n would round differently)
+          T mu = centred ? s / static_cast<T>(n) : T(0);
+          T var = q / static_cast<T>(n);
           T c = T(1);
           if (centred) {
             const T d = var - mu * mu;

@@ -40,51 +40,65 @@ void expand_mask(const Tree& mask, const Tree& tree, const std::string& path,
   }
 }
 
-std::vector<bool> resolve_mask(const Mask& mask, const Tree& tree) {
-  const Tree m = std::holds_alternative<Tree>(mask)
-                     ? std::get<Tree>(mask)
-                     : std::get<std::function<Tree(const Tree&)>>(mask)(tree);
+/// The mask as a tree (a function mask applied to `tree`), checked against `tree`, and one bool
+/// per leaf of `tree`.
+std::pair<Tree, std::vector<bool>> resolve_mask(const Mask& mask, const Tree& tree) {
+  Tree m = std::holds_alternative<Tree>(mask)
+               ? std::get<Tree>(mask)
+               : std::get<std::function<Tree(const Tree&)>>(mask)(tree);
   std::vector<bool> out;
   expand_mask(m, tree, "", out);
-  return out;
+  return {std::move(m), std::move(out)};
 }
 
-/// `skeleton` with its masked-out leaves replaced by {} (optax's MaskedNode, which Flax
-/// serializes as an empty dict), taking the kept leaves from `leaves`.
-Tree masked_tree(const Tree& skeleton, std::vector<Array>& leaves, const std::vector<bool>& on,
+/// optax's mask_pytree: `skeleton` where a false mask leaf replaces its whole subtree by one
+/// MaskedNode (which Flax serializes as an empty dict {}), kept leaves taken from `leaves`.
+/// The mask may be a prefix of the tree (a bool covering a subtree).
+Tree masked_tree(const Tree& skeleton, const Tree& mask, std::vector<Array>& leaves,
                  std::size_t& k) {
-  if (skeleton.is_leaf()) {
-    const std::size_t i = k++;
-    return on[i] ? Tree(std::move(leaves[i])) : Tree();
+  if (mask.is_leaf()) {
+    const std::size_t n = tree_leaves(skeleton).size();
+    if (!mask.leaf().item<bool>()) {
+      k += n;
+      return Tree();
+    }
+    std::vector<Array> kept(std::make_move_iterator(leaves.begin() + std::ptrdiff_t(k)),
+                            std::make_move_iterator(leaves.begin() + std::ptrdiff_t(k + n)));
+    k += n;
+    return skeleton.is_leaf() ? Tree(std::move(kept.at(0)))
+                              : tree_unflatten(tree_flatten(skeleton).second, std::move(kept));
   }
   Tree::Dict d;
-  for (const auto& [key, sub] : skeleton.dict()) d.emplace(key, masked_tree(sub, leaves, on, k));
+  for (const auto& [key, sub] : skeleton.dict()) {
+    d.emplace(key, masked_tree(sub, mask.at(key), leaves, k));
+  }
   return Tree(std::move(d));
 }
 
-Tree masked_copy(const Tree& tree, const std::vector<bool>& on) {
+Tree masked_copy(const Tree& tree, const Tree& mask) {
   auto [leaves, def] = tree_flatten(tree);
   std::size_t k = 0;
-  return masked_tree(def.skeleton, leaves, on, k);
+  return masked_tree(def.skeleton, mask, leaves, k);
 }
 
 }  // namespace
 
 GradientTransformation masked(GradientTransformation inner, Mask mask) {
   auto init = [inner, mask](const Tree& params) {
-    return Tree({{"inner_state", inner.init(masked_copy(params, resolve_mask(mask, params)))}});
+    return Tree(
+        {{"inner_state", inner.init(masked_copy(params, resolve_mask(mask, params).first))}});
   };
   auto update = [inner, mask](Tree updates, Tree state, const std::optional<Tree>& params) {
     Tree inner_state = take_field(state, "inner_state", "masked");
-    const std::vector<bool> on = resolve_mask(mask, updates);
+    const auto [mask_tree, on] = resolve_mask(mask, updates);
     TreeDef def;
     std::vector<Array> g = take_leaves(updates, &def);
-    std::size_t k = 0;
-    Tree sub = masked_tree(def.skeleton, g, on, k);
+    std::size_t k = 0;  // the masked-in leaves move into the inner update (in place if unique)
+    Tree sub = masked_tree(def.skeleton, mask_tree, g, k);
     std::optional<Tree> sub_params;
     if (params) {
       detail::check_structure("masked", def.skeleton, "updates", *params, "params");
-      sub_params = masked_copy(*params, on);
+      sub_params = masked_copy(*params, mask_tree);
     }
     auto [new_sub, new_inner] = inner.update(std::move(sub), std::move(inner_state), sub_params);
     std::vector<Array> changed = take_leaves(new_sub);

@@ -234,8 +234,18 @@ void MetricsLog::write_svg(const std::string& path, const std::string& x_column,
     }
     if (!std::isfinite(xmin)) xmin = 0, xmax = 1;
     if (!std::isfinite(ymin)) ymin = 0, ymax = 1;
-    if (xmax - xmin < 1e-12) xmax = xmin + 1;
-    const double pad = (ymax - ymin) * 0.08 + 1e-9;
+    // A constant (or one-point) series still gets a visible span, whatever its magnitude.
+    auto widen = [](double& lo, double& hi) {
+      const double min_span = std::max(1e-6, 1e-3 * std::max(std::abs(lo), std::abs(hi)));
+      if (!(hi - lo >= min_span)) {
+        const double mid = lo / 2 + hi / 2;
+        lo = mid - min_span / 2;
+        hi = mid + min_span / 2;
+      }
+    };
+    widen(xmin, xmax);
+    widen(ymin, ymax);
+    const double pad = (ymax - ymin) * 0.08;
     ymin -= pad;
     ymax += pad;
     auto X = [&](double x) { return ox + kLeft + (x - xmin) / (xmax - xmin) * pw; };
@@ -246,15 +256,20 @@ void MetricsLog::write_svg(const std::string& path, const std::string& x_column,
       << "font-size=\"14\">" << title << "</text>\n";
     s << "<rect x=\"" << ox + kLeft << "\" y=\"" << kTop << "\" width=\"" << pw << "\" height=\""
       << ph << "\" fill=\"none\" stroke=\"#444\"/>\n";
+    // Ticks by integer count (a float step below one ulp of the values could never advance).
     const double ys = nice_step(ymax - ymin, 5);
-    for (double y = std::ceil(ymin / ys) * ys; y <= ymax; y += ys) {
+    const double y0 = std::ceil(ymin / ys) * ys;
+    for (int k = 0; k <= 50 && y0 + k * ys <= ymax; ++k) {
+      const double y = y0 + k * ys;
       s << "<line x1=\"" << ox + kLeft << "\" x2=\"" << ox + kLeft + pw << "\" y1=\"" << Y(y)
         << "\" y2=\"" << Y(y) << "\" stroke=\"#ddd\"/>\n"
         << "<text x=\"" << ox + kLeft - 6 << "\" y=\"" << Y(y) + 4 << "\" text-anchor=\"end\">"
         << num(y) << "</text>\n";
     }
-    const double xs = std::max(nice_step(xmax - xmin, 6), rows_.size() > 1 ? 0.0 : 1.0);
-    for (double x = std::ceil(xmin / xs) * xs; x <= xmax + 1e-9; x += xs) {
+    const double xs = nice_step(xmax - xmin, 6);
+    const double x0 = std::ceil(xmin / xs) * xs;
+    for (int k = 0; k <= 50 && x0 + k * xs <= xmax * (1 + 1e-12) + 1e-12; ++k) {
+      const double x = x0 + k * xs;
       s << "<text x=\"" << X(x) << "\" y=\"" << kTop + ph + 18 << "\" text-anchor=\"middle\">"
         << num(x) << "</text>\n";
     }

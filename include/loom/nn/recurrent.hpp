@@ -170,6 +170,10 @@ struct SimpleCell : Module<SimpleCell> {
 Array flip_sequences(const Array& inputs, const std::optional<Array>& seq_lengths,
                      int num_batch_dims, bool time_major);
 
+/// RNG streams in an RNN: the cell is one child scope called once per step, so every step of a
+/// cell that calls make_rng draws a new key. Flax's RNN scans with split_rngs={"params": False}
+/// and broadcasts the other streams: its cell gets the same key at every step. No built-in cell
+/// draws keys, so their params and outputs match; a user cell with dropout inside differs.
 /// The keyword arguments of RNN/Bidirectional calls (Flax's `__call__(..., *, ...)`); an
 /// unset value means the module's field.
 struct RNNOptions {
