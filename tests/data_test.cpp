@@ -151,6 +151,13 @@ TEST(Data, MalformedIdxFilesNameTheFile) {
                              0xFF, 0xFF, 0xFF, 0xFF, 1,    2,    3,    4,    5,    6,    7,    8});
   EXPECT_TRUE(throws_error([&] { data::read_idx(path("huge")); },
                            {"huge", "data size mismatch", "more than 8"}));
+  // A small .gz whose body inflates far beyond what its header describes stops early.
+  std::vector<std::uint8_t> bomb = {0, 0, 0x08, 1, 0, 0, 0, 1};
+  bomb.resize(bomb.size() + (std::size_t{8} << 20), 0);
+  write_bytes(dir / "bomb.gz", bomb, true);
+  EXPECT_LT(fs::file_size(dir / "bomb.gz"), std::uintmax_t{1} << 20);
+  EXPECT_TRUE(throws_error([&] { data::read_idx(path("bomb.gz")); },
+                           {"bomb.gz", "more data than its header's dims describe"}));
   // A gzip stream cut in half, and one with a corrupted body.
   fs::path good = dir / "good.gz";
   std::vector<std::uint8_t> body = {0, 0, 0x08, 1, 0, 0, 0, 200};

@@ -411,3 +411,20 @@ TEST(Embed, BadInputsAreErrorsWithThePath) {
       [] { nn::Embed{.num_embeddings = 0, .features = 2}.init(rnd::key(0), Array({0})); },
       {"num_embeddings and features must be positive"}));
 }
+
+namespace {
+TEST(DenseDtype, IntegerDtypeIsRefusedAsFlax) {
+  // Flax's canonicalize_dtype(inexact=True): "Dtype must be inexact" for an integer dtype;
+  // integer inputs with float32 params compute in float32.
+  nn::Dense dense{.features = 2, .dtype = loom::DType::int32};
+  EXPECT_TRUE(loom::testing::throws_error(
+      [&] {
+        dense.init(loom::random::key(0), jnp::ones({1, 3}));
+      },
+      {"Dense", "dtype must be inexact", "int32"}));
+  nn::Dense plain{.features = 2};
+  loom::Array x = {{1, 2, 3}};  // int32, shape (1, 3)
+  loom::Tree v = plain.init(loom::random::key(0), x);
+  EXPECT_EQ(plain.apply(v, x).dtype(), loom::DType::float32);
+}
+}  // namespace

@@ -34,6 +34,23 @@ bool known_type(std::uint8_t t) {
   throw Error("read_idx(\"" + path + "\"): " + what);
 }
 
+// Header plus data bytes that an IDX header (magic 00 00 type ndims, then ndims big-endian
+// uint32 dims) describes; SIZE_MAX when the product overflows or the type is unknown (the
+// caller's checks then name the problem).
+std::size_t expected_size(const std::vector<std::uint8_t>& h) {
+  static const std::size_t kItem[16] = {0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 0, 2, 4, 4, 8, 0};
+  const std::size_t item = h[2] < 16 ? kItem[h[2]] : 0;
+  const std::size_t nd = h[3];
+  std::size_t total = item == 0 ? SIZE_MAX : item;
+  for (std::size_t d = 0; d < nd && total != SIZE_MAX; ++d) {
+    const std::size_t dim = (std::size_t(h[4 + 4 * d]) << 24) | (std::size_t(h[5 + 4 * d]) << 16) |
+                            (std::size_t(h[6 + 4 * d]) << 8) | std::size_t(h[7 + 4 * d]);
+    if (__builtin_mul_overflow(total, dim, &total)) total = SIZE_MAX;
+  }
+  if (total == SIZE_MAX || __builtin_add_overflow(total, 4 + 4 * nd, &total)) return SIZE_MAX;
+  return total == 0 ? 4 + 4 * nd : total;
+}
+
 // The whole (decompressed) content; gzread passes a non-gzip file through unchanged.
 std::vector<std::uint8_t> read_all(const std::string& path) {
   std::error_code ec;
@@ -46,6 +63,7 @@ std::vector<std::uint8_t> read_all(const std::string& path) {
   if (!f) fail(path, std::string("cannot open: ") + std::strerror(errno));
   std::vector<std::uint8_t> out;
   std::vector<std::uint8_t> chunk(1 << 20);
+  std::size_t expected = 0;  // header + data bytes, once the header has been read
   for (;;) {
     const int n = gzread(f, chunk.data(), static_cast<unsigned>(chunk.size()));
     if (n < 0) {
@@ -56,6 +74,21 @@ std::vector<std::uint8_t> read_all(const std::string& path) {
     }
     if (n == 0) break;
     out.insert(out.end(), chunk.begin(), chunk.begin() + n);
+    // Once the header is in, never hold more than it describes: a small hostile .gz must not
+    // inflate to gigabytes before the size check (read_idx reports the mismatch precisely).
+    if (expected == 0 && out.size() >= 4 && (out[0] != 0 || out[1] != 0 || !known_type(out[2]))) {
+      gzclose(f);  // not an IDX header: read_idx names the bad magic from these bytes
+      return out;
+    }
+    if (expected == 0 && out.size() >= 4 && out.size() >= 4 + 4 * std::size_t(out[3])) {
+      expected = expected_size(out);
+    }
+    if (expected != 0 && out.size() > expected + chunk.size()) {  // one chunk of slack keeps
+                                                                  // read_idx's exact message
+      gzclose(f);
+      fail(path, "holds more data than its header's dims describe (" + std::to_string(expected) +
+                     " bytes)");
+    }
   }
   // A truncated gzip member reads as a short stream; gzclose_r reports it as Z_BUF_ERROR.
   const int rc = gzclose(f);

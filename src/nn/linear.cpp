@@ -71,8 +71,9 @@ Array Dense::call(const Array& inputs) const {
   Array kernel = param("kernel", kernel_init, Shape{inputs.shape().back(), features}, param_dtype);
   Array bias;
   if (use_bias) bias = param("bias", bias_init, Shape{features}, param_dtype);
-  // Flax's promote_dtype: everything in `dtype`, else in the promotion of the three.
-  DType dt = dtype.value_or(promote_types(inputs.dtype(), param_dtype));
+  // Flax's promote_dtype (inexact): everything in `dtype` (which must be floating), else in the
+  // promotion of the three.
+  const DType dt = inexact_dtype("Dense", dtype, inputs.dtype(), param_dtype);
   Array x = inputs.dtype() == dt ? inputs : inputs.astype(dt);
   if (kernel.dtype() != dt) kernel = kernel.astype(dt);
   Array y = numpy::matmul(x, kernel);
