@@ -39,7 +39,7 @@
 //  * duplicate map keys, non-string keys, nil, strings or binaries as values, invalid UTF-8 in
 //    keys, unknown ext codes and bytes after the top-level object are errors.
 //  * hostile input: every length is checked against the remaining input before anything is
-//    allocated, nesting is limited to 128 levels and a file to 2^21 values (dicts, arrays,
+//    allocated, nesting is limited to 128 levels and a file to 2^18 values (dicts, arrays,
 //    numbers: what decoding costs beyond the array bytes is linear and capped), and a restore
 //    builds the whole new tree before it returns (a failed restore never leaves a half-restored
 //    result).

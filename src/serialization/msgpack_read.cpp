@@ -23,7 +23,7 @@ using detail::Value;
 constexpr int kMaxDepth = 128;
 // Dicts, leaves and plain numbers together. Each costs a few hundred bytes once decoded, so this
 // bounds what a file of tiny values can make loom allocate (a real checkpoint has thousands).
-constexpr std::size_t kMaxValues = std::size_t{1} << 21;
+constexpr std::size_t kMaxValues = std::size_t{1} << 18;  // ~80 MB decoded at most
 using detail::join_path;
 using detail::kChunkedKey;
 
