@@ -209,7 +209,7 @@ std::string num(double v) {
 
 void MetricsLog::write_svg(const std::string& path, const std::string& x_column,
                            const std::vector<std::vector<std::string>>& panels) const {
-  constexpr double kPanelW = 420, kPanelH = 300, kLeft = 60, kRight = 20, kTop = 40, kBottom = 50;
+  constexpr double kPanelW = 420, kPanelH = 300, kLeft = 60, kRight = 20, kTop = 56, kBottom = 50;
   const char* colors[] = {"#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd"};
   const std::size_t xi = index_of(x_column);
   const double width = kPanelW * double(panels.size());
@@ -290,11 +290,11 @@ void MetricsLog::write_svg(const std::string& path, const std::string& x_column,
             << color << "\"/>\n";
         }
       }
-      const double ly = kTop + 16 + 16 * double(k);
-      s << "<line x1=\"" << ox + kLeft + 10 << "\" x2=\"" << ox + kLeft + 30 << "\" y1=\"" << ly
-        << "\" y2=\"" << ly << "\" stroke=\"" << color << "\" stroke-width=\"2\"/>\n"
-        << "<text x=\"" << ox + kLeft + 36 << "\" y=\"" << ly + 4 << "\">" << panels[p][k]
-        << "</text>\n";
+      // The legend sits in a row between the title and the plot, so it never hides a curve.
+      const double lx = ox + kLeft + 150 * double(k), ly = 38;
+      s << "<line x1=\"" << lx << "\" x2=\"" << lx + 20 << "\" y1=\"" << ly << "\" y2=\"" << ly
+        << "\" stroke=\"" << color << "\" stroke-width=\"2\"/>\n"
+        << "<text x=\"" << lx + 26 << "\" y=\"" << ly + 4 << "\">" << panels[p][k] << "</text>\n";
     }
   }
   s << "</svg>\n";
