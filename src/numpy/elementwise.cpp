@@ -752,18 +752,19 @@ Array operator!(const Array& x) {
   return jnp::logical_not(x);
 }
 
+// The scalar overloads of the jnp functions (above) already wrap the scalar weakly.
 #define LOOM_SCALAR_OPERATOR(op, fn)            \
   Array operator op(const Array& a, double b) { \
-    return jnp::fn(a, jnp::weak_scalar(b, a));  \
+    return jnp::fn(a, b);                       \
   }                                             \
   Array operator op(double a, const Array& b) { \
-    return jnp::fn(jnp::weak_scalar(a, b), b);  \
+    return jnp::fn(a, b);                       \
   }                                             \
   Array operator op(const Array& a, int b) {    \
-    return jnp::fn(a, jnp::weak_scalar(b, a));  \
+    return jnp::fn(a, b);                       \
   }                                             \
   Array operator op(int a, const Array& b) {    \
-    return jnp::fn(jnp::weak_scalar(a, b), b);  \
+    return jnp::fn(a, b);                       \
   }
 LOOM_SCALAR_OPERATOR(+, add)
 LOOM_SCALAR_OPERATOR(-, subtract)

@@ -19,6 +19,27 @@ using detail::take_leaves;
 
 namespace {
 
+// optax's update_moment (order 1) and update_moment_per_elem_norm (order 2):
+// decay * moment + (1 - decay) * g^order, in place when `moment` is uniquely owned.
+Array update_moment(const char* op, Array moment, const Array& g, double decay, int order) {
+  if (order == 1) {
+    return fused(
+        op,
+        [decay](auto m, auto x) {
+          using T = decltype(m);
+          return T(1 - decay) * x + T(decay) * m;
+        },
+        std::move(moment), g);
+  }
+  return fused(
+      op,
+      [decay](auto v, auto x) {
+        using T = decltype(v);
+        return T(1 - decay) * (x * x) + T(decay) * v;
+      },
+      std::move(moment), g);
+}
+
 Tree zeros_like_tree(const Tree& params) {
   return tree_map([](const Array& a) { return numpy::zeros_like(a); }, params);
 }
@@ -139,20 +160,8 @@ GradientTransformation scale_by_adam(AdamOptions o) {
     TreeDef def;
     std::vector<Array> g = take_leaves(updates, &def);
     for (std::size_t i = 0; i < g.size(); ++i) {
-      mu[i] = fused(
-          "scale_by_adam",
-          [o](auto m, auto x) {
-            using T = decltype(m);
-            return T(1 - o.b1) * x + T(o.b1) * m;
-          },
-          std::move(mu[i]), g[i]);
-      nu[i] = fused(
-          "scale_by_adam",
-          [o](auto v, auto x) {
-            using T = decltype(v);
-            return T(1 - o.b2) * (x * x) + T(o.b2) * v;
-          },
-          std::move(nu[i]), g[i]);
+      mu[i] = update_moment("scale_by_adam", std::move(mu[i]), g[i], o.b1, 1);
+      nu[i] = update_moment("scale_by_adam", std::move(nu[i]), g[i], o.b2, 2);
       g[i] = fused(
           "scale_by_adam",
           [o, bc1, bc1_next, bc2](auto x, auto m, auto v) {
@@ -191,13 +200,7 @@ GradientTransformation scale_by_rms(RmsOptions o) {
     TreeDef def;
     std::vector<Array> g = take_leaves(updates, &def);
     for (std::size_t i = 0; i < g.size(); ++i) {
-      nu[i] = fused(
-          "scale_by_rms",
-          [o](auto v, auto x) {
-            using T = decltype(v);
-            return T(1 - o.decay) * (x * x) + T(o.decay) * v;
-          },
-          std::move(nu[i]), g[i]);
+      nu[i] = update_moment("scale_by_rms", std::move(nu[i]), g[i], o.decay, 2);
       g[i] = fused(
           "scale_by_rms",
           [o, bc](auto x, auto v) {
@@ -260,13 +263,7 @@ GradientTransformation scale_by_lion(double b1, double b2) {
             return sign_of(T(1.0 - b1) * x + T(b1) * m);
           },
           g[i], mu[i]);
-      mu[i] = fused(
-          "scale_by_lion",
-          [b2](auto m, auto x) {
-            using T = decltype(m);
-            return T(1 - b2) * x + T(b2) * m;
-          },
-          std::move(mu[i]), g[i]);
+      mu[i] = update_moment("scale_by_lion", std::move(mu[i]), g[i], b2, 1);
     }
     Tree new_state = {{"count", safe_increment(count)}, {"mu", tree_unflatten(def, std::move(mu))}};
     return std::make_pair(tree_unflatten(def, std::move(out)), std::move(new_state));
