@@ -12,6 +12,7 @@
 #include <unordered_set>
 
 #include "detail/dispatch.hpp"
+#include "detail/primitive.hpp"
 #include "detail/tape.hpp"
 #include "loom/numpy.hpp"
 
@@ -94,6 +95,14 @@ void record_impl(Array& out, const std::vector<Array>& inputs, Pullback pullback
   record_generic(out, ptrs, std::move(pullback));
 }
 
+void record_vjp(const Primitive& prim, Array& out, const std::vector<const Array*>& inputs,
+                Vjp vjp) {
+  Array saved = prim.vjp_uses_output ? out.detached() : Array();
+  record_generic(out, inputs, [vjp = std::move(vjp), saved](const Array& g) {
+    return vjp(g, saved);
+  });
+}
+
 Traced trace(const std::function<Tree(const std::vector<Array>&)>& f,
              const std::vector<Array>& leaves) {
   const std::uint64_t id = g_next_trace_id.fetch_add(1);
@@ -118,14 +127,17 @@ Traced trace(const std::function<Tree(const std::vector<Array>&)>& f,
 
   g_active_traces.push_back(id);
   ++g_trace_depth;
+  ++g_transform_depth;
   Tree output;
   try {
     output = f(traced);
   } catch (...) {
+    --g_transform_depth;
     --g_trace_depth;
     g_active_traces.pop_back();
     throw;
   }
+  --g_transform_depth;
   --g_trace_depth;
   g_active_traces.pop_back();
 

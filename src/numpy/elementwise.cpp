@@ -11,6 +11,7 @@
 #include <type_traits>
 
 #include "detail/dispatch.hpp"
+#include "detail/primitive.hpp"
 #include "detail/tape.hpp"
 #include "loom/numpy/creation.hpp"
 #include "loom/numpy/manipulation.hpp"
@@ -393,7 +394,12 @@ Array negative(const Array& x) {
 Array exp(const Array& x) {
   Array out = unary_float(
       x, "exp", [](auto v) { return std::exp(v); }, vmath::exp_f32);
-  detail::record(out, {&x}, [o = out.detached()](const Array& g) { return one(multiply(g, o)); });
+  static constexpr detail::Primitive kExp{
+      .name = "exp", .batching = detail::Batching::elementwise, .vjp_uses_output = true};
+  if (detail::transforming())
+    detail::bind(
+        kExp, out, {&x}, [](const std::vector<Array>& in) { return exp(in[0]); },
+        [](const Array& g, const Array& y) { return one(multiply(g, y)); });
   return out;
 }
 

@@ -1,0 +1,106 @@
+// Private: the primitive record, the one place each op declares how transformations see it.
+//
+// As JAX's lax.py defines `tanh_p` with its impl, abstract eval, JVP and batching rule, every
+// loom op that computes values itself (rather than composing other ops) binds itself once,
+// right after its kernel has produced `out`:
+//
+//   Array exp(const Array& x) {
+//     Array out = ...kernel...;
+//     static constexpr detail::Primitive kExp{.name = "exp",
+//                                             .batching = detail::Batching::elementwise,
+//                                             .vjp_uses_output = true};
+//     if (detail::transforming())
+//       detail::bind(kExp, out, {&x},
+//                    /*impl=*/[](const std::vector<Array>& in) { return exp(in[0]); },
+//                    /*vjp=*/[](const Array& g, const Array& y) { return one(g * y); });
+//     return out;
+//   }
+//
+// - `impl` recomputes the output from new inputs with the same parameters (captured by value).
+//   jit replays it and vmap batches it; it must not capture the inputs themselves.
+// - `vjp(g, out)` returns one cotangent per input, in the inputs' order; an invalid Array()
+//   means "no contribution". It is written in differentiable loom ops, and it captures the
+//   residuals it needs *with* their history (capture `x`, never `x.detached()`), so that when
+//   the backward pass is itself being differentiated (grad of grad, hessian, jvp) the second
+//   derivative flows through the residuals. The op's own output arrives as `out` (carrying its
+//   node) when `vjp_uses_output` is set; never capture `out` in the lambda (a reference cycle).
+//   Non-differentiable primitives (integer or bool outputs, random bits) pass `nullptr`.
+// - `transforming()` is one thread-local load: with no grad/jit/vmap active nothing is built.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <initializer_list>
+#include <vector>
+
+#include "loom/array.hpp"
+
+namespace loom::detail {
+
+/// How vmap maps a primitive over a batch axis.
+enum class Batching : std::uint8_t {
+  /// No rule: vmap runs `impl` once per example and stacks the results (exact, slower).
+  loop,
+  /// `impl` broadcasts its operands as NumPy does (unary and binary elementwise ops, where,
+  /// clip, ...): vmap aligns every operand to a common rank with the batch axis in front and
+  /// calls `impl` once on the whole batch.
+  elementwise,
+};
+
+/// The static description of one primitive; one `static constexpr` instance per op.
+struct Primitive {
+  const char* name;
+  Batching batching = Batching::loop;
+  bool vjp_uses_output = false;  // the VJP reads the op's output (exp, tanh, sqrt, softmax ...)
+};
+
+using Impl = std::function<Array(const std::vector<Array>& inputs)>;
+using Vjp = std::function<std::vector<Array>(const Array& cotangent, const Array& output)>;
+
+/// Number of transformations (grad traces, jit/vmap captures) active on this thread.
+extern thread_local int g_transform_depth;
+
+inline bool transforming() {
+  return g_transform_depth > 0;
+}
+
+/// A jit/vmap capture in progress on this thread receives every primitive bound while it is
+/// the innermost capture (see loom/jit.hpp). Implemented by the transformations layer.
+class CaptureSink {
+ public:
+  virtual ~CaptureSink() = default;
+  virtual void on_primitive(const Primitive& prim, const Array& out,
+                            const std::vector<const Array*>& inputs, const Impl& impl) = 0;
+};
+
+/// The innermost active capture on this thread, or null.
+CaptureSink*& current_capture();
+
+/// Registers `out` as the result of `prim` applied to `inputs` with every active transformation.
+void bind_impl(const Primitive& prim, Array& out, const std::vector<const Array*>& inputs,
+               Impl impl, Vjp vjp);
+
+template <typename ImplF, typename VjpF>
+inline void bind(const Primitive& prim, Array& out, std::initializer_list<const Array*> inputs,
+                 ImplF&& impl, VjpF&& vjp) {
+  if (!transforming()) return;
+  bind_impl(prim, out, std::vector<const Array*>(inputs), Impl(std::forward<ImplF>(impl)),
+            Vjp(std::forward<VjpF>(vjp)));
+}
+
+template <typename ImplF, typename VjpF>
+inline void bind(const Primitive& prim, Array& out, const std::vector<Array>& inputs,
+                 ImplF&& impl, VjpF&& vjp) {
+  if (!transforming()) return;
+  std::vector<const Array*> ptrs;
+  ptrs.reserve(inputs.size());
+  for (const Array& a : inputs) ptrs.push_back(&a);
+  bind_impl(prim, out, ptrs, Impl(std::forward<ImplF>(impl)), Vjp(std::forward<VjpF>(vjp)));
+}
+
+/// Reverse-mode half of bind_impl, implemented by the autodiff engine (src/autodiff.cpp):
+/// attaches a node to `out` when some input carries history and a grad trace is active.
+void record_vjp(const Primitive& prim, Array& out, const std::vector<const Array*>& inputs,
+                Vjp vjp);
+
+}  // namespace loom::detail
