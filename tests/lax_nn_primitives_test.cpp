@@ -1,7 +1,8 @@
 // The primitive records of loom::lax, loom::nn and loom::optim (tests/op_list_lax_nn.hpp):
-// every case's gradient matches central finite differences in float64; the composite
-// (differentiable) VJP of each fused kernel equals its hand-written backward kernel; and every
-// case binds primitives whose impl replays to the eager result.
+// every case's gradient, and its grad of grad (Hessian-vector products), match central finite
+// differences in float64; the composite (differentiable) VJP of each fused kernel equals its
+// hand-written backward kernel; and every case binds primitives whose impl replays to the eager
+// result.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -69,6 +70,23 @@ TEST(LaxNnPrimitives, CompositeVjpEqualsKernelVjp) {
         composite = grad(scalarized(c, k, w))(c.inputs[k]);
       }
       EXPECT_TRUE(testing::allclose(composite, kernel, 1e-12, 1e-12)) << c.name << " input " << k;
+    }
+  }
+}
+
+// Grad of grad: the backward pass, recorded by the outer grad, runs the composite VJPs (and
+// the bound transpose primitives of lax); its derivative H v must match finite differences of
+// the first-order gradient (the fast kernels).
+TEST(LaxNnPrimitives, HessianVectorProductsMatchFiniteDifferences) {
+  for (const OpCase& c : testing::lax_nn_op_cases()) {
+    if (!c.differentiable) continue;
+    const Array w = weights_like(c.fn(c.inputs));
+    for (std::size_t k = 0; k < c.inputs.size(); ++k) {
+      if (c.inputs[k].dtype() != DType::float64) continue;
+      const auto f = scalarized(c, k, w);
+      const Array v = weights_like(c.inputs[k]) - 0.4;
+      auto hv = [&f, v](const Array& x) { return numpy::sum(grad(f)(x) * v); };
+      EXPECT_TRUE(testing::grad_matches_fd(hv, c.inputs[k], 1e-5)) << c.name << " input " << k;
     }
   }
 }
