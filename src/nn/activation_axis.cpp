@@ -58,14 +58,14 @@ Array along_axes(const Array& x, const numpy::Axes& axes, const char* op, F f) {
   Layout l;
   if (ax.empty()) {  // nothing reduced: every element is its own group
     l.outer = s.numel();
-    return f(x, l);
+    return f(x, l, ax);
   }
   const bool adjacent = ax.back() - ax.front() + 1 == int(ax.size());
   if (adjacent) {
     for (int i = 0; i < s.size(); ++i) {
       (i < ax.front() ? l.outer : i <= ax.back() ? l.n : l.inner) *= s[i];
     }
-    return f(x, l);
+    return f(x, l, ax);
   }
   std::vector<int> perm;
   for (int i = 0; i < s.size(); ++i) {
@@ -80,7 +80,9 @@ Array along_axes(const Array& x, const numpy::Axes& axes, const char* op, F f) {
   }
   std::vector<int> inverse(perm.size());
   for (std::size_t i = 0; i < perm.size(); ++i) inverse[std::size_t(perm[i])] = int(i);
-  return numpy::transpose(f(numpy::transpose(x, perm), l), inverse);
+  std::vector<int> moved;  // the reduced axes of the transposed array: its last ones
+  for (int i = s.size() - int(ax.size()); i < s.size(); ++i) moved.push_back(i);
+  return numpy::transpose(f(numpy::transpose(x, perm), l, moved), inverse);
 }
 
 // Flat-row reductions (inner == 1) with 8 independent accumulators, so that the loops
@@ -209,8 +211,19 @@ Array glu(const Array& x0, int axis) {
       }
     });
   });
-  loom::detail::record(out, {&x}, [x = x.detached(), l, half](const Array& g0) {
+  if (!loom::detail::transforming()) return out;
+  static constexpr loom::detail::Primitive kGlu{.name = "glu"};
+  loom::detail::bind(
+      kGlu, out, {&x}, [a](const std::vector<Array>& in) { return glu(in[0], a); },
+      [x, l, half, a](const Array& g0, const Array&) {
     const Array g = g0.dtype() == x.dtype() ? g0 : g0.astype(x.dtype());
+    if (loom::detail::use_composite_vjp()) {  // differentiable: glu(x) = x1 * sigmoid(x2)
+      std::vector<numpy::Slice> first(std::size_t(x.ndim())), second(first);
+      first[std::size_t(a)].stop = x.shape()[a] / 2;
+      second[std::size_t(a)].start = x.shape()[a] / 2;
+      const Array x1 = numpy::slice(x, first), sg = sigmoid(numpy::slice(x, second));
+      return std::vector<Array>{numpy::concatenate({g * sg, g * x1 * sg * (1.0 - sg)}, a)};
+    }
     Array dx = Array::empty(x.shape(), x.dtype());
     loom::detail::dispatch_float(x.dtype(), "glu", [&]<typename T>() {
       const T* px = x.data<T>();
@@ -242,7 +255,8 @@ namespace {
 
 // softmax (is_log = false) or log_softmax (is_log = true) along the layout's middle axis.
 Array softmax_impl(const Array& x0, const numpy::Axes& axes, bool is_log, const char* op) {
-  return along_axes(as_float(x0), axes, op, [&](const Array& x, const Layout& l) {
+  return along_axes(as_float(x0), axes, op, [&](const Array& x, const Layout& l,
+                                                const std::vector<int>& ax) {
     Array out = Array::empty(x.shape(), x.dtype());
     loom::detail::dispatch_float(x.dtype(), op, [&]<typename T>() {
       const T* px = x.data<T>();
@@ -266,8 +280,21 @@ Array softmax_impl(const Array& x0, const numpy::Axes& axes, bool is_log, const 
         }
       });
     });
-    loom::detail::record(out, {&x}, [y = out.detached(), l, is_log, op](const Array& g0) {
+    if (!loom::detail::transforming()) return out;
+    static constexpr loom::detail::Primitive kSoftmax{.name = "softmax", .vjp_uses_output = true};
+    static constexpr loom::detail::Primitive kLogSoftmax{.name = "log_softmax",
+                                                         .vjp_uses_output = true};
+    loom::detail::bind(
+        is_log ? kLogSoftmax : kSoftmax, out, {&x},
+        [ax, is_log, op](const std::vector<Array>& in) {
+          return softmax_impl(in[0], numpy::Axes(ax), is_log, op);
+        },
+        [l, ax, is_log, op](const Array& g0, const Array& y) {
       const Array g = g0.dtype() == y.dtype() ? g0 : g0.astype(y.dtype());
+      if (loom::detail::use_composite_vjp()) {  // the same formulas in differentiable ops
+        if (is_log) return std::vector<Array>{g - numpy::exp(y) * numpy::sum(g, ax, true)};
+        return std::vector<Array>{y * (g - numpy::sum(g * y, ax, true))};
+      }
       Array dx = Array::empty(y.shape(), y.dtype());
       loom::detail::dispatch_float(y.dtype(), op, [&]<typename T>() {
         const T* py = y.data<T>();
@@ -310,7 +337,8 @@ Array logsumexp(const Array& x, numpy::Axes axis, bool keepdims) {
 }
 
 Array standardize(const Array& x0, numpy::Axes axes, double epsilon) {
-  return along_axes(as_float(x0), axes, "standardize", [&](const Array& x, const Layout& l) {
+  return along_axes(as_float(x0), axes, "standardize", [&](const Array& x, const Layout& l,
+                                                           const std::vector<int>& ax) {
     Array out = Array::empty(x.shape(), x.dtype());
     loom::detail::dispatch_float(x.dtype(), "standardize", [&]<typename T>() {
       const T* px = x.data<T>();
@@ -331,9 +359,22 @@ Array standardize(const Array& x0, numpy::Axes axes, double epsilon) {
         each(l, [&](std::int64_t j, std::int64_t i) { yg[j] = (xg[j] - m[i]) * r[i]; });
       });
     });
-    loom::detail::record(
-        out, {&x}, [x = x.detached(), y = out.detached(), l, epsilon](const Array& g0) {
+    if (!loom::detail::transforming()) return out;
+    static constexpr loom::detail::Primitive kStandardize{.name = "standardize",
+                                                          .vjp_uses_output = true};
+    loom::detail::bind(
+        kStandardize, out, {&x},
+        [ax, epsilon](const std::vector<Array>& in) {
+          return standardize(in[0], numpy::Axes(ax), epsilon);
+        },
+        [x, l, ax, epsilon](const Array& g0, const Array& y) {
           const Array g = g0.dtype() == y.dtype() ? g0 : g0.astype(y.dtype());
+          if (loom::detail::use_composite_vjp()) {  // differentiable, as the kernel below
+            const Array m = numpy::mean(x, ax, true);
+            const Array r = numpy::rsqrt(numpy::mean(x * x, ax, true) - m * m + epsilon);
+            return std::vector<Array>{
+                r * (g - numpy::mean(g, ax, true) - y * numpy::mean(g * y, ax, true))};
+          }
           Array dx = Array::empty(y.shape(), y.dtype());
           loom::detail::dispatch_float(y.dtype(), "standardize", [&]<typename T>() {
             const T* px = x.data<T>();
