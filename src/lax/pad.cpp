@@ -171,7 +171,7 @@ Array pad(const Array& operand, const Array& padding_value, const std::vector<Pa
     std::fill(po, po + out.size(), padding_value.data<T>()[0]);
     transfer<T, true>(operand.data<T>(), po, s, out_shape, maps);
   });
-  static constexpr loom::detail::Primitive kPad{.name = "pad"};
+  static constexpr loom::detail::Primitive kPad{.name = "lax_pad"};
   if (loom::detail::transforming()) {
     loom::detail::bind(
         kPad, out, {&operand, &padding_value},

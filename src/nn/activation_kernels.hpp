@@ -7,7 +7,9 @@
 //
 //   return elementwise(x, "relu",
 //       []<typename T>(const T* a, T* y, std::int64_t n) { ... },                  // forward
-//       []<typename T>(const T* a, const T* y, const T* g, T* d, std::int64_t n) { ... });  // VJP
+//       []<typename T>(const T* a, const T* y, const T* g, T* d, std::int64_t n) { ... },  // VJP
+//       [](const Array& a) { return relu(a); },                                    // impl
+//       [](const Array& a, const Array& y, const Array& g) { ... });  // VJP in loom ops
 #pragma once
 
 #include <algorithm>
