@@ -271,6 +271,34 @@ TEST(NnScan, CarriedVariableAndBroadcastArgument) {
   EXPECT_EQ(out.second.shape(), Shape({6, 1}));
 }
 
+// test_scan_of_setup_parameter: a body with a setup-style submodule and its own param, scanned
+// with no scanned argument (length given), params stacked on axis 0.
+TEST(NnScan, SetupParameterWithLengthOnly) {
+  struct Body : nn::Module<Body> {
+    auto dense() const { return child("dense", nn::Dense{.features = 1}); }
+    Array call(const Array& x) const {
+      Array p = param("p", nn::initializers::ones_init(), {1});
+      return dense()(x) + p;
+    }
+  };
+  auto scanbody = nn::scan(Body{}, {.variable_axes = {{"params", 0}},
+                                    .split_rngs = {{"params", true}},
+                                    .length = 2});
+  Array x = jnp::ones({1});
+  Tree v = scanbody.init(rnd::key(0), x);
+  EXPECT_EQ(v.at("params").at("p").leaf().shape(), Shape({2, 1}));
+  EXPECT_EQ(v.at("params").at("dense").at("kernel").leaf().shape(), Shape({2, 1, 1}));
+  // Two steps of dense(x) + p with each step's own slice.
+  Array h = x;
+  for (int i = 0; i < 2; ++i) {
+    Tree step = {{"params",
+                  Tree{{"kernel", jnp::index(v.at("params").at("dense").at("kernel").leaf(), i)},
+                       {"bias", jnp::index(v.at("params").at("dense").at("bias").leaf(), i)}}}};
+    h = nn::Dense{.features = 1}.apply(step, h) + jnp::index(v.at("params").at("p").leaf(), i);
+  }
+  EXPECT_TRUE(allclose(scanbody.apply(v, x), h, 1e-6, 1e-6));
+}
+
 // ---- vmap ---------------------------------------------------------------------------------------
 
 // The ensemble of transforms.py's vmap docstring: params mapped on axis 0 (one init key per
