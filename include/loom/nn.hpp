@@ -22,3 +22,4 @@
 #include "loom/nn/sequential.hpp"
 #include "loom/nn/stochastic.hpp"
 #include "loom/nn/summary.hpp"
+#include "loom/nn/transforms.hpp"

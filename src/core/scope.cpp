@@ -110,6 +110,19 @@ std::weak_ptr<const void> Scope::liveness() const {
   return root_->alive;
 }
 
+const Rngs& Scope::rngs() const {
+  return root_->rngs;
+}
+std::vector<std::string> Scope::child_names() const {
+  std::vector<std::string> names;
+  names.reserve(children_.size());
+  for (const auto& [name, unused] : children_) names.push_back(name);
+  return names;
+}
+const CollectionFilter& Scope::mutable_filter() const {
+  return root_->filter;
+}
+
 std::string Scope::path_text() const {
   std::string s;
   for (const auto& p : path_) s += "/" + p;

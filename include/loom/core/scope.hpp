@@ -199,6 +199,17 @@ class Scope {
   /// Takes a copy of the variables into the root, so the caller's tree may go (bind).
   void own_variables();
 
+  // ---- for lifted transformations (nn::scan, nn::vmap): Flax's scope.rngs, rng_counters ----
+  /// The base key of every rng stream (what make_rng folds this scope's path and count into).
+  const Rngs& rngs() const;
+  /// This scope's per-stream rng counters; a lifted transformation carries them into its body
+  /// and back, as Flax's lifted scopes share the outer scope's counters.
+  std::map<std::string, std::uint64_t>& rng_counters() { return rng_counters_; }
+  /// The names of the child scopes pushed so far (children persist across calls).
+  std::vector<std::string> child_names() const;
+  /// The root's mutable-collection filter.
+  const CollectionFilter& mutable_filter() const;
+
  private:
   Scope(detail::RootState* root, Scope* parent, std::string name);
   const Tree* collection_subtree(const std::string& collection) const;

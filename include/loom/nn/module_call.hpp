@@ -39,11 +39,17 @@ namespace detail {
 /// namespaces, enclosing functions or template arguments.
 std::string parse_type_name(std::string_view pretty_function);
 
-/// The class name Flax would use for T (e.g. "Dense", "ResidualBlock").
+/// The class name Flax would use for T (e.g. "Dense", "ResidualBlock"); a type can name itself
+/// with `static std::string loom_type_name()` (nn::Scan<Dense> is Flax's "ScanDense").
 template <typename T>
 const std::string& type_name() {
-  static const std::string name = parse_type_name(__PRETTY_FUNCTION__);
-  return name;
+  if constexpr (requires { T::loom_type_name(); }) {
+    static const std::string name = T::loom_type_name();
+    return name;
+  } else {
+    static const std::string name = parse_type_name(__PRETTY_FUNCTION__);
+    return name;
+  }
 }
 
 /// "&Model::encode" -> "encode", from a __PRETTY_FUNCTION__ naming `Fn = &...`.

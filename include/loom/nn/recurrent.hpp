@@ -33,6 +33,7 @@
 #include "loom/nn/activation.hpp"
 #include "loom/nn/initializers.hpp"
 #include "loom/nn/module.hpp"
+#include "loom/nn/transforms.hpp"
 #include "loom/numpy/elementwise.hpp"
 #include "loom/numpy/manipulation.hpp"
 #include "loom/random.hpp"
@@ -170,10 +171,6 @@ struct SimpleCell : Module<SimpleCell> {
 Array flip_sequences(const Array& inputs, const std::optional<Array>& seq_lengths,
                      int num_batch_dims, bool time_major);
 
-/// RNG streams in an RNN: the cell is one child scope called once per step, so every step of a
-/// cell that calls make_rng draws a new key. Flax's RNN scans with split_rngs={"params": False}
-/// and broadcasts the other streams: its cell gets the same key at every step. No built-in cell
-/// draws keys, so their params and outputs match; a user cell with dropout inside differs.
 /// The keyword arguments of RNN/Bidirectional calls (Flax's `__call__(..., *, ...)`); an
 /// unset value means the module's field.
 struct RNNOptions {
@@ -218,8 +215,24 @@ RNNGeometry rnn_geometry(const Array& inputs, int num_feature_axes, bool time_ma
 std::vector<Array> last_step_masks(const Array& seq_lengths, std::int64_t steps);
 }  // namespace detail
 
-/// Runs a cell over the time axis, its params shared by every step (Flax's nn.scan with
-/// variable_broadcast="params"): the variables nest the cell under "cell".
+namespace detail {
+/// The scan body of an RNN with seq_lengths and return_carry: the cell's (carry, y) as
+/// (carry, (carry, y)), so the carry of every step is stacked (Flax's scan_fn). It runs the
+/// cell's call in its own scope under the cell's name.
+template <typename Cell>
+struct CarryHistory : Extends<CarryHistory<Cell>, Cell> {
+  static std::string loom_type_name() { return type_name<Cell>(); }
+  auto call(const typename Cell::Carry& carry, const Array& x) const {
+    auto [next, y] = this->base_call(carry, x);
+    return std::pair{next, std::pair{next, y}};
+  }
+};
+}  // namespace detail
+
+/// Runs a cell over the time axis with nn::scan, as Flax's RNN: by default its params are
+/// shared by every step (variable_broadcast "params", split_rngs {"params": false}); the
+/// variables nest the cell under "cell". As in Flax, only the rng streams split_rngs names reach
+/// the cell (an unsplit stream gives every step the same key).
 ///   nn::RNN<nn::GRUCell> rnn{.cell = {.features = 8}, .reverse = true, .keep_order = true};
 ///   loom::Array ys = rnn(x);
 ///   auto [carry, ys2] = rnn(x, h0, nn::RNNOptions{.return_carry = true});
@@ -233,6 +246,10 @@ struct RNN : Module<RNN<Cell>> {
   bool reverse = false;
   bool keep_order = false;
   int unroll = 1;
+  std::vector<std::pair<core::CollectionFilter, int>> variable_axes;
+  core::CollectionFilter variable_broadcast = "params";
+  core::CollectionFilter variable_carry;
+  SplitRngs split_rngs = {{"params", false}};
 
   /// The outputs (and the final carry when return_carry); the carry from
   /// cell.initialize_carry(init_key or key(0), input shape without the time axis).
@@ -258,24 +275,38 @@ struct RNN : Module<RNN<Cell>> {
     Carry carry = initial_carry != nullptr
                       ? *initial_carry
                       : cell.initialize_carry(o.init_key.value_or(random::key(0)), g.step_shape);
-    auto step = this->child("cell", cell);
+    const ScanOptions scan_options{.variable_axes = variable_axes,
+                                   .variable_broadcast = variable_broadcast,
+                                   .variable_carry = variable_carry,
+                                   .split_rngs = split_rngs,
+                                   .in_axes = g.time_axis,
+                                   .out_axes = g.time_axis,
+                                   .unroll = unroll};
     const std::int64_t steps = xs.shape()[g.time_axis];
     const bool slice_carry = o.seq_lengths.has_value() && rc;
-    std::vector<Array> masks;
-    if (slice_carry) masks = detail::last_step_masks(*o.seq_lengths, steps);
     std::optional<Carry> selected;
-    std::vector<Array> ys;
-    ys.reserve(static_cast<std::size_t>(steps));
-    for (std::int64_t t = 0; t < steps; ++t) {
-      auto [next, y] = step(carry, numpy::index(xs, t, g.time_axis));
-      carry = std::move(next);
-      ys.push_back(std::move(y));
-      if (slice_carry) {
+    Array outputs;
+    if (slice_carry) {
+      // Every step's carry comes out stacked; each sequence keeps the one of its last step.
+      detail::CarryHistory<Cell> body;
+      static_cast<Cell&>(body) = cell;
+      auto [last, history] = this->child(
+          "cell", Scan<detail::CarryHistory<Cell>>{.target = body, .options = scan_options})(
+          carry, xs);
+      const std::vector<Array> masks = detail::last_step_masks(*o.seq_lengths, steps);
+      for (std::int64_t t = 0; t < steps; ++t) {
+        Carry ct = detail::slice_at(history.first, t, g.time_axis);
         const Array& m = masks[static_cast<std::size_t>(t)];
-        selected = selected ? detail::carry_select(m, carry, *selected) : carry;
+        selected = selected ? detail::carry_select(m, ct, *selected) : std::move(ct);
       }
+      carry = std::move(last);
+      outputs = std::move(history.second);
+    } else {
+      auto [last, ys] =
+          this->child("cell", Scan<Cell>{.target = cell, .options = scan_options})(carry, xs);
+      carry = std::move(last);
+      outputs = std::move(ys);
     }
-    Array outputs = numpy::stack(ys, g.time_axis);
     if (rev && keep) outputs = flip_sequences(outputs, o.seq_lengths, nb, tm);
     RNNOutput<Carry> out{std::nullopt, std::move(outputs)};
     if (rc) out.carry = slice_carry && selected ? std::move(*selected) : std::move(carry);
