@@ -1,0 +1,287 @@
+// The transport of loom::distributed over MPI (nonblocking collectives polled against a
+// deadline, so a lost process is an error rather than a hang), or a single process when the
+// build has no MPI or no launcher started this process.
+#include <algorithm>
+#include <chrono>
+#include <climits>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <thread>
+
+#include "distributed/comm.hpp"
+#include "loom/error.hpp"
+
+#ifndef LOOM_WITH_MPI
+#define LOOM_WITH_MPI 0
+#endif
+#if LOOM_WITH_MPI
+// The C API only: OpenMPI's and MPICH's mpi.h pull in the removed C++ bindings otherwise.
+#define OMPI_SKIP_MPICXX 1
+#define MPICH_SKIP_MPICXX 1
+#include <mpi.h>
+#endif
+
+namespace loom::distributed::detail {
+namespace {
+
+struct CommState {
+  bool active = false;  // MPI initialized by us
+  bool failed = false;
+  int rank = 0, size = 1;
+  double timeout = 300;
+};
+CommState& state() {
+  static CommState s;
+  return s;
+}
+
+// A launcher that starts MPI jobs leaves its mark in the environment: OpenMPI's mpirun,
+// PMIx (srun, prterun) and MPICH's hydra.
+bool launched_by_mpi() {
+  for (const char* v : {"OMPI_COMM_WORLD_SIZE", "PMIX_RANK", "PMI_SIZE", "PMI_RANK"}) {
+    if (std::getenv(v) != nullptr) return true;
+  }
+  return false;
+}
+
+std::string where() {
+  return " (process " + std::to_string(state().rank) + " of " + std::to_string(state().size) + ")";
+}
+
+// Counts the time and bytes of one call.
+struct Timed {
+  std::chrono::steady_clock::time_point start = std::chrono::steady_clock::now();
+  std::size_t bytes;
+  explicit Timed(std::size_t b) : bytes(b) {}
+  ~Timed() {
+    CommCounters& c = comm_counters();
+    c.seconds +=
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    c.calls += 1;
+    c.bytes += static_cast<std::int64_t>(bytes);
+  }
+};
+
+void check_usable(const char* op) {
+  if (state().failed) {
+    throw Error(std::string("distributed.") + op +
+                ": an earlier collective failed; the processes are out of step" + where());
+  }
+}
+
+#if LOOM_WITH_MPI
+
+[[noreturn]] void mpi_fail(const char* op, int code) {
+  char text[MPI_MAX_ERROR_STRING];
+  int len = 0;
+  MPI_Error_string(code, text, &len);
+  state().failed = true;
+  throw Error(std::string("distributed.") + op + ": MPI error: " + std::string(text, len) +
+              where());
+}
+
+void check(const char* op, int code) {
+  if (code != MPI_SUCCESS) mpi_fail(op, code);
+}
+
+// Polls `req` until it completes or the deadline passes. Spinning first keeps the latency of
+// a quick collective low; then short sleeps leave the cores to the processes still computing.
+void wait(const char* op, MPI_Request& req) {
+  const auto start = std::chrono::steady_clock::now();
+  const auto deadline = start + std::chrono::duration<double>(state().timeout);
+  for (long spin = 0;; ++spin) {
+    int done = 0;
+    check(op, MPI_Test(&req, &done, MPI_STATUS_IGNORE));
+    if (done) return;
+    const auto now = std::chrono::steady_clock::now();
+    if (now > deadline) {
+      state().failed = true;
+      char secs[32];
+      std::snprintf(secs, sizeof secs, "%g", state().timeout);
+      throw Error(std::string("distributed.") + op + ": timed out after " + secs +
+                  " s waiting for the other processes" + where() +
+                  ": one of them died, hangs, or called another collective; the job is aborted "
+                  "(raise LOOM_DISTRIBUTED_TIMEOUT if a step legitimately takes longer)");
+    }
+    if (now - start > std::chrono::microseconds(200)) {
+      std::this_thread::sleep_for(std::chrono::microseconds(spin < 2000 ? 5 : 100));
+    } else {
+      std::this_thread::yield();
+    }
+  }
+}
+
+MPI_Datatype mpi_type(DType dtype, const char* op) {
+  switch (dtype) {
+    case DType::float32:
+      return MPI_FLOAT;
+    case DType::float64:
+      return MPI_DOUBLE;
+    case DType::int32:
+      return MPI_INT32_T;
+    case DType::uint32:
+      return MPI_UINT32_T;
+    default:
+      throw Error(std::string("distributed.") + op + ": cannot sum " + dtype_name(dtype) +
+                  " arrays; expected float32, float64, int32 or uint32");
+  }
+}
+
+int int_count(std::size_t n, const char* op) {
+  if (n > static_cast<std::size_t>(INT_MAX)) {
+    throw Error(std::string("distributed.") + op + ": " + std::to_string(n) +
+                " bytes per process is over the 2 GiB one MPI call carries");
+  }
+  return static_cast<int>(n);
+}
+
+#endif  // LOOM_WITH_MPI
+
+}  // namespace
+
+CommCounters& comm_counters() {
+  static CommCounters c;
+  return c;
+}
+
+bool comm_built_with_mpi() {
+  return LOOM_WITH_MPI != 0;
+}
+int comm_rank() {
+  return state().rank;
+}
+int comm_size() {
+  return state().size;
+}
+bool comm_failed() {
+  return state().failed;
+}
+
+bool comm_init(double timeout_seconds) {
+  state().timeout = timeout_seconds;
+#if LOOM_WITH_MPI
+  if (state().active || !launched_by_mpi()) return state().active;
+  int already = 0;
+  MPI_Initialized(&already);
+  if (!already) {
+    int provided = 0;
+    if (MPI_Init_thread(nullptr, nullptr, MPI_THREAD_FUNNELED, &provided) != MPI_SUCCESS) {
+      throw Error("distributed.initialize: MPI_Init_thread failed");
+    }
+  }
+  // Errors come back as codes (turned into loom::Error) instead of aborting inside MPI.
+  MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
+  MPI_Comm_rank(MPI_COMM_WORLD, &state().rank);
+  MPI_Comm_size(MPI_COMM_WORLD, &state().size);
+  state().active = true;
+  state().failed = false;
+  return true;
+#else
+  return false;
+#endif
+}
+
+void comm_finalize() {
+#if LOOM_WITH_MPI
+  if (!state().active) return;
+  if (state().failed) comm_abort(1);
+  state().active = false;
+  state().rank = 0;
+  state().size = 1;
+  MPI_Finalize();
+#endif
+}
+
+void comm_abort(int exit_code) {
+#if LOOM_WITH_MPI
+  if (state().active) MPI_Abort(MPI_COMM_WORLD, exit_code);
+#endif
+  std::exit(exit_code);
+}
+
+void comm_allreduce_sum(void* buf, std::size_t count, DType dtype, const char* op) {
+  check_usable(op);
+  if (state().size == 1 || count == 0) return;
+#if LOOM_WITH_MPI
+  Timed t(count * itemsize(dtype));
+  const MPI_Datatype type = mpi_type(dtype, op);
+  // MPI counts are ints: large buffers go in chunks.
+  constexpr std::size_t kChunk = std::size_t(1) << 30;
+  auto* p = static_cast<unsigned char*>(buf);
+  for (std::size_t at = 0; at < count; at += kChunk) {
+    const std::size_t n = std::min(kChunk, count - at);
+    MPI_Request req;
+    check(op, MPI_Iallreduce(MPI_IN_PLACE, p + at * itemsize(dtype), static_cast<int>(n), type,
+                             MPI_SUM, MPI_COMM_WORLD, &req));
+    wait(op, req);
+  }
+#endif
+}
+
+void comm_allreduce_max_u64(std::uint64_t* buf, std::size_t count, const char* op) {
+  check_usable(op);
+  if (state().size == 1 || count == 0) return;
+#if LOOM_WITH_MPI
+  Timed t(count * 8);
+  MPI_Request req;
+  check(op, MPI_Iallreduce(MPI_IN_PLACE, buf, int_count(count, op), MPI_UINT64_T, MPI_MAX,
+                           MPI_COMM_WORLD, &req));
+  wait(op, req);
+#endif
+}
+
+void comm_gather(const void* send, void* recv, std::size_t bytes, int root, const char* op) {
+  check_usable(op);
+#if LOOM_WITH_MPI
+  if (state().size > 1) {
+    Timed t(bytes);
+    MPI_Request req;
+    check(op, MPI_Igather(send, int_count(bytes, op), MPI_BYTE, recv, int_count(bytes, op),
+                          MPI_BYTE, root, MPI_COMM_WORLD, &req));
+    wait(op, req);
+    return;
+  }
+#endif
+  if (bytes > 0 && recv != send) std::memcpy(recv, send, bytes);
+}
+
+void comm_bcast(void* buf, std::size_t bytes, int root, const char* op) {
+  check_usable(op);
+  if (state().size == 1 || bytes == 0) return;
+#if LOOM_WITH_MPI
+  Timed t(bytes);
+  MPI_Request req;
+  check(op, MPI_Ibcast(buf, int_count(bytes, op), MPI_BYTE, root, MPI_COMM_WORLD, &req));
+  wait(op, req);
+#endif
+}
+
+void comm_allgather(const void* send, void* recv, std::size_t bytes, const char* op) {
+  check_usable(op);
+#if LOOM_WITH_MPI
+  if (state().size > 1) {
+    Timed t(bytes);
+    MPI_Request req;
+    check(op, MPI_Iallgather(send, int_count(bytes, op), MPI_BYTE, recv, int_count(bytes, op),
+                             MPI_BYTE, MPI_COMM_WORLD, &req));
+    wait(op, req);
+    return;
+  }
+#endif
+  if (bytes > 0 && recv != send) std::memcpy(recv, send, bytes);
+}
+
+void comm_barrier(const char* op) {
+  check_usable(op);
+  if (state().size == 1) return;
+#if LOOM_WITH_MPI
+  Timed t(0);
+  MPI_Request req;
+  check(op, MPI_Ibarrier(MPI_COMM_WORLD, &req));
+  wait(op, req);
+#endif
+}
+
+}  // namespace loom::distributed::detail
