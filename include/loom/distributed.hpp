@@ -15,9 +15,12 @@
 // structure, as in JAX. Each one first compares a hash of its tree's structure (paths, shapes,
 // dtypes) across processes: a mismatch is a loom::Error naming the first differing path on every
 // process. A collective that waits longer than InitializeOptions::timeout_seconds for the
-// others (a process died, hangs or took another branch) throws a loom::Error; the runtime is
-// then unusable and shutdown() aborts the job, so every process ends in bounded time. A process
-// that dies makes OpenMPI's mpirun end the others (a non-zero exit, "mpirun has detected ...").
+// others (a process died, hangs or took another branch) ends this process with a message
+// "distributed.<op>: timed out after <T> s ..." and exit status 1, and OpenMPI's mpirun then
+// ends the others: the job ends in bounded time. A process that dies or exits without
+// shutdown() also makes mpirun end the others ("mpirun detected that one or more processes
+// exited with non-zero status" / "... exiting improperly"), whatever they were doing. An error
+// seen by one process only (a bad file) should end the job with abort() for the same reason.
 //
 // Reductions: `fast` uses MPI_Allreduce, whose order of additions depends on the MPI library
 // and the process count (results agree to float32 rounding of that order; with 2 processes the
@@ -42,7 +45,7 @@ namespace loom::distributed {
 enum class ReduceOrder { fast, deterministic };
 
 struct InitializeOptions {
-  /// A collective waiting longer than this for the other processes throws (and the job ends).
+  /// A collective waiting longer than this for the other processes ends the job (see above).
   /// The LOOM_DISTRIBUTED_TIMEOUT environment variable (seconds) overrides it.
   double timeout_seconds = 300;
   /// The default order of all_reduce_sum / all_reduce_mean. LOOM_DISTRIBUTED_DETERMINISTIC=1

@@ -1,6 +1,8 @@
 // Private: the transport under loom::distributed. comm_mpi.cpp implements it over MPI when the
-// build has LOOM_WITH_MPI, else as one process. Every call blocks until the collective completes
-// or InitializeOptions::timeout_seconds pass (then loom::Error, and the transport is failed).
+// build has LOOM_WITH_MPI, else as one process. Every call blocks until the collective completes;
+// past InitializeOptions::timeout_seconds a watchdog ends the process with a message naming the
+// collective (mpirun then ends the others). An MPI error code is a loom::Error and marks the
+// transport failed.
 #pragma once
 
 #include <cstddef>
@@ -18,7 +20,7 @@ void comm_finalize();
 bool comm_built_with_mpi();
 int comm_rank();
 int comm_size();
-/// True after a call failed or timed out: the processes may disagree on what comes next.
+/// True after a call failed: the processes may disagree on what comes next.
 bool comm_failed();
 
 /// In place: buf (count elements of dtype) becomes the elementwise sum over processes.

@@ -19,6 +19,7 @@
 #include <thread>
 #include <vector>
 
+#include "models/cnn.hpp"
 #include "test_util.hpp"
 
 namespace dist = loom::distributed;
@@ -258,6 +259,33 @@ TEST(DistributedMpi, BatchNormAxisNameAveragesStatisticsAcrossProcesses) {
   // Without the axis name each process normalizes with its own half: visibly different.
   TrainRun local = train(Mlp{.batch_norm = true}, steps, 16, 0, dist::ReduceOrder::fast);
   EXPECT_GT(max_abs_diff(local.batch_stats, whole.batch_stats), 1e-3);
+}
+
+TEST(DistributedMpi, BucketingMeasured) {
+  // The gradients of Flax's MNIST CNN (8 leaves, 824,458 float32): one bucketed call versus one
+  // call per leaf. Printed for the record; both give the same values.
+  Tree params = loom::models::CNN{}.init(rnd::key(0), jnp::ones({1, 28, 28, 1})).at("params");
+  auto time_ms = [](auto&& f) {
+    const int reps = 10;
+    f();  // warm-up
+    dist::barrier();
+    const auto t0 = std::chrono::steady_clock::now();
+    for (int i = 0; i < reps; ++i) f();
+    return 1e3 * std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() /
+           reps;
+  };
+  Tree bucketed, per_leaf;
+  const double t_bucket = time_ms([&] { bucketed = dist::all_reduce_mean(params); });
+  const double t_leaf = time_ms([&] {
+    per_leaf = loom::tree_map([](const Array& a) { return dist::all_reduce_mean(a); }, params);
+  });
+  const double t_det = time_ms([&] {
+    dist::all_reduce_mean(params, {.order = dist::ReduceOrder::deterministic});
+  });
+  EXPECT_TRUE(bit_equal(bucketed, per_leaf));
+  if (rank() == 0)
+    std::printf("[ measure  ] CNN gradients (3.3 MB): bucketed %.2f ms, per leaf %.2f ms, "
+                "deterministic %.2f ms per all_reduce_mean\n", t_bucket, t_leaf, t_det);
 }
 
 // ---- faults: run as separate ctest entries, each ends the whole job ----
