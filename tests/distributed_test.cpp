@@ -76,8 +76,8 @@ TEST(Distributed, ShardOrderSlicesEachGlobalBatch) {
   EXPECT_EQ(dist::shard_order(order, 4), (std::vector<std::int64_t>{0, 1, 2, 3, 4, 5, 6, 7}));
   EXPECT_TRUE(throws_error([&] { dist::shard_order(order, 3, 0, 2); },
                            {"shard_order", "global batch size 3", "multiple", "2 processes"}));
-  EXPECT_TRUE(throws_error([&] { dist::shard_order(order, 4, 2, 2); },
-                           {"shard_order", "process 2 of 2"}));
+  EXPECT_TRUE(
+      throws_error([&] { dist::shard_order(order, 4, 2, 2); }, {"shard_order", "process 2 of 2"}));
 }
 
 TEST(Distributed, BadTimeoutIsAnError) {
@@ -114,7 +114,9 @@ TEST(LaxCollectives, UnboundAxisIsAnError) {
 
 // Two identical members: psum(x) = 2x.
 struct TwinAxis {
-  TwinAxis() { lax::bind_axis("twins", {.psum = [](const Array& a) { return a + a; }, .size = 2}); }
+  TwinAxis() {
+    lax::bind_axis("twins", {.psum = [](const Array& a) { return a + a; }, .size = 2});
+  }
   ~TwinAxis() { lax::unbind_axis("twins"); }
 };
 
@@ -126,9 +128,8 @@ TEST(LaxCollectives, PsumPmeanAndTheirGradients) {
   EXPECT_EQ(lax::pmean(Array(std::vector<std::int32_t>{3}, {1}), "twins").dtype(),
             loom::DType::float32);
   // psum's VJP is psum of the cotangent: d/dx sum(psum(x)^2) = psum(2 * psum(x)) = 4 * 2x * 2.
-  Array g = loom::grad([](const Array& v) {
-    return jnp::sum(jnp::square(lax::psum(v, "twins")));
-  })(x);
+  Array g =
+      loom::grad([](const Array& v) { return jnp::sum(jnp::square(lax::psum(v, "twins"))); })(x);
   EXPECT_TRUE(allclose(g, Array(std::vector<double>{12, -24}, {2}), 0, 0));
   EXPECT_TRUE(loom::testing::grad_matches_fd(
       [](const Array& v) { return jnp::sum(jnp::square(lax::pmean(v, "twins"))); }, x));

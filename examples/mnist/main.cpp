@@ -83,15 +83,15 @@ int main(int argc, char** argv) {
     const auto start = std::chrono::steady_clock::now();
     loom::data::MnistDataset datasets = loom::data::load_mnist(config.data_dir);
     if (multi) {
-      out << "distributed: " << dist::process_count() << " processes x " << threads
-          << " threads, " << config.batch_size / dist::process_count()
-          << " examples each per step of " << config.batch_size << "\n";
+      out << "distributed: " << dist::process_count() << " processes x " << threads << " threads, "
+          << config.batch_size / dist::process_count() << " examples each per step of "
+          << config.batch_size << "\n";
     }
     out << "data: " << config.data_dir << " (" << datasets.train.size << " train, "
-              << datasets.test.size << " test images of " << datasets.train.rows << "x"
-              << datasets.train.cols << ")\n";
+        << datasets.test.size << " test images of " << datasets.train.rows << "x"
+        << datasets.train.cols << ")\n";
     out << loom::nn::tabulate(loom::models::CNN{}, loom::random::key(0),
-                                    loom::numpy::ones({1, 28, 28, 1}));
+                              loom::numpy::ones({1, 28, 28, 1}));
     dist::reset_comm_stats();
     mnist::TrainResult result = mnist::train_and_evaluate(config, datasets, out);
     const dist::CommStats comm = dist::comm_stats();

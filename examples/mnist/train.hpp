@@ -129,9 +129,9 @@ inline std::pair<double, double> evaluate(const TrainState& state,
     n += b;
   }
   if (procs > 1) {
-    Array sums = loom::distributed::all_reduce_sum(
-        Array(std::vector<double>{loss, acc, double(n)}, {3}),
-        {.order = loom::distributed::ReduceOrder::deterministic});
+    Array sums =
+        loom::distributed::all_reduce_sum(Array(std::vector<double>{loss, acc, double(n)}, {3}),
+                                          {.order = loom::distributed::ReduceOrder::deterministic});
     const auto v = sums.to_vector<double>();
     return {v[0] / v[2], v[1] / v[2]};
   }

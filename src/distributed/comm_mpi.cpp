@@ -5,10 +5,10 @@
 #include <atomic>
 #include <chrono>
 #include <climits>
+#include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <condition_variable>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -60,8 +60,7 @@ struct Timed {
   explicit Timed(std::size_t b) : bytes(b) {}
   ~Timed() {
     CommCounters& c = comm_counters();
-    c.seconds +=
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    c.seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     c.calls += 1;
     c.bytes += static_cast<std::int64_t>(bytes);
   }
@@ -277,8 +276,8 @@ void comm_gather(const void* send, void* recv, std::size_t bytes, int root, cons
   if (state().size > 1) {
     Timed t(bytes);
     Watch w(op);
-    check(op, MPI_Gather(send, int_count(bytes, op), MPI_BYTE, recv, int_count(bytes, op),
-                         MPI_BYTE, root, MPI_COMM_WORLD));
+    check(op, MPI_Gather(send, int_count(bytes, op), MPI_BYTE, recv, int_count(bytes, op), MPI_BYTE,
+                         root, MPI_COMM_WORLD));
     return;
   }
 #endif

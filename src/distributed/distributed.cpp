@@ -167,7 +167,8 @@ struct Packed {
 Packed pack(const Tree& tree) {
   Packed p;
   p.leaves = tree_leaves_with_path(tree);
-  for (std::size_t i = 0; i < p.leaves.size(); ++i) p.by_dtype[p.leaves[i].second.dtype()].push_back(i);
+  for (std::size_t i = 0; i < p.leaves.size(); ++i)
+    p.by_dtype[p.leaves[i].second.dtype()].push_back(i);
   return p;
 }
 
@@ -184,13 +185,11 @@ Tree reduce_tree(const Tree& tree, const ReduceOptions& options, bool mean, cons
   const double n = process_count();
   for (auto& [dtype, idx] : p.by_dtype) {
     if (dtype == DType::bool_) {
-      throw Error(std::string("distributed.") + op + ": cannot sum the bool leaf \"" +
-                  [&] {
-                    std::string s;
-                    for (auto& k : p.leaves[idx[0]].first) s += (s.empty() ? "" : "/") + k;
-                    return s;
-                  }() +
-                  "\"");
+      throw Error(std::string("distributed.") + op + ": cannot sum the bool leaf \"" + [&] {
+        std::string s;
+        for (auto& k : p.leaves[idx[0]].first) s += (s.empty() ? "" : "/") + k;
+        return s;
+      }() + "\"");
     }
     std::size_t count = 0;
     for (std::size_t i : idx) count += static_cast<std::size_t>(p.leaves[i].second.size());
@@ -386,8 +385,8 @@ void check_same(std::string_view what, std::string_view value) {
 }
 
 void bind_axis_name(const std::string& name) {
-  lax::bind_axis(name, {.psum = [](const Array& x) { return all_reduce_sum(x); },
-                        .size = process_count()});
+  lax::bind_axis(
+      name, {.psum = [](const Array& x) { return all_reduce_sum(x); }, .size = process_count()});
   for (const std::string& a : state().axes)
     if (a == name) return;
   state().axes.push_back(name);

@@ -27,8 +27,8 @@ AxisReducer lookup(const char* op, const std::string& name) {
   if (it == registry().end()) {
     std::string known;
     for (const auto& [k, v] : registry()) known += (known.empty() ? "\"" : ", \"") + k + "\"";
-    throw Error(std::string("lax.") + op + ": unbound axis name \"" + name + "\" (bound: " +
-                (known.empty() ? std::string("none") : known) +
+    throw Error(std::string("lax.") + op + ": unbound axis name \"" + name +
+                "\" (bound: " + (known.empty() ? std::string("none") : known) +
                 "); bind it first, e.g. loom::distributed::bind_axis_name(\"" + name + "\")");
   }
   return it->second;
@@ -80,7 +80,8 @@ Array psum(const Array& x, const std::string& axis_name) {
   }
   static constexpr detail::Primitive kPsum{.name = "psum"};
   detail::bind(
-      kPsum, out, {&x}, [axis_name](const std::vector<Array>& in) { return psum(in[0], axis_name); },
+      kPsum, out, {&x},
+      [axis_name](const std::vector<Array>& in) { return psum(in[0], axis_name); },
       [axis_name](const Array& g, const Array&) {
         // JAX's transpose of psum is psum: each member's cotangent collects every member's.
         return std::vector<Array>{psum(g, axis_name)};

@@ -78,8 +78,8 @@ Stats compute_stats(const Array& x, const std::vector<int>& axes, std::optional<
   if (use_fast_variance) {
     Array mu2;
     if (axis_name) {
-      Array both = lax::pmean(numpy::stack({numpy::mean(xs, ax), numpy::mean(numpy::square(xs), ax)}),
-                              *axis_name);
+      Array both = lax::pmean(
+          numpy::stack({numpy::mean(xs, ax), numpy::mean(numpy::square(xs), ax)}), *axis_name);
       mu = numpy::index(both, 0);
       mu2 = numpy::index(both, 1);
     } else {

@@ -10,11 +10,11 @@
 #include <cstdlib>
 #include <cstring>
 #include <iostream>
-#include <memory>
 #include <loom/distributed.hpp>
 #include <loom/lax/collectives.hpp>
 #include <loom/loom.hpp>
 #include <loom/optim.hpp>
+#include <memory>
 #include <string>
 #include <thread>
 #include <vector>
@@ -59,8 +59,7 @@ TEST(DistributedMpi, AllReduceSumAndMeanOfTrees) {
   for (auto order : {dist::ReduceOrder::fast, dist::ReduceOrder::deterministic}) {
     Tree s = dist::all_reduce_sum(rank_tree(), {.order = order});
     EXPECT_EQ(s.at("a").leaf().to_vector<float>(), (std::vector<float>{3, 6, 9}));
-    EXPECT_EQ(s.at("b").at("c").leaf().to_vector<double>(),
-              (std::vector<double>{3, -3, 1.5, 12}));
+    EXPECT_EQ(s.at("b").at("c").leaf().to_vector<double>(), (std::vector<double>{3, -3, 1.5, 12}));
     EXPECT_EQ(s.at("n").leaf().dtype(), DType::int32);
     EXPECT_EQ(s.at("n").leaf().item<std::int32_t>(), 3);
     Tree m = dist::all_reduce_mean(rank_tree(), {.order = order});
@@ -84,7 +83,7 @@ TEST(DistributedMpi, BroadcastAndAllGather) {
   EXPECT_EQ(g.at("b").at("c").leaf().shape(), (loom::Shape{2, 2, 2}));
   EXPECT_EQ(g.at("n").leaf().to_vector<std::int32_t>(), (std::vector<std::int32_t>{1, 2}));
   EXPECT_TRUE(loom::testing::throws_error([] { dist::broadcast(rank_tree(), 2); },
-                                       {"broadcast", "root 2"}));
+                                          {"broadcast", "root 2"}));
 }
 
 TEST(DistributedMpi, StructureMismatchNamesThePath) {
@@ -96,7 +95,7 @@ TEST(DistributedMpi, StructureMismatchNamesThePath) {
   Tree u = rank_tree();
   if (rank() == 1) u.set("extra", f32({1}, {1}));
   EXPECT_TRUE(loom::testing::throws_error([&] { dist::all_reduce_mean(u); },
-                                       {"all_reduce_mean", "differ across processes", "extra"}));
+                                          {"all_reduce_mean", "differ across processes", "extra"}));
   // The processes stayed in step: the next collective works.
   EXPECT_EQ(dist::all_reduce_sum(rank_tree()).at("n").leaf().item<std::int32_t>(), 3);
   EXPECT_TRUE(loom::testing::throws_error(
@@ -114,9 +113,8 @@ TEST(DistributedMpi, LaxPsumOverProcessesAndItsGradient) {
   // d/dx_r sum_j (local loss of j) with loss_j = sum(psum(x) * w_j): psum's transpose is psum,
   // so the cotangent on every x_r is w_0 + w_1 (JAX's psum transpose rule).
   const float w = rank() == 0 ? 1.0f : 2.0f;
-  Array g = loom::grad([&](const Array& v) {
-    return jnp::sum(loom::lax::psum(v, "procs") * w);
-  })(x);
+  Array g =
+      loom::grad([&](const Array& v) { return jnp::sum(loom::lax::psum(v, "procs") * w); })(x);
   EXPECT_EQ(g.to_vector<float>(), (std::vector<float>{3, 3}));
 }
 
@@ -156,7 +154,7 @@ struct TrainRun {
 // same global batches alone, either whole (shards == 1) or as `shards` slices whose gradients it
 // sums in slice order and divides by `shards` (what the deterministic order reproduces).
 TrainRun train(const Mlp& model, int steps, std::int64_t global_batch, int shards,
-          dist::ReduceOrder order) {
+               dist::ReduceOrder order) {
   const Data d = make_data(64);
   Tree vars = model.init(rnd::key(0), jnp::ones({1, 4}), false);
   Tree params = vars.at("params");
@@ -170,8 +168,7 @@ TrainRun train(const Mlp& model, int steps, std::int64_t global_batch, int shard
     auto loss_fn = [&](const Tree& p) {
       Tree v{{"params", p}};
       if (model.batch_norm) v.set("batch_stats", stats);
-      auto [logits, upd] =
-          model.apply_mutable(v, {.mutable_collections = "batch_stats"}, xb, true);
+      auto [logits, upd] = model.apply_mutable(v, {.mutable_collections = "batch_stats"}, xb, true);
       Array loss = jnp::mean(optim::softmax_cross_entropy_with_integer_labels(logits, yb));
       return std::make_pair(loss, upd);
     };
@@ -189,8 +186,9 @@ TrainRun train(const Mlp& model, int steps, std::int64_t global_batch, int shard
     } else {
       for (int k = 0; k < shards; ++k) {
         Tree g = grads_of(dist::shard_order(global, global_batch, k, shards), new_stats);
-        grads = k == 0 ? g : loom::tree_map([](const Array& a, const Array& b) { return a + b; },
-                                            grads, g);
+        grads =
+            k == 0 ? g
+                   : loom::tree_map([](const Array& a, const Array& b) { return a + b; }, grads, g);
       }
       if (shards > 1)
         grads = loom::tree_map([&](const Array& a) { return a / double(shards); }, grads);
@@ -234,7 +232,8 @@ TEST(DistributedMpi, TrainingEqualsOneProcessWithTheGlobalBatch) {
   EXPECT_TRUE(bit_equal(two.params, sliced.params));
   // Against the whole global batch on one process: only the reduction order differs.
   const double diff = max_abs_diff(two.params, whole.params);
-  if (rank() == 0) std::printf("[ measure  ] MLP, %d steps: max |2 procs - 1 proc| = %.3g\n", steps, diff);
+  if (rank() == 0)
+    std::printf("[ measure  ] MLP, %d steps: max |2 procs - 1 proc| = %.3g\n", steps, diff);
   EXPECT_LT(diff, 1e-6);
   TrainRun fast = train(mlp, steps, 16, 0, dist::ReduceOrder::fast);
   EXPECT_LT(max_abs_diff(fast.params, whole.params), 1e-6);
@@ -245,15 +244,17 @@ TEST(DistributedMpi, TrainingEqualsOneProcessWithTheGlobalBatch) {
 TEST(DistributedMpi, BatchNormAxisNameAveragesStatisticsAcrossProcesses) {
   dist::bind_axis_name("batch");
   const int steps = 4;
-  TrainRun two = train(Mlp{.axis_name = "batch", .batch_norm = true}, steps, 16, 0,
-                  dist::ReduceOrder::fast);
+  TrainRun two =
+      train(Mlp{.axis_name = "batch", .batch_norm = true}, steps, 16, 0, dist::ReduceOrder::fast);
   // One process, the whole global batch, no axis: the same statistics and gradients.
   TrainRun whole = train(Mlp{.batch_norm = true}, steps, 16, 1, dist::ReduceOrder::fast);
   const double dp = max_abs_diff(two.params, whole.params);
   const double ds = max_abs_diff(two.batch_stats, whole.batch_stats);
   if (rank() == 0)
-    std::printf("[ measure  ] BatchNorm MLP, %d steps: max |2 procs - 1 proc| params %.3g, "
-                "batch_stats %.3g\n", steps, dp, ds);
+    std::printf(
+        "[ measure  ] BatchNorm MLP, %d steps: max |2 procs - 1 proc| params %.3g, "
+        "batch_stats %.3g\n",
+        steps, dp, ds);
   EXPECT_LT(dp, 1e-5);
   EXPECT_LT(ds, 1e-5);
   // Without the axis name each process normalizes with its own half: visibly different.
@@ -279,13 +280,14 @@ TEST(DistributedMpi, BucketingMeasured) {
   const double t_leaf = time_ms([&] {
     per_leaf = loom::tree_map([](const Array& a) { return dist::all_reduce_mean(a); }, params);
   });
-  const double t_det = time_ms([&] {
-    dist::all_reduce_mean(params, {.order = dist::ReduceOrder::deterministic});
-  });
+  const double t_det =
+      time_ms([&] { dist::all_reduce_mean(params, {.order = dist::ReduceOrder::deterministic}); });
   EXPECT_TRUE(bit_equal(bucketed, per_leaf));
   if (rank() == 0)
-    std::printf("[ measure  ] CNN gradients (3.3 MB): bucketed %.2f ms, per leaf %.2f ms, "
-                "deterministic %.2f ms per all_reduce_mean\n", t_bucket, t_leaf, t_det);
+    std::printf(
+        "[ measure  ] CNN gradients (3.3 MB): bucketed %.2f ms, per leaf %.2f ms, "
+        "deterministic %.2f ms per all_reduce_mean\n",
+        t_bucket, t_leaf, t_det);
 }
 
 // ---- faults: run as separate ctest entries, each ends the whole job ----
@@ -323,7 +325,8 @@ int main(int argc, char** argv) {
   if (dist::process_index() != 0) {
     // Process 0 reports; the others print only failures (and fail the job by their status).
     auto& listeners = ::testing::UnitTest::GetInstance()->listeners();
-    std::unique_ptr<::testing::TestEventListener> quiet(listeners.Release(listeners.default_result_printer()));
+    std::unique_ptr<::testing::TestEventListener> quiet(
+        listeners.Release(listeners.default_result_printer()));
   }
   return RUN_ALL_TESTS();
 }
