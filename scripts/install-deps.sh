@@ -13,6 +13,7 @@ packages=(
   dataset-fashion-mnist  # /usr/share/datasets/fashion-mnist, the default data of loom::data
   python3-msgpack python3-numpy  # serialization_test: Flax-format interop (skipped without them)
   clang libfuzzer-14-dev         # make fuzz: the libFuzzer target of the checkpoint reader
+  libopenmpi-dev openmpi-bin     # loom::distributed over MPI; mpirun -np 2 tests
 )
 
 missing=()

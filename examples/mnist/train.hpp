@@ -3,6 +3,10 @@
 // in the workdir, and --restore resuming from the newest checkpoint. main.cpp is the command
 // line; tests/mnist_example_test.cpp runs the same functions on a small dataset.
 //
+// Under mpirun every process trains on its slice of each global batch (loom::distributed):
+// the same permutation everywhere, gradients and metrics averaged in one collective per step,
+// the test set split between the processes; process 0 alone writes checkpoints and metrics.
+//
 //   mnist::Config config{.epochs = 5, .workdir = "/tmp/mnist"};
 //   auto datasets = loom::data::load_mnist(config.data_dir);
 //   mnist::TrainResult r = mnist::train_and_evaluate(config, datasets, std::cout);
@@ -12,6 +16,7 @@
 #include <filesystem>
 #include <iostream>
 #include <loom/data.hpp>
+#include <loom/distributed.hpp>
 #include <loom/loom.hpp>
 #include <loom/optim.hpp>
 #include <loom/serialization.hpp>
@@ -74,9 +79,17 @@ inline std::tuple<TrainState, double, double> train_step(TrainState state, const
     return std::make_pair(loss, logits);
   };
   auto [value, grads] = loom::value_and_grad(loss_fn, {.has_aux = true})(state.params);
-  const double loss = value.first.item<double>();
-  const double acc = optim::accuracy(value.second, labels).item<double>();
-  return {std::move(state).apply_gradients(grads), loss, acc};
+  Array loss = value.first, acc = optim::accuracy(value.second, labels);
+  if (loom::distributed::process_count() > 1) {
+    // Data parallel: each process saw its slice of the global batch; one bucketed pmean gives
+    // every process the global gradient and metrics (equal slices: the mean of means).
+    Tree mean = loom::distributed::all_reduce_mean(
+        Tree{{"grads", std::move(grads)}, {"loss", loss}, {"accuracy", acc}});
+    grads = mean.at("grads");
+    loss = mean.at("loss").leaf();
+    acc = mean.at("accuracy").leaf();
+  }
+  return {std::move(state).apply_gradients(grads), loss.item<double>(), acc.item<double>()};
 }
 
 /// The key of each epoch, as Flax's example derives it: rng = key(seed);
@@ -94,13 +107,18 @@ inline std::pair<rnd::Key, std::vector<rnd::Key>> key_chain(std::int64_t seed, i
   return {init_rng, inputs};
 }
 
-/// Mean loss and accuracy over a dataset, in batches of config.eval_batch_size.
+/// Mean loss and accuracy over a dataset, in batches of config.eval_batch_size. With several
+/// processes each evaluates a contiguous share and the sums are all-reduced.
 inline std::pair<double, double> evaluate(const TrainState& state,
                                           const loom::data::ImageDataset& ds,
                                           const Config& config) {
-  loom::data::BatchIterator batches(
-      ds, {.batch_size = config.eval_batch_size, .shuffle = false, .drop_remainder = false});
-  auto epoch = batches.epoch(rnd::key(0));
+  const loom::data::BatchOptions options{
+      .batch_size = config.eval_batch_size, .shuffle = false, .drop_remainder = false};
+  const int rank = loom::distributed::process_index(), procs = loom::distributed::process_count();
+  std::vector<std::int64_t> share;
+  for (std::int64_t i = ds.size * rank / procs; i < ds.size * (rank + 1) / procs; ++i)
+    share.push_back(i);
+  loom::data::Epoch epoch(ds, options, std::move(share));
   double loss = 0, acc = 0;
   std::int64_t n = 0;
   while (auto batch = epoch.next()) {
@@ -110,13 +128,28 @@ inline std::pair<double, double> evaluate(const TrainState& state,
     acc += a * double(b);
     n += b;
   }
+  if (procs > 1) {
+    Array sums =
+        loom::distributed::all_reduce_sum(Array(std::vector<double>{loss, acc, double(n)}, {3}),
+                                          {.order = loom::distributed::ReduceOrder::deterministic});
+    const auto v = sums.to_vector<double>();
+    return {v[0] / v[2], v[1] / v[2]};
+  }
   return {loss / double(n), acc / double(n)};
+}
+
+/// The order BatchIterator gives an epoch: jax.random.permutation(key, ds.size).
+inline std::vector<std::int64_t> permutation(const rnd::Key& key,
+                                             const loom::data::ImageDataset& ds) {
+  const auto p = rnd::permutation(key, ds.size).to_vector<std::int32_t>();
+  return {p.begin(), p.end()};
 }
 
 struct TrainResult {
   TrainState state;
   loom::training::MetricsLog log;
   double examples_per_second = 0;
+  std::int64_t steps_run = 0;  // training steps this call ran (after a restore: the new ones)
 };
 
 inline const std::vector<std::string>& metric_columns() {
@@ -137,7 +170,14 @@ inline TrainResult train_and_evaluate(const Config& config, const loom::data::Mn
   loom::training::MetricsLog log(metric_columns());
   const fs::path workdir = config.workdir;
   const fs::path csv = workdir / "metrics.csv", svg = workdir / "metrics.svg";
-  fs::create_directories(workdir);
+  namespace dist = loom::distributed;
+  const int procs = dist::process_count();
+  const bool writer = dist::process_index() == 0;  // checkpoints and metrics: process 0 only
+  if (writer) fs::create_directories(workdir);
+  if (config.batch_size % procs != 0) {
+    throw loom::Error("mnist: --batch-size " + std::to_string(config.batch_size) +
+                      " must be a multiple of the " + std::to_string(procs) + " processes");
+  }
 
   loom::data::BatchIterator batches(ds.train, {.batch_size = config.batch_size});
   std::int64_t steps_per_epoch = batches.num_batches();
@@ -160,10 +200,20 @@ inline TrainResult train_and_evaluate(const Config& config, const loom::data::Mn
     out << "restored " << loom::serialization::latest_checkpoint(workdir)->string() << " (step "
         << step << "), resuming at epoch " << first_epoch << "\n";
   }
+  // Every process read the checkpoint itself: they must agree on where they resume.
+  dist::check_same("restored step (is --workdir shared by every process?)",
+                   std::to_string(state.step.item<std::int32_t>()));
 
   double examples_per_second = 0;
+  std::int64_t steps_run = 0;
   for (int epoch = first_epoch; epoch <= config.epochs; ++epoch) {
-    auto data = batches.epoch(epoch_keys[static_cast<std::size_t>(epoch - 1)]);
+    const rnd::Key& epoch_key = epoch_keys[static_cast<std::size_t>(epoch - 1)];
+    // Several processes: the same global permutation (BatchIterator's), each taking its slice
+    // of every global batch.
+    auto data = procs == 1 ? batches.epoch(epoch_key)
+                           : loom::data::Epoch(ds.train, {.batch_size = config.batch_size / procs},
+                                               dist::shard_order(permutation(epoch_key, ds.train),
+                                                                 config.batch_size));
     loom::training::ProgressBar bar(out, "epoch " + std::to_string(epoch), steps_per_epoch,
                                     config.batch_size);
     double loss_sum = 0, acc_sum = 0;
@@ -176,6 +226,7 @@ inline TrainResult train_and_evaluate(const Config& config, const loom::data::Mn
       loss_sum += loss;
       acc_sum += acc;
       ++steps;
+      ++steps_run;
       bar.update(steps,
                  {{"loss", loss_sum / double(steps)}, {"accuracy", acc_sum / double(steps)}});
     }
@@ -191,6 +242,7 @@ inline TrainResult train_and_evaluate(const Config& config, const loom::data::Mn
     out << line << "\n" << std::flush;
     const std::int64_t step = state.step.item<std::int32_t>();
     log.add({double(epoch), double(step), train_loss, train_acc, test_loss, test_acc});
+    if (!writer) continue;
     // Metrics first, then the checkpoint: a kill in between leaves a row newer than the newest
     // checkpoint, which --restore drops (truncate_after), never a checkpoint without its row.
     log.write_csv(csv.string());
@@ -199,7 +251,7 @@ inline TrainResult train_and_evaluate(const Config& config, const loom::data::Mn
     loom::serialization::save_checkpoint(workdir, state.to_state_dict(), step, "checkpoint_",
                                          config.keep, /*overwrite=*/true);
   }
-  return {std::move(state), std::move(log), examples_per_second};
+  return {std::move(state), std::move(log), examples_per_second, steps_run};
 }
 
 }  // namespace mnist

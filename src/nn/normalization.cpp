@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "loom/lax/collectives.hpp"
 #include "loom/numpy/creation.hpp"
 #include "loom/numpy/elementwise.hpp"
 #include "loom/numpy/manipulation.hpp"
@@ -56,25 +57,40 @@ struct Stats {
   Array mean, var;
 };
 
-// Flax's _compute_stats (force_float32_reductions, no mask, no axis_name): mean and variance
-// over `axes` in promote(dtype or x.dtype, float32).
+// Flax's _compute_stats (force_float32_reductions, no mask): mean and variance over `axes` in
+// promote(dtype or x.dtype, float32); with an axis name, each local mean is lax.pmean'ed over
+// it (mean and mean of squares stacked into one collective, as Flax does).
 Stats compute_stats(const Array& x, const std::vector<int>& axes, std::optional<DType> dtype,
-                    bool use_mean, bool use_fast_variance) {
+                    bool use_mean, bool use_fast_variance,
+                    const std::optional<std::string>& axis_name = std::nullopt) {
   const DType dt = promote_types(dtype.value_or(x.dtype()), DType::float32);
   const Array xs = x.dtype() == dt ? x : x.astype(dt);
   const numpy::Axes ax(axes);
+  auto dmean = [&](const Array& a) {
+    Array m = numpy::mean(a, ax);
+    return axis_name ? lax::pmean(m, *axis_name) : m;
+  };
   if (!use_mean) {
-    Array var = numpy::mean(numpy::square(xs), ax);
+    Array var = dmean(numpy::square(xs));
     return {numpy::zeros_like(var), var};
   }
-  Array mu = numpy::mean(xs, ax);
-  Array var;
+  Array mu, var;
   if (use_fast_variance) {
-    Array mu2 = numpy::mean(numpy::square(xs), ax);
+    Array mu2;
+    if (axis_name) {
+      Array both = lax::pmean(
+          numpy::stack({numpy::mean(xs, ax), numpy::mean(numpy::square(xs), ax)}), *axis_name);
+      mu = numpy::index(both, 0);
+      mu2 = numpy::index(both, 1);
+    } else {
+      mu = numpy::mean(xs, ax);
+      mu2 = numpy::mean(numpy::square(xs), ax);
+    }
     Array d = mu2 - numpy::square(mu);
     var = numpy::maximum(numpy::weak_scalar(0.0, d), d);
   } else {
-    var = numpy::mean(numpy::square(xs - numpy::expand_dims(mu, ax)), ax);
+    mu = dmean(xs);
+    var = dmean(numpy::square(xs - numpy::expand_dims(mu, ax)));
   }
   return {mu, var};
 }
@@ -203,12 +219,14 @@ Array BatchNorm::call(const Array& x, std::optional<bool> use_running_average_ar
     }
   } else {
     const bool initializing = is_initializing();
-    if (axis_name.has_value() && !initializing) {
+    if (axis_name.has_value() && !initializing && !lax::axis_bound(*axis_name)) {
       throw Error("BatchNorm: axis_name \"" + *axis_name +
-                  "\" (statistics across devices) is not supported yet; leave it unset" +
+                  "\" is an unbound axis name (bind it, e.g. loom::distributed::bind_axis_name)" +
                   detail::module_path_suffix());
     }
-    Stats s = compute_stats(x, reduction_axes, dtype, true, use_fast_variance);
+    // Flax drops axis_name during init: no collective runs before every member has variables.
+    Stats s = compute_stats(x, reduction_axes, dtype, true, use_fast_variance,
+                            initializing ? std::nullopt : axis_name);
     mean = s.mean;
     var = s.var;
     if (!initializing) {

@@ -20,9 +20,11 @@
 // trailing axes, with x, params and dtype all one floating dtype (the Transformer case), run a
 // fused kernel: one pass for the statistics, one for the output, one fused pass for the VJP.
 //
-// Not yet: Flax's `mask=` call argument, axis_index_groups, force_float32_reductions=false, and
-// axis_name (cross-device statistics; BatchNorm accepts the field and raises when it would be
-// used, i.e. outside init with use_running_average false).
+// BatchNorm's axis_name averages the batch statistics over a named axis with lax::pmean (see
+// loom/lax/collectives.hpp; loom::distributed::bind_axis_name binds one over processes), as
+// Flax does; an unbound name is a loom::Error.
+//
+// Not yet: Flax's `mask=` call argument, axis_index_groups, force_float32_reductions=false.
 #pragma once
 
 #include <cstdint>
@@ -54,7 +56,9 @@ struct BatchNorm : Module<BatchNorm> {
   bool use_scale = true;
   initializers::Initializer bias_init = initializers::zeros_init();
   initializers::Initializer scale_init = initializers::ones_init();
-  std::optional<std::string> axis_name;  // reserved for the distributed issue
+  // Statistics averaged over this named axis (lax::pmean), outside init; e.g. "batch" bound by
+  // loom::distributed::bind_axis_name("batch") for data parallelism across processes.
+  std::optional<std::string> axis_name;
   bool use_fast_variance = true;
 
   Array call(const Array& x, std::optional<bool> use_running_average = std::nullopt) const;
