@@ -1,14 +1,17 @@
 // Private: how loom's GEMM callers share the cores between OpenMP and OpenBLAS.
 //
-// Debian's OpenBLAS is the pthreads build: each GEMM may start OpenBLAS's own thread pool. When
-// loom already runs independent GEMMs on OpenMP threads (conv images, batched contractions) it
-// keeps BLAS on the calling thread; otherwise both pools' spinning threads fight over the cores.
+// With OpenBLAS's OpenMP build (what CMakeLists.txt links when installed) both run on libgomp's
+// one pool, and a GEMM called inside a parallel region stays on its thread by itself: nothing to
+// do. With the pthreads build each GEMM may start OpenBLAS's own pool; when loom already runs
+// independent GEMMs on OpenMP threads (conv images, batched contractions) it keeps BLAS on the
+// calling thread, otherwise both pools' spinning threads fight over the cores.
 #pragma once
 
 #include <cblas.h>
 
 #include <climits>
 #include <cstdint>
+#include <mutex>
 #include <string>
 
 #include "loom/error.hpp"
@@ -19,20 +22,48 @@
 
 namespace loom::detail {
 
-/// While alive, OpenBLAS runs on the calling thread only (restored on destruction).
+/// True when OpenBLAS runs its threads on OpenMP (openblas_get_parallel() == 2).
+inline bool blas_uses_openmp() {
+  static const bool openmp = openblas_get_parallel() == 2;
+  return openmp;
+}
+
+/// While alive, OpenBLAS runs on the calling thread only (pthreads build). OpenBLAS's thread
+/// count is process-wide, so the scopes of all threads share one count: the first to enter saves
+/// and lowers it, the last to leave restores it (a plain save/restore per scope, interleaved
+/// across user threads, could restore a stale value and leave BLAS single-threaded for good).
+/// A GEMM on another thread meanwhile runs single-threaded: slower, never wrong.
 class BlasSingleThread {
  public:
-  BlasSingleThread() : saved_(openblas_get_num_threads()) {
-    if (saved_ != 1) openblas_set_num_threads(1);
+  BlasSingleThread() : active_(!blas_uses_openmp()) {
+    if (!active_) return;
+    State& s = state();
+    std::lock_guard<std::mutex> lock(s.mu);
+    if (s.depth++ == 0) {
+      s.saved = openblas_get_num_threads();
+      if (s.saved != 1) openblas_set_num_threads(1);
+    }
   }
   ~BlasSingleThread() {
-    if (saved_ != 1) openblas_set_num_threads(saved_);
+    if (!active_) return;
+    State& s = state();
+    std::lock_guard<std::mutex> lock(s.mu);
+    if (--s.depth == 0 && s.saved != 1) openblas_set_num_threads(s.saved);
   }
   BlasSingleThread(const BlasSingleThread&) = delete;
   BlasSingleThread& operator=(const BlasSingleThread&) = delete;
 
  private:
-  int saved_;
+  struct State {
+    std::mutex mu;
+    int depth = 0;
+    int saved = 1;
+  };
+  static State& state() {
+    static State s;
+    return s;
+  }
+  bool active_;
 };
 
 /// `v` as the int a CBLAS call takes; a loom::Error naming the op and the size when it does not fit
