@@ -11,7 +11,6 @@
 
 #include <climits>
 #include <cstdint>
-#include <mutex>
 #include <string>
 
 #include "loom/error.hpp"
@@ -23,46 +22,24 @@
 namespace loom::detail {
 
 /// True when OpenBLAS runs its threads on OpenMP (openblas_get_parallel() == 2).
-inline bool blas_uses_openmp() {
-  static const bool openmp = openblas_get_parallel() == 2;
-  return openmp;
-}
+bool blas_uses_openmp();
+/// OpenBLAS's process-wide thread count (openblas_get_num_threads).
+int blas_num_threads();
 
 /// While alive, OpenBLAS runs on the calling thread only (pthreads build). OpenBLAS's thread
 /// count is process-wide, so the scopes of all threads share one count: the first to enter saves
 /// and lowers it, the last to leave restores it (a plain save/restore per scope, interleaved
 /// across user threads, could restore a stale value and leave BLAS single-threaded for good).
-/// A GEMM on another thread meanwhile runs single-threaded: slower, never wrong.
+/// A GEMM on another thread meanwhile runs single-threaded: slower, never wrong. With the OpenMP
+/// build it does nothing: a GEMM inside a parallel region already stays on its thread.
 class BlasSingleThread {
  public:
-  BlasSingleThread() : active_(!blas_uses_openmp()) {
-    if (!active_) return;
-    State& s = state();
-    std::lock_guard<std::mutex> lock(s.mu);
-    if (s.depth++ == 0) {
-      s.saved = openblas_get_num_threads();
-      if (s.saved != 1) openblas_set_num_threads(1);
-    }
-  }
-  ~BlasSingleThread() {
-    if (!active_) return;
-    State& s = state();
-    std::lock_guard<std::mutex> lock(s.mu);
-    if (--s.depth == 0 && s.saved != 1) openblas_set_num_threads(s.saved);
-  }
+  BlasSingleThread();
+  ~BlasSingleThread();
   BlasSingleThread(const BlasSingleThread&) = delete;
   BlasSingleThread& operator=(const BlasSingleThread&) = delete;
 
  private:
-  struct State {
-    std::mutex mu;
-    int depth = 0;
-    int saved = 1;
-  };
-  static State& state() {
-    static State s;
-    return s;
-  }
   bool active_;
 };
 
