@@ -5,7 +5,7 @@ ASAN_BUILD ?= build-asan
 CMAKE_FLAGS ?=
 FUZZ_SECONDS ?= 60
 
-.PHONY: deps build test test-release test-asan demo bench fuzz install format clean
+.PHONY: deps build test test-release test-asan demo bench bench-micro fuzz install format clean
 
 deps:
 	@bash scripts/install-deps.sh
@@ -31,7 +31,20 @@ test-asan: deps
 demo: build
 	@bash scripts/demo.sh $(BUILD)
 
+# loom against PyTorch and libtorch on the CPU, in one run (bench/run.py; issue 10). Installs the
+# peers (scripts/install-bench-deps.sh), builds loom's workloads and the libtorch peer in Release,
+# prints the table and writes $(BUILD)/bench/results.json. THREADS=n (default: all cores),
+# ROUNDS=n (default 3), WORKLOADS=a,b (default: all), BENCH_RUN_ARGS=--quick.
 bench: deps
+	@bash scripts/install-bench-deps.sh
+	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release -DLOOM_BUILD_BENCH=ON $(CMAKE_FLAGS) >/dev/null
+	cmake --build $(BUILD) -j $(JOBS) --target loom_workloads
+	cmake -S bench/peers -B $(BUILD)/bench/peers -DCMAKE_BUILD_TYPE=Release >/dev/null
+	cmake --build $(BUILD)/bench/peers -j $(JOBS)
+	python3 bench/run.py --build $(BUILD) $(BENCH_RUN_ARGS)
+
+# The Google Benchmark suites of bench/*_bench.cpp (per kernel and per op).
+bench-micro: deps
 	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release -DLOOM_BUILD_BENCH=ON $(CMAKE_FLAGS) >/dev/null
 	cmake --build $(BUILD) -j $(JOBS)
 	@for b in $(BUILD)/bench/*_bench; do echo "== $$b"; $$b --benchmark_repetitions=5 \

@@ -32,9 +32,16 @@ constexpr bool kPoolEnabled = true;
 constexpr bool kPoolEnabled = true;
 #endif
 
+// Freed blocks live first in the freeing thread's cache (no lock: a training step allocates and
+// frees on one thread), then, past that cache's cap or when its thread exits, in the global pool
+// (one mutex, taken only on a thread-cache miss or overflow).
+constexpr std::size_t kMaxThreadCachedBytes = std::size_t{256} << 20;
+
+using FreeLists = std::unordered_map<std::size_t, std::vector<void*>>;
+
 struct Pool {
   std::mutex mu;
-  std::unordered_map<std::size_t, std::vector<void*>> free_blocks;
+  FreeLists free_blocks;
   PoolStats stats;
 
   ~Pool() { release(); }
@@ -47,11 +54,82 @@ struct Pool {
     free_blocks.clear();
     stats.cached_bytes = 0;
   }
+
+  /// Takes a block of exactly `cap` bytes, or nullptr.
+  void* take(std::size_t cap) {
+    std::lock_guard<std::mutex> lock(mu);
+    auto it = free_blocks.find(cap);
+    if (it == free_blocks.end() || it->second.empty()) {
+      ++stats.misses;
+      return nullptr;
+    }
+    void* data = it->second.back();
+    it->second.pop_back();
+    stats.cached_bytes -= cap;
+    ++stats.hits;
+    return data;
+  }
+
+  /// Keeps the block if under the cap; else frees it.
+  void give(void* data, std::size_t cap) {
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      if (stats.cached_bytes + cap <= kMaxCachedBytes) {
+        free_blocks[cap].push_back(data);
+        stats.cached_bytes += cap;
+        return;
+      }
+    }
+    std::free(data);
+  }
 };
 
 Pool& pool() {
   static Pool* p = new Pool;  // never destroyed: buffers may be freed during static teardown
   return *p;
+}
+
+// Set when this thread's cache is destroyed (thread exit, or static teardown of the main
+// thread): blocks freed after that go to the global pool. Trivially destructible: always safe.
+thread_local bool t_buffer_cache_dead = false;
+
+struct ThreadCache {
+  FreeLists blocks;
+  std::size_t bytes = 0;
+  std::size_t hits = 0;
+
+  ~ThreadCache() {
+    t_buffer_cache_dead = true;
+    flush();
+  }
+  void flush() {
+    for (auto& [cap, list] : blocks) {
+      for (void* p : list) pool().give(p, cap);
+    }
+    blocks.clear();
+    bytes = 0;
+  }
+  void* take(std::size_t cap) {
+    auto it = blocks.find(cap);
+    if (it == blocks.end() || it->second.empty()) return nullptr;
+    void* data = it->second.back();
+    it->second.pop_back();
+    bytes -= cap;
+    ++hits;
+    return data;
+  }
+  bool give(void* data, std::size_t cap) {
+    if (bytes + cap > kMaxThreadCachedBytes) return false;
+    blocks[cap].push_back(data);
+    bytes += cap;
+    return true;
+  }
+};
+
+ThreadCache* thread_cache() {
+  if (t_buffer_cache_dead) return nullptr;
+  thread_local ThreadCache cache;
+  return &cache;
 }
 
 // Recycles the shared_ptr control blocks of Buffers on a per-thread free list, so that making
@@ -109,17 +187,9 @@ std::shared_ptr<Buffer> Buffer::allocate(std::size_t bytes) {
   const std::size_t cap = round_up(bytes);
   void* data = nullptr;
   if (kPoolEnabled) {
-    Pool& p = pool();
-    std::lock_guard<std::mutex> lock(p.mu);
-    auto it = p.free_blocks.find(cap);
-    if (it != p.free_blocks.end() && !it->second.empty()) {
-      data = it->second.back();
-      it->second.pop_back();
-      p.stats.cached_bytes -= cap;
-      ++p.stats.hits;
-    } else {
-      ++p.stats.misses;
-    }
+    ThreadCache* local = thread_cache();
+    if (local != nullptr) data = local->take(cap);
+    if (data == nullptr) data = pool().take(cap);
   }
   if (data == nullptr) {
     data = std::aligned_alloc(kAlignment, cap);
@@ -162,24 +232,29 @@ Buffer::~Buffer() {
     return;
   }
   if (kPoolEnabled) {
-    Pool& p = pool();
-    std::lock_guard<std::mutex> lock(p.mu);
-    if (p.stats.cached_bytes + bytes <= kMaxCachedBytes) {
-      p.free_blocks[bytes].push_back(data);
-      p.stats.cached_bytes += bytes;
-      return;
-    }
+    ThreadCache* local = thread_cache();
+    if (local == nullptr || !local->give(data, bytes)) pool().give(data, bytes);
+    return;
   }
   std::free(data);
 }
 
 PoolStats pool_stats() {
-  Pool& p = pool();
-  std::lock_guard<std::mutex> lock(p.mu);
-  return p.stats;
+  PoolStats stats;
+  {
+    Pool& p = pool();
+    std::lock_guard<std::mutex> lock(p.mu);
+    stats = p.stats;
+  }
+  if (ThreadCache* local = thread_cache()) {
+    stats.cached_bytes += local->bytes;
+    stats.hits += local->hits;
+  }
+  return stats;
 }
 
 void pool_release() {
+  if (ThreadCache* local = thread_cache()) local->flush();
   pool().release();
 }
 

@@ -1,8 +1,10 @@
 // Private: how loom's GEMM callers share the cores between OpenMP and OpenBLAS.
 //
-// Debian's OpenBLAS is the pthreads build: each GEMM may start OpenBLAS's own thread pool. When
-// loom already runs independent GEMMs on OpenMP threads (conv images, batched contractions) it
-// keeps BLAS on the calling thread; otherwise both pools' spinning threads fight over the cores.
+// With OpenBLAS's OpenMP build (what CMakeLists.txt links when installed) both run on libgomp's
+// one pool, and a GEMM called inside a parallel region stays on its thread by itself: nothing to
+// do. With the pthreads build each GEMM may start OpenBLAS's own pool; when loom already runs
+// independent GEMMs on OpenMP threads (conv images, batched contractions) it keeps BLAS on the
+// calling thread, otherwise both pools' spinning threads fight over the cores.
 #pragma once
 
 #include <cblas.h>
@@ -19,20 +21,26 @@
 
 namespace loom::detail {
 
-/// While alive, OpenBLAS runs on the calling thread only (restored on destruction).
+/// True when OpenBLAS runs its threads on OpenMP (openblas_get_parallel() == 2).
+bool blas_uses_openmp();
+/// OpenBLAS's process-wide thread count (openblas_get_num_threads).
+int blas_num_threads();
+
+/// While alive, OpenBLAS runs on the calling thread only (pthreads build). OpenBLAS's thread
+/// count is process-wide, so the scopes of all threads share one count: the first to enter saves
+/// and lowers it, the last to leave restores it (a plain save/restore per scope, interleaved
+/// across user threads, could restore a stale value and leave BLAS single-threaded for good).
+/// A GEMM on another thread meanwhile runs single-threaded: slower, never wrong. With the OpenMP
+/// build it does nothing: a GEMM inside a parallel region already stays on its thread.
 class BlasSingleThread {
  public:
-  BlasSingleThread() : saved_(openblas_get_num_threads()) {
-    if (saved_ != 1) openblas_set_num_threads(1);
-  }
-  ~BlasSingleThread() {
-    if (saved_ != 1) openblas_set_num_threads(saved_);
-  }
+  BlasSingleThread();
+  ~BlasSingleThread();
   BlasSingleThread(const BlasSingleThread&) = delete;
   BlasSingleThread& operator=(const BlasSingleThread&) = delete;
 
  private:
-  int saved_;
+  bool active_;
 };
 
 /// `v` as the int a CBLAS call takes; a loom::Error naming the op and the size when it does not fit

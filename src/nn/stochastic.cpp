@@ -1,7 +1,7 @@
 // nn::Dropout, as flax/linen/stochastic.py.
 #include "loom/nn/stochastic.hpp"
 
-#include "loom/numpy/creation.hpp"
+#include "loom/numpy/creation.hpp"  // zeros_like
 #include "loom/numpy/elementwise.hpp"
 #include "loom/numpy/manipulation.hpp"
 
@@ -31,7 +31,8 @@ Array Dropout::call(const Array& inputs, std::optional<bool> deterministic_arg,
   }
   Array mask = random::bernoulli(key, keep_prob, mask_shape);
   if (mask_shape != inputs.shape()) mask = numpy::broadcast_to(mask, inputs.shape());
-  return numpy::where(mask, inputs / keep_prob, numpy::zeros_like(inputs));
+  // A weakly typed 0 keeps the inputs' dtype and broadcasts: no full-size zeros array.
+  return numpy::where(mask, inputs / keep_prob, 0.0);
 }
 
 }  // namespace loom::nn
