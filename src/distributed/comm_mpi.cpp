@@ -127,6 +127,8 @@ struct Watchdog {
       }
     });
   }
+  // A process that never called shutdown() still exits cleanly (a joinable thread would not).
+  ~Watchdog() { finish(); }
   void finish() {
     {
       std::lock_guard lock(mu);
