@@ -127,6 +127,8 @@ struct Watchdog {
       }
     });
   }
+  // A process that never called shutdown() still exits cleanly (a joinable thread would not).
+  ~Watchdog() { finish(); }
   void finish() {
     {
       std::lock_guard lock(mu);
@@ -241,7 +243,8 @@ void comm_abort(int exit_code) {
   std::exit(exit_code);
 }
 
-void comm_allreduce_sum(void* buf, std::size_t count, DType dtype, const char* op) {
+void comm_allreduce_sum([[maybe_unused]] void* buf, std::size_t count, [[maybe_unused]] DType dtype,
+                        const char* op) {
   check_usable(op);
   if (state().size == 1 || count == 0) return;
 #if LOOM_WITH_MPI
@@ -259,7 +262,8 @@ void comm_allreduce_sum(void* buf, std::size_t count, DType dtype, const char* o
 #endif
 }
 
-void comm_allreduce_max_u64(std::uint64_t* buf, std::size_t count, const char* op) {
+void comm_allreduce_max_u64([[maybe_unused]] std::uint64_t* buf, std::size_t count,
+                            const char* op) {
   check_usable(op);
   if (state().size == 1 || count == 0) return;
 #if LOOM_WITH_MPI
@@ -270,7 +274,8 @@ void comm_allreduce_max_u64(std::uint64_t* buf, std::size_t count, const char* o
 #endif
 }
 
-void comm_gather(const void* send, void* recv, std::size_t bytes, int root, const char* op) {
+void comm_gather(const void* send, void* recv, std::size_t bytes, [[maybe_unused]] int root,
+                 const char* op) {
   check_usable(op);
 #if LOOM_WITH_MPI
   if (state().size > 1) {
@@ -284,7 +289,8 @@ void comm_gather(const void* send, void* recv, std::size_t bytes, int root, cons
   if (bytes > 0 && recv != send) std::memcpy(recv, send, bytes);
 }
 
-void comm_bcast(void* buf, std::size_t bytes, int root, const char* op) {
+void comm_bcast([[maybe_unused]] void* buf, std::size_t bytes, [[maybe_unused]] int root,
+                const char* op) {
   check_usable(op);
   if (state().size == 1 || bytes == 0) return;
 #if LOOM_WITH_MPI
