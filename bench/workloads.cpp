@@ -93,8 +93,8 @@ Step classifier_train(Model model, Array images, Array labels, Variant) {
       return jnp::mean(optim::softmax_cross_entropy_with_integer_labels(logits, labels));
     };
     auto [loss, grads] = loom::value_and_grad(loss_fn)(state->params);
-    auto [updates, opt_state] = tx.update(std::move(grads), std::move(state->opt_state),
-                                          std::nullopt);
+    auto [updates, opt_state] =
+        tx.update(std::move(grads), std::move(state->opt_state), std::nullopt);
     state->opt_state = std::move(opt_state);
     state->params = optim::apply_updates(std::move(state->params), updates);
     (void)loss.template item<float>();  // the step is done when its loss is read
@@ -162,8 +162,8 @@ Step transformer_train(Variant) {
       return jnp::mean(jnp::square(y));
     };
     auto [loss, grads] = loom::value_and_grad(loss_fn)(state->params);
-    auto [updates, opt_state] = tx.update(std::move(grads), std::move(state->opt_state),
-                                          std::nullopt);
+    auto [updates, opt_state] =
+        tx.update(std::move(grads), std::move(state->opt_state), std::nullopt);
     state->opt_state = std::move(opt_state);
     state->params = optim::apply_updates(std::move(state->params), updates);
     (void)loss.item<float>();
@@ -203,8 +203,9 @@ double peak_rss_mb() {
 }
 
 int usage() {
-  std::fprintf(stderr, "usage: loom_workloads <workload> [--iters N] [--warmup W] [--threads T]\n"
-                       "workloads:");
+  std::fprintf(stderr,
+               "usage: loom_workloads <workload> [--iters N] [--warmup W] [--threads T]\n"
+               "workloads:");
   for (const auto& [name, _] : workloads()) std::fprintf(stderr, " %s", name.c_str());
   std::fprintf(stderr, "\n");
   return 2;

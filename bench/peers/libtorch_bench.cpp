@@ -99,8 +99,7 @@ struct BlockImpl : torch::nn::Module {
 TORCH_MODULE(Block);
 
 struct ResNet18Impl : torch::nn::Module {
-  torch::nn::Conv2d stem{
-      torch::nn::Conv2dOptions(3, 64, 7).stride(2).padding(3).bias(false)};
+  torch::nn::Conv2d stem{torch::nn::Conv2dOptions(3, 64, 7).stride(2).padding(3).bias(false)};
   torch::nn::BatchNorm2d bn{64};
   torch::nn::Sequential blocks;
   torch::nn::Linear fc{512, 1000};
@@ -257,21 +256,25 @@ Step transformer_train() {
 
 int main(int argc, char** argv) {
   const std::map<std::string, std::function<Step()>> workloads = {
-      {"cnn_train", cnn_train},         {"mlp_train", mlp_train},
-      {"mlp_infer_b1", mlp_infer_b1},   {"concurrent_infer", concurrent_infer},
-      {"resnet_infer", resnet_infer},   {"transformer_train", transformer_train},
+      {"cnn_train", cnn_train},       {"mlp_train", mlp_train},
+      {"mlp_infer_b1", mlp_infer_b1}, {"concurrent_infer", concurrent_infer},
+      {"resnet_infer", resnet_infer}, {"transformer_train", transformer_train},
   };
   if (argc < 2 || !workloads.count(argv[1])) {
-    std::fprintf(stderr, "usage: libtorch_bench <workload> [--iters N] [--warmup W] [--threads T]\n");
+    std::fprintf(stderr,
+                 "usage: libtorch_bench <workload> [--iters N] [--warmup W] [--threads T]\n");
     return 2;
   }
   int iters = 10, warmup = 2, threads = 0;
   for (int i = 2; i + 1 < argc; i += 2) {
     const std::string flag = argv[i];
     const int value = std::atoi(argv[i + 1]);
-    if (flag == "--iters") iters = value;
-    else if (flag == "--warmup") warmup = value;
-    else if (flag == "--threads") threads = value;
+    if (flag == "--iters")
+      iters = value;
+    else if (flag == "--warmup")
+      warmup = value;
+    else if (flag == "--threads")
+      threads = value;
   }
   if (threads > 0) torch::set_num_threads(threads);
   Step step = workloads.at(argv[1])();

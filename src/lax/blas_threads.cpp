@@ -24,7 +24,9 @@ bool blas_uses_openmp() {
   return openmp;
 }
 
-int blas_num_threads() { return openblas_get_num_threads(); }
+int blas_num_threads() {
+  return openblas_get_num_threads();
+}
 
 BlasSingleThread::BlasSingleThread() : active_(!blas_uses_openmp()) {
   if (!active_) return;
