@@ -8,7 +8,7 @@
 
 #include "detail/allocator.hpp"
 #include "detail/dispatch.hpp"
-#include "detail/tape.hpp"
+#include "detail/primitive.hpp"
 
 namespace loom {
 
@@ -153,11 +153,20 @@ Array Array::astype(DType dtype) const {
   if (dtype == dtype_) return *this;
   Array out = empty(shape_, dtype);
   detail::convert(raw_data(), dtype_, out.raw_mutable_data(), dtype, size());
-  // Differentiable between floating dtypes: the cotangent is converted back.
-  if (is_floating(dtype) && is_floating(dtype_)) {
+  // Differentiable between floating dtypes (the cotangent is converted back); a conversion to or
+  // from an integer or bool dtype is bound without a VJP, so jit and vmap still see it.
+  static constexpr detail::Primitive kAstype{.name = "astype",
+                                             .batching = detail::Batching::elementwise};
+  if (detail::transforming()) {
     const DType src = dtype_;
-    detail::record(out, {this},
-                   [src](const Array& g) { return std::vector<Array>{g.astype(src)}; });
+    auto impl = [dtype](const std::vector<Array>& in) { return in[0].astype(dtype); };
+    if (is_floating(dtype) && is_floating(dtype_)) {
+      detail::bind(kAstype, out, {this}, impl, [src](const Array& g, const Array&) {
+        return std::vector<Array>{g.astype(src)};
+      });
+    } else {
+      detail::bind(kAstype, out, {this}, impl, nullptr);
+    }
   }
   return out;
 }

@@ -277,6 +277,15 @@ std::vector<Array> one(Array g) {
   return {std::move(g)};
 }
 
+// ---- primitive records ----------------------------------------------------------------------
+
+using In = std::vector<Array>;
+constexpr detail::Batching kElementwise = detail::Batching::elementwise;
+
+constexpr detail::Primitive elementwise_prim(const char* name, bool uses_output = false) {
+  return {.name = name, .batching = kElementwise, .vjp_uses_output = uses_output};
+}
+
 }  // namespace
 
 // ---- binary arithmetic ------------------------------------------------------------------------
@@ -285,9 +294,13 @@ Array add(const Array& a, const Array& b) {
   Array out = binary(a, b, Kind::arithmetic, "add", [](auto x, auto y) {
     return wrapping(x, y, [](auto u, auto v) { return u + v; });
   });
-  detail::record(out, {&a, &b}, [sa = a.shape(), sb = b.shape()](const Array& g) {
-    return std::vector<Array>{unbroadcast(g, sa), unbroadcast(g, sb)};
-  });
+  static constexpr detail::Primitive kAdd = elementwise_prim("add");
+  if (detail::transforming())
+    detail::bind(
+        kAdd, out, {&a, &b}, [](const In& in) { return add(in[0], in[1]); },
+        [sa = a.shape(), sb = b.shape()](const Array& g, const Array&) {
+          return std::vector<Array>{unbroadcast(g, sa), unbroadcast(g, sb)};
+        });
   return out;
 }
 
@@ -295,9 +308,13 @@ Array subtract(const Array& a, const Array& b) {
   Array out = binary(a, b, Kind::arithmetic, "subtract", [](auto x, auto y) {
     return wrapping(x, y, [](auto u, auto v) { return u - v; });
   });
-  detail::record(out, {&a, &b}, [sa = a.shape(), sb = b.shape()](const Array& g) {
-    return std::vector<Array>{unbroadcast(g, sa), unbroadcast(negative(g), sb)};
-  });
+  static constexpr detail::Primitive kSubtract = elementwise_prim("subtract");
+  if (detail::transforming())
+    detail::bind(
+        kSubtract, out, {&a, &b}, [](const In& in) { return subtract(in[0], in[1]); },
+        [sa = a.shape(), sb = b.shape()](const Array& g, const Array&) {
+          return std::vector<Array>{unbroadcast(g, sa), unbroadcast(negative(g), sb)};
+        });
   return out;
 }
 
@@ -305,20 +322,28 @@ Array multiply(const Array& a, const Array& b) {
   Array out = binary(a, b, Kind::arithmetic, "multiply", [](auto x, auto y) {
     return wrapping(x, y, [](auto u, auto v) { return u * v; });
   });
-  detail::record(out, {&a, &b}, [a = a.detached(), b = b.detached()](const Array& g) {
-    return std::vector<Array>{unbroadcast(multiply(g, b), a.shape()),
-                              unbroadcast(multiply(g, a), b.shape())};
-  });
+  static constexpr detail::Primitive kMultiply = elementwise_prim("multiply");
+  if (detail::transforming())
+    detail::bind(
+        kMultiply, out, {&a, &b}, [](const In& in) { return multiply(in[0], in[1]); },
+        [a, b](const Array& g, const Array&) {
+          return std::vector<Array>{unbroadcast(multiply(g, b), a.shape()),
+                                    unbroadcast(multiply(g, a), b.shape())};
+        });
   return out;
 }
 
 Array divide(const Array& a, const Array& b) {
   Array out = binary(a, b, Kind::true_divide, "divide", [](auto x, auto y) { return x / y; });
-  detail::record(out, {&a, &b}, [a = a.detached(), b = b.detached()](const Array& g) {
-    Array ga = divide(g, b);
-    return std::vector<Array>{unbroadcast(ga, a.shape()),
-                              unbroadcast(negative(multiply(ga, divide(a, b))), b.shape())};
-  });
+  static constexpr detail::Primitive kDivide = elementwise_prim("divide");
+  if (detail::transforming())
+    detail::bind(
+        kDivide, out, {&a, &b}, [](const In& in) { return divide(in[0], in[1]); },
+        [a, b](const Array& g, const Array&) {
+          Array ga = divide(g, b);
+          return std::vector<Array>{unbroadcast(ga, a.shape()),
+                                    unbroadcast(negative(multiply(ga, divide(a, b))), b.shape())};
+        });
   return out;
 }
 
@@ -332,16 +357,20 @@ Array power(const Array& a, const Array& b) {
     else
       return int_power(x, y);
   });
-  detail::record(
-      out, {&a, &b}, [a = a.detached(), b = b.detached(), o = out.detached()](const Array& g) {
-        // d/da a^b = b a^(b-1); d/db a^b = log(a) a^b, with log(a) taken as 0 where a == 0 (as
-        // JAX). JAX's pow JVP: the base's derivative is 0 where the exponent is 0 (even at a == 0).
-        Array da = where(equal(b, zeros_like(b)), zeros_like(b), multiply(b, power(a, b - 1.0)));
-        Array safe_log = log(where(equal(a, zeros_like(a)), ones_like(a), a));
-        Array db = multiply(safe_log, o);
-        return std::vector<Array>{unbroadcast(multiply(g, da), a.shape()),
-                                  unbroadcast(multiply(g, db), b.shape())};
-      });
+  static constexpr detail::Primitive kPower = elementwise_prim("power", /*uses_output=*/true);
+  if (detail::transforming())
+    detail::bind(
+        kPower, out, {&a, &b}, [](const In& in) { return power(in[0], in[1]); },
+        [a, b](const Array& g, const Array& o) {
+          // d/da a^b = b a^(b-1); d/db a^b = log(a) a^b, with log(a) taken as 0 where a == 0
+          // (as JAX). JAX's pow JVP: the base's derivative is 0 where the exponent is 0 (even at
+          // a == 0).
+          Array da = where(equal(b, zeros_like(b)), zeros_like(b), multiply(b, power(a, b - 1.0)));
+          Array safe_log = log(where(equal(a, zeros_like(a)), ones_like(a), a));
+          Array db = multiply(safe_log, o);
+          return std::vector<Array>{unbroadcast(multiply(g, da), a.shape()),
+                                    unbroadcast(multiply(g, db), b.shape())};
+        });
   return out;
 }
 
@@ -360,18 +389,22 @@ std::vector<Array> select_vjp(const Array& g, const Array& a, const Array& b, bo
 Array maximum(const Array& a, const Array& b) {
   Array out =
       binary(a, b, Kind::arithmetic, "maximum", [](auto x, auto y) { return nan_max(x, y); });
-  detail::record(out, {&a, &b}, [a = a.detached(), b = b.detached()](const Array& g) {
-    return select_vjp(g, a, b, true);
-  });
+  static constexpr detail::Primitive kMaximum = elementwise_prim("maximum");
+  if (detail::transforming())
+    detail::bind(
+        kMaximum, out, {&a, &b}, [](const In& in) { return maximum(in[0], in[1]); },
+        [a, b](const Array& g, const Array&) { return select_vjp(g, a, b, true); });
   return out;
 }
 
 Array minimum(const Array& a, const Array& b) {
   Array out =
       binary(a, b, Kind::arithmetic, "minimum", [](auto x, auto y) { return nan_min(x, y); });
-  detail::record(out, {&a, &b}, [a = a.detached(), b = b.detached()](const Array& g) {
-    return select_vjp(g, a, b, false);
-  });
+  static constexpr detail::Primitive kMinimum = elementwise_prim("minimum");
+  if (detail::transforming())
+    detail::bind(
+        kMinimum, out, {&a, &b}, [](const In& in) { return minimum(in[0], in[1]); },
+        [a, b](const Array& g, const Array&) { return select_vjp(g, a, b, false); });
   return out;
 }
 
@@ -387,18 +420,21 @@ Array negative(const Array& x) {
     } else
       return -v;
   });
-  detail::record(out, {&x}, [](const Array& g) { return one(negative(g)); });
+  static constexpr detail::Primitive kNegative = elementwise_prim("negative");
+  if (detail::transforming())
+    detail::bind(
+        kNegative, out, {&x}, [](const In& in) { return negative(in[0]); },
+        [](const Array& g, const Array&) { return one(negative(g)); });
   return out;
 }
 
 Array exp(const Array& x) {
   Array out = unary_float(
       x, "exp", [](auto v) { return std::exp(v); }, vmath::exp_f32);
-  static constexpr detail::Primitive kExp{
-      .name = "exp", .batching = detail::Batching::elementwise, .vjp_uses_output = true};
+  static constexpr detail::Primitive kExp = elementwise_prim("exp", /*uses_output=*/true);
   if (detail::transforming())
     detail::bind(
-        kExp, out, {&x}, [](const std::vector<Array>& in) { return exp(in[0]); },
+        kExp, out, {&x}, [](const In& in) { return exp(in[0]); },
         [](const Array& g, const Array& y) { return one(multiply(g, y)); });
   return out;
 }
@@ -406,27 +442,41 @@ Array exp(const Array& x) {
 Array log(const Array& x) {
   Array out = unary_float(
       x, "log", [](auto v) { return std::log(v); }, vmath::log_f32);
-  detail::record(out, {&x}, [x = x.detached()](const Array& g) { return one(divide(g, x)); });
+  static constexpr detail::Primitive kLog = elementwise_prim("log");
+  if (detail::transforming())
+    detail::bind(
+        kLog, out, {&x}, [](const In& in) { return log(in[0]); },
+        [x](const Array& g, const Array&) { return one(divide(g, x)); });
   return out;
 }
 
 Array log1p(const Array& x) {
   Array out = unary_float(x, "log1p", [](auto v) { return std::log1p(v); });
-  detail::record(out, {&x}, [x = x.detached()](const Array& g) { return one(divide(g, x + 1.0)); });
+  static constexpr detail::Primitive kLog1p = elementwise_prim("log1p");
+  if (detail::transforming())
+    detail::bind(
+        kLog1p, out, {&x}, [](const In& in) { return log1p(in[0]); },
+        [x](const Array& g, const Array&) { return one(divide(g, x + 1.0)); });
   return out;
 }
 
 Array expm1(const Array& x) {
   Array out = unary_float(x, "expm1", [](auto v) { return std::expm1(v); });
-  detail::record(out, {&x},
-                 [o = out.detached()](const Array& g) { return one(multiply(g, o + 1.0)); });
+  static constexpr detail::Primitive kExpm1 = elementwise_prim("expm1", /*uses_output=*/true);
+  if (detail::transforming())
+    detail::bind(
+        kExpm1, out, {&x}, [](const In& in) { return expm1(in[0]); },
+        [](const Array& g, const Array& o) { return one(multiply(g, o + 1.0)); });
   return out;
 }
 
 Array sqrt(const Array& x) {
   Array out = unary_float(x, "sqrt", [](auto v) { return std::sqrt(v); });
-  detail::record(out, {&x},
-                 [o = out.detached()](const Array& g) { return one(divide(g * 0.5, o)); });
+  static constexpr detail::Primitive kSqrt = elementwise_prim("sqrt", /*uses_output=*/true);
+  if (detail::transforming())
+    detail::bind(
+        kSqrt, out, {&x}, [](const In& in) { return sqrt(in[0]); },
+        [](const Array& g, const Array& o) { return one(divide(g * 0.5, o)); });
   return out;
 }
 
@@ -435,9 +485,11 @@ Array rsqrt(const Array& x) {
     using T = decltype(v);
     return T(1) / std::sqrt(v);
   });
-  detail::record(out, {&x}, [x = x.detached(), o = out.detached()](const Array& g) {
-    return one(multiply(g, divide(o, x) * -0.5));
-  });
+  static constexpr detail::Primitive kRsqrt = elementwise_prim("rsqrt", /*uses_output=*/true);
+  if (detail::transforming())
+    detail::bind(
+        kRsqrt, out, {&x}, [](const In& in) { return rsqrt(in[0]); },
+        [x](const Array& g, const Array& o) { return one(multiply(g, divide(o, x) * -0.5)); });
   return out;
 }
 
@@ -452,43 +504,60 @@ Array abs(const Array& x) {
       return std::abs(v);
   });
   // JAX's abs JVP: select(x >= 0, g, -g), so grad(abs)(0) == 1.
-  detail::record(out, {&x}, [x = x.detached()](const Array& g) {
-    return one(where(greater_equal(x, zeros_like(x)), g, negative(g)));
-  });
+  static constexpr detail::Primitive kAbs = elementwise_prim("abs");
+  if (detail::transforming())
+    detail::bind(
+        kAbs, out, {&x}, [](const In& in) { return abs(in[0]); },
+        [x](const Array& g, const Array&) {
+          return one(where(greater_equal(x, zeros_like(x)), g, negative(g)));
+        });
   return out;
 }
 
 Array sign(const Array& x) {
-  // Not differentiated: its derivative is zero almost everywhere (JAX gives zeros).
-  return unary_same(x, "sign", [](auto v) {
+  Array out = unary_same(x, "sign", [](auto v) {
     using T = decltype(v);
     if constexpr (std::is_floating_point_v<T>) {
       if (v != v) return v;
     }
     return static_cast<T>((T(0) < v) - (v < T(0)));
   });
+  // No VJP: its derivative is zero almost everywhere (JAX gives zeros).
+  static constexpr detail::Primitive kSign = elementwise_prim("sign");
+  if (detail::transforming())
+    detail::bind(
+        kSign, out, {&x}, [](const In& in) { return sign(in[0]); }, nullptr);
+  return out;
 }
 
 Array tanh(const Array& x) {
   Array out = unary_float(
       x, "tanh", [](auto v) { return std::tanh(v); }, vmath::tanh_f32);
-  detail::record(out, {&x}, [o = out.detached()](const Array& g) {
-    return one(multiply(g, 1.0 - multiply(o, o)));
-  });
+  static constexpr detail::Primitive kTanh = elementwise_prim("tanh", /*uses_output=*/true);
+  if (detail::transforming())
+    detail::bind(
+        kTanh, out, {&x}, [](const In& in) { return tanh(in[0]); },
+        [](const Array& g, const Array& o) { return one(multiply(g, 1.0 - multiply(o, o))); });
   return out;
 }
 
 Array sin(const Array& x) {
   Array out = unary_float(x, "sin", [](auto v) { return std::sin(v); });
-  detail::record(out, {&x},
-                 [x = x.detached()](const Array& g) { return one(multiply(g, cos(x))); });
+  static constexpr detail::Primitive kSin = elementwise_prim("sin");
+  if (detail::transforming())
+    detail::bind(
+        kSin, out, {&x}, [](const In& in) { return sin(in[0]); },
+        [x](const Array& g, const Array&) { return one(multiply(g, cos(x))); });
   return out;
 }
 
 Array cos(const Array& x) {
   Array out = unary_float(x, "cos", [](auto v) { return std::cos(v); });
-  detail::record(out, {&x},
-                 [x = x.detached()](const Array& g) { return one(negative(multiply(g, sin(x)))); });
+  static constexpr detail::Primitive kCos = elementwise_prim("cos");
+  if (detail::transforming())
+    detail::bind(
+        kCos, out, {&x}, [](const In& in) { return cos(in[0]); },
+        [x](const Array& g, const Array&) { return one(negative(multiply(g, sin(x)))); });
   return out;
 }
 
@@ -504,41 +573,47 @@ Array reciprocal(const Array& x) {
 Array floor(const Array& x) {
   detail::check_valid(x, "floor");
   if (!is_floating(x.dtype())) return x;
-  return unary_float(x, "floor", [](auto v) { return std::floor(v); });  // zero gradient
+  Array out = unary_float(x, "floor", [](auto v) { return std::floor(v); });
+  static constexpr detail::Primitive kFloor = elementwise_prim("floor");  // zero gradient
+  if (detail::transforming())
+    detail::bind(
+        kFloor, out, {&x}, [](const In& in) { return floor(in[0]); }, nullptr);
+  return out;
 }
 
 Array ceil(const Array& x) {
   detail::check_valid(x, "ceil");
   if (!is_floating(x.dtype())) return x;
-  return unary_float(x, "ceil", [](auto v) { return std::ceil(v); });  // zero gradient
+  Array out = unary_float(x, "ceil", [](auto v) { return std::ceil(v); });
+  static constexpr detail::Primitive kCeil = elementwise_prim("ceil");  // zero gradient
+  if (detail::transforming())
+    detail::bind(
+        kCeil, out, {&x}, [](const In& in) { return ceil(in[0]); }, nullptr);
+  return out;
 }
 
 // ---- comparisons and logic (bool results, not differentiated) -----------------------------
 
-Array equal(const Array& a, const Array& b) {
-  return binary(a, b, Kind::comparison, "equal", [](auto x, auto y) { return x == y; });
-}
-Array not_equal(const Array& a, const Array& b) {
-  return binary(a, b, Kind::comparison, "not_equal", [](auto x, auto y) { return x != y; });
-}
-Array less(const Array& a, const Array& b) {
-  return binary(a, b, Kind::comparison, "less", [](auto x, auto y) { return x < y; });
-}
-Array less_equal(const Array& a, const Array& b) {
-  return binary(a, b, Kind::comparison, "less_equal", [](auto x, auto y) { return x <= y; });
-}
-Array greater(const Array& a, const Array& b) {
-  return binary(a, b, Kind::comparison, "greater", [](auto x, auto y) { return x > y; });
-}
-Array greater_equal(const Array& a, const Array& b) {
-  return binary(a, b, Kind::comparison, "greater_equal", [](auto x, auto y) { return x >= y; });
-}
-Array logical_and(const Array& a, const Array& b) {
-  return binary(a, b, Kind::logical, "logical_and", [](auto x, auto y) { return x && y; });
-}
-Array logical_or(const Array& a, const Array& b) {
-  return binary(a, b, Kind::logical, "logical_or", [](auto x, auto y) { return x || y; });
-}
+// Bound with no VJP: jit and vmap see them, autodiff treats their results as constants.
+#define LOOM_BOOL_BINARY(fn, kind, expr)                                                 \
+  Array fn(const Array& a, const Array& b) {                                             \
+    Array out = binary(a, b, Kind::kind, #fn, [](auto x, auto y) { return expr; });      \
+    static constexpr detail::Primitive kPrim = elementwise_prim(#fn);                    \
+    if (detail::transforming())                                                          \
+      detail::bind(                                                                      \
+          kPrim, out, {&a, &b}, [](const In& in) { return fn(in[0], in[1]); }, nullptr); \
+    return out;                                                                          \
+  }
+LOOM_BOOL_BINARY(equal, comparison, x == y)
+LOOM_BOOL_BINARY(not_equal, comparison, x != y)
+LOOM_BOOL_BINARY(less, comparison, x < y)
+LOOM_BOOL_BINARY(less_equal, comparison, x <= y)
+LOOM_BOOL_BINARY(greater, comparison, x > y)
+LOOM_BOOL_BINARY(greater_equal, comparison, x >= y)
+LOOM_BOOL_BINARY(logical_and, logical, x&& y)
+LOOM_BOOL_BINARY(logical_or, logical, x || y)
+#undef LOOM_BOOL_BINARY
+
 Array logical_not(const Array& x) {
   detail::check_valid(x, "logical_not");
   return equal(x.astype(DType::bool_), Array::scalar(false));
@@ -558,6 +633,10 @@ Array isfinite(const Array& x) {
     bool* o = out.mutable_data<bool>();
     for (std::int64_t i = 0, n = x.size(); i < n; ++i) o[i] = std::isfinite(in[i]);
   });
+  static constexpr detail::Primitive kIsfinite = elementwise_prim("isfinite");
+  if (detail::transforming())
+    detail::bind(
+        kIsfinite, out, {&x}, [](const In& in) { return isfinite(in[0]); }, nullptr);
   return out;
 }
 
@@ -578,6 +657,12 @@ Array flat_operand(const Array& a, const Shape& shape, std::int64_t& stride) {
   }
   stride = 1;
   return broadcast_to(a.detached(), shape);
+}
+
+// The cotangent of a `dtype` operand that was promoted to g's dtype: converted back, as the
+// VJP of the promotion (astype between floating dtypes) does.
+Array cast_back(const Array& g, DType dtype) {
+  return is_floating(dtype) && dtype != g.dtype() ? g.astype(dtype) : g;
 }
 }  // namespace
 
@@ -605,10 +690,16 @@ Array where(const Array& cond0, const Array& x0, const Array& y0) {
       }
     });
   });
-  detail::record(out, {&x, &y}, [c, sx = x.shape(), sy = y.shape()](const Array& g) {
-    const Array z = zeros(Shape{}, g.dtype());
-    return std::vector<Array>{unbroadcast(where(c, g, z), sx), unbroadcast(where(c, z, g), sy)};
-  });
+  static constexpr detail::Primitive kWhere = elementwise_prim("where");
+  if (detail::transforming())
+    detail::bind(
+        kWhere, out, {&cond0, &x0, &y0}, [](const In& in) { return where(in[0], in[1], in[2]); },
+        [c, sx = x0.shape(), sy = y0.shape(), tx = x0.dtype(), ty = y0.dtype()](const Array& g,
+                                                                                const Array&) {
+          const Array z = zeros(Shape{}, g.dtype());
+          return std::vector<Array>{Array(), cast_back(unbroadcast(where(c, g, z), sx), tx),
+                                    cast_back(unbroadcast(where(c, z, g), sy), ty)};
+        });
   return out;
 }
 

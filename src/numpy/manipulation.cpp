@@ -14,6 +14,7 @@
 #include <string>
 
 #include "detail/dispatch.hpp"
+#include "detail/primitive.hpp"
 #include "detail/tape.hpp"
 #include "loom/numpy/creation.hpp"
 #include "loom/numpy/reductions.hpp"
@@ -221,15 +222,53 @@ void strided_copy(const Array& src, std::int64_t src_off, const Dims& ss, Array&
   }
 }
 
-// x's elements [start, start + len) along `axis` (contiguous copy; not recorded).
+// ---- the linear maps behind the VJPs ----------------------------------------------------
+//
+// The VJPs of slice, pad, concatenate, take and take_along_axis are themselves primitives, each
+// the transpose of the other of its pair, so that a VJP can be differentiated again (hessians)
+// and jit/vmap see the backward pass.
+
+using In = std::vector<Array>;
+
+Array strided_scatter(const Array& g, const Shape& shape, std::int64_t offset, const Dims& ss);
+
+// A `shape`-shaped strided view of x (element strides ss from element `offset`), copied out.
+Array strided_gather(const Array& x, std::int64_t offset, const Dims& ss, const Shape& shape) {
+  Array out = Array::empty(shape, x.dtype());
+  strided_copy(x, offset, ss, out, 0, contiguous_strides(shape), shape);
+  static constexpr detail::Primitive kGather{.name = "strided_gather"};
+  if (detail::transforming())
+    detail::bind(
+        kGather, out, {&x},
+        [offset, ss, shape](const In& in) { return strided_gather(in[0], offset, ss, shape); },
+        [offset, ss, x_shape = x.shape()](const Array& g, const Array&) {
+          return std::vector<Array>{strided_scatter(g, x_shape, offset, ss)};
+        });
+  return out;
+}
+
+// Zeros of `shape` with g written into the strided view (offset, ss) of g's shape; the view's
+// elements are distinct (slices never overlap), so this is strided_gather's transpose.
+Array strided_scatter(const Array& g, const Shape& shape, std::int64_t offset, const Dims& ss) {
+  Array out = zeros(shape, g.dtype());
+  strided_copy(g, 0, contiguous_strides(g.shape()), out, offset, ss, g.shape());
+  static constexpr detail::Primitive kScatter{.name = "strided_scatter"};
+  if (detail::transforming())
+    detail::bind(
+        kScatter, out, {&g},
+        [shape, offset, ss](const In& in) { return strided_scatter(in[0], shape, offset, ss); },
+        [offset, ss, g_shape = g.shape()](const Array& gg, const Array&) {
+          return std::vector<Array>{strided_gather(gg, offset, ss, g_shape)};
+        });
+  return out;
+}
+
+// x's elements [start, start + len) along `axis`.
 Array take_range(const Array& x, int axis, std::int64_t start, std::int64_t len) {
   Shape out_shape = x.shape();
   out_shape[axis] = len;
-  Array out = Array::empty(out_shape, x.dtype());
-  Dims ss = contiguous_strides(x.shape());
-  strided_copy(x, start * ss[std::size_t(axis)], ss, out, 0, contiguous_strides(out_shape),
-               out_shape);
-  return out;
+  const Dims ss = contiguous_strides(x.shape());
+  return strided_gather(x, start * ss[std::size_t(axis)], ss, out_shape);
 }
 
 std::vector<int> inverse_permutation(const std::vector<int>& perm) {
@@ -278,7 +317,12 @@ std::vector<std::int64_t> checked_indices(const Array& indices, std::int64_t n, 
   return idx;
 }
 
-// out[o, idx[k], i] += g[o, k, i]: the VJP of take (floating g only).
+Array indices_array(const std::vector<std::int64_t>& idx) {
+  std::vector<std::int32_t> v(idx.begin(), idx.end());
+  return Array(v, Shape{static_cast<std::int64_t>(v.size())}, DType::int32);
+}
+
+// out[o, idx[k], i] += g[o, k, i]: the VJP of take (floating g only); its own VJP is the take.
 Array scatter_add_take(const Array& g, const Shape& x_shape, const std::vector<std::int64_t>& idx,
                        std::int64_t O, std::int64_t N, std::int64_t I) {
   Array out = zeros(x_shape, g.dtype());
@@ -294,7 +338,38 @@ Array scatter_add_take(const Array& g, const Shape& x_shape, const std::vector<s
       }
     }
   });
+  static constexpr detail::Primitive kScatterAdd{.name = "take_scatter_add"};
+  if (detail::transforming())
+    detail::bind(
+        kScatterAdd, out, {&g},
+        [x_shape, idx, O, N, I](const In& in) {
+          return scatter_add_take(in[0], x_shape, idx, O, N, I);
+        },
+        [idx, O, N, I, g_shape = g.shape()](const Array& gg, const Array&) {
+          return std::vector<Array>{
+              reshape(take(reshape(gg, {O, N, I}), indices_array(idx), 1), g_shape.to_vector())};
+        });
   return out;
+}
+
+// gx[src[j]] += g[j] into zeros of `shape`: the VJP of take_along_axis; its VJP gathers g at src.
+Array scatter_add_flat(const Array& g, const Shape& shape, const std::vector<std::int64_t>& src) {
+  Array gx = zeros(shape, g.dtype());
+  detail::dispatch_float(g.dtype(), "take_along_axis", [&]<typename T>() {
+    const T* gp = g.data<T>();
+    T* xp = gx.mutable_data<T>();
+    for (std::size_t j = 0; j < src.size(); ++j) xp[src[j]] += gp[j];
+  });
+  static constexpr detail::Primitive kScatterAdd{.name = "take_along_axis_scatter_add"};
+  if (detail::transforming())
+    detail::bind(
+        kScatterAdd, gx, {&g},
+        [shape, src](const In& in) { return scatter_add_flat(in[0], shape, src); },
+        [src, g_shape = g.shape()](const Array& gg, const Array&) {
+          return std::vector<Array>{
+              reshape(take(ravel(gg), indices_array(src), 0), g_shape.to_vector())};
+        });
+  return gx;
 }
 
 }  // namespace
@@ -352,9 +427,13 @@ Array reshape(const Array& x, std::vector<std::int64_t> shape) {
   }
   if (target == x.shape()) return x;
   Array out = x.reshaped_view(target);
-  detail::record(out, {&x}, [in_shape = x.shape()](const Array& g) {
-    return std::vector<Array>{g.reshaped_view(in_shape)};
-  });
+  static constexpr detail::Primitive kReshape{.name = "reshape"};
+  if (detail::transforming())
+    detail::bind(
+        kReshape, out, {&x}, [shape](const In& in) { return reshape(in[0], shape); },
+        [in_shape = x.shape()](const Array& g, const Array&) {
+          return std::vector<Array>{reshape(g, in_shape.to_vector())};
+        });
   return out;
 }
 
@@ -398,9 +477,13 @@ Array transpose(const Array& x, std::vector<int> axes) {
     for (int p : perm) ss.push_back(xs[std::size_t(p)]);
     strided_copy(x, 0, ss, out, 0, contiguous_strides(out_shape), out_shape);
   }
-  detail::record(out, {&x}, [inv = inverse_permutation(perm)](const Array& g) {
-    return std::vector<Array>{transpose(g, inv)};
-  });
+  static constexpr detail::Primitive kTranspose{.name = "transpose"};
+  if (detail::transforming())
+    detail::bind(
+        kTranspose, out, {&x}, [perm](const In& in) { return transpose(in[0], perm); },
+        [inv = inverse_permutation(perm)](const Array& g, const Array&) {
+          return std::vector<Array>{transpose(g, inv)};
+        });
   return out;
 }
 
@@ -479,9 +562,13 @@ Array broadcast_to(const Array& x, Shape shape) {
     ss[std::size_t(i + lead)] = x.shape()[i] == 1 ? 0 : xs[std::size_t(i)];
   }
   strided_copy(x, 0, ss, out, 0, contiguous_strides(shape), shape);
-  detail::record(out, {&x}, [in_shape = x.shape()](const Array& g) {
-    return std::vector<Array>{detail::unbroadcast(g, in_shape)};
-  });
+  static constexpr detail::Primitive kBroadcastTo{.name = "broadcast_to"};
+  if (detail::transforming())
+    detail::bind(
+        kBroadcastTo, out, {&x}, [shape](const In& in) { return broadcast_to(in[0], shape); },
+        [in_shape = x.shape()](const Array& g, const Array&) {
+          return std::vector<Array>{detail::unbroadcast(g, in_shape)};
+        });
   return out;
 }
 
@@ -524,12 +611,23 @@ Array concatenate(const std::vector<Array>& xs, int axis) {
   }
   std::vector<std::int64_t> lens;
   for (const Array& x : inputs) lens.push_back(x.shape()[ax]);
-  detail::record(out, inputs, [ax, starts, lens](const Array& g) {
-    std::vector<Array> gs;
-    for (std::size_t k = 0; k < starts.size(); ++k)
-      gs.push_back(take_range(g, ax, starts[k], lens[k]));
-    return gs;
-  });
+  static constexpr detail::Primitive kConcatenate{.name = "concatenate"};
+  if (detail::transforming()) {
+    std::vector<DType> dtypes;
+    for (const Array& x : xs) dtypes.push_back(x.dtype());
+    detail::bind(
+        kConcatenate, out, xs, [ax](const In& in) { return concatenate(in, ax); },
+        [ax, starts, lens, dtypes](const Array& g, const Array&) {
+          std::vector<Array> gs;
+          for (std::size_t k = 0; k < starts.size(); ++k) {
+            Array part = take_range(g, ax, starts[k], lens[k]);
+            // An input promoted to g's dtype gets its cotangent converted back.
+            if (is_floating(dtypes[k]) && dtypes[k] != g.dtype()) part = part.astype(dtypes[k]);
+            gs.push_back(part);
+          }
+          return gs;
+        });
+  }
   return out;
 }
 
@@ -640,11 +738,13 @@ Array slice(const Array& x, const std::vector<Slice>& slices) {
   if (whole) return x;
   Array out = Array::empty(out_shape, x.dtype());
   strided_copy(x, offset, ss, out, 0, contiguous_strides(out_shape), out_shape);
-  detail::record(out, {&x}, [in_shape = x.shape(), offset, ss](const Array& g) {
-    Array gx = zeros(in_shape, g.dtype());
-    strided_copy(g, 0, contiguous_strides(g.shape()), gx, offset, ss, g.shape());
-    return std::vector<Array>{gx};
-  });
+  static constexpr detail::Primitive kSlice{.name = "slice"};
+  if (detail::transforming())
+    detail::bind(
+        kSlice, out, {&x}, [slices](const In& in) { return slice(in[0], slices); },
+        [in_shape = x.shape(), offset, ss](const Array& g, const Array&) {
+          return std::vector<Array>{strided_scatter(g, in_shape, offset, ss)};
+        });
   return out;
 }
 
@@ -696,11 +796,14 @@ Array pad(const Array& x, const std::vector<std::pair<std::int64_t, std::int64_t
   std::int64_t offset = 0;
   for (int d = 0; d < nd; ++d) offset += before[std::size_t(d)] * ds[std::size_t(d)];
   strided_copy(x, 0, contiguous_strides(x.shape()), out, offset, ds, x.shape());
-  detail::record(out, {&x}, [in_shape = x.shape(), offset, ds](const Array& g) {
-    Array gx = Array::empty(in_shape, g.dtype());
-    strided_copy(g, offset, ds, gx, 0, contiguous_strides(in_shape), in_shape);
-    return std::vector<Array>{gx};
-  });
+  static constexpr detail::Primitive kPad{.name = "pad"};
+  if (detail::transforming())
+    detail::bind(
+        kPad, out, {&x},
+        [pad_width, constant_value](const In& in) { return pad(in[0], pad_width, constant_value); },
+        [in_shape = x.shape(), offset, ds](const Array& g, const Array&) {
+          return std::vector<Array>{strided_gather(g, offset, ds, in_shape)};
+        });
   return out;
 }
 
@@ -731,9 +834,13 @@ Array take(const Array& x, const Array& indices, std::optional<int> axis) {
       }
     }
   }
-  detail::record(out, {&x}, [in_shape = x.shape(), idx, O, n, I](const Array& g) {
-    return std::vector<Array>{scatter_add_take(g, in_shape, idx, O, n, I)};
-  });
+  static constexpr detail::Primitive kTake{.name = "take"};
+  if (detail::transforming())
+    detail::bind(
+        kTake, out, {&x, &indices}, [ax](const In& in) { return take(in[0], in[1], ax); },
+        [in_shape = x.shape(), idx, O, n, I](const Array& g, const Array&) {
+          return std::vector<Array>{scatter_add_take(g, in_shape, idx, O, n, I), Array()};
+        });
   return out;
 }
 
@@ -776,15 +883,16 @@ Array take_along_axis(const Array& x, const Array& indices, int axis) {
     T* op = out.mutable_data<T>();
     for (std::size_t j = 0; j < src.size(); ++j) op[j] = xp[src[j]];
   });
-  detail::record(out, {&xb}, [shape = x_target, src](const Array& g) {
-    Array gx = zeros(shape, g.dtype());
-    detail::dispatch_float(g.dtype(), "take_along_axis", [&]<typename T>() {
-      const T* gp = g.data<T>();
-      T* xp = gx.mutable_data<T>();
-      for (std::size_t j = 0; j < src.size(); ++j) xp[src[j]] += gp[j];
-    });
-    return std::vector<Array>{gx};
-  });
+  static constexpr detail::Primitive kTakeAlongAxis{.name = "take_along_axis"};
+  if (detail::transforming())
+    detail::bind(
+        kTakeAlongAxis, out, {&x, &indices},
+        [ax](const In& in) { return take_along_axis(in[0], in[1], ax); },
+        [shape = x_target, src, x_shape = x.shape()](const Array& g, const Array&) {
+          // x was broadcast to `shape` first: the scatter's sum comes back through unbroadcast.
+          return std::vector<Array>{detail::unbroadcast(scatter_add_flat(g, shape, src), x_shape),
+                                    Array()};
+        });
   return out;
 }
 
@@ -806,6 +914,11 @@ Array one_hot(const Array& indices, std::int64_t num_classes, DType dtype) {
       }
     }
   });
+  static constexpr detail::Primitive kOneHot{.name = "one_hot"};
+  if (detail::transforming())
+    detail::bind(
+        kOneHot, out, {&indices},
+        [num_classes, dtype](const In& in) { return one_hot(in[0], num_classes, dtype); }, nullptr);
   return out;
 }
 

@@ -19,10 +19,13 @@
 #include <limits>
 #include <memory>
 #include <string>
+#include <string_view>
 
 #include "detail/dispatch.hpp"
+#include "detail/primitive.hpp"
 #include "detail/tape.hpp"
 #include "loom/numpy/creation.hpp"
+#include "loom/numpy/elementwise.hpp"
 #include "loom/numpy/manipulation.hpp"
 
 namespace loom::numpy {
@@ -390,18 +393,36 @@ Array out_array(const Plan& p, bool keepdims, DType dtype) {
   return Array::empty(keepdims ? p.keep_shape : p.out_shape, dtype);
 }
 
-// d(out)/dx = g broadcast back to x's shape, times factor.
+using In = std::vector<Array>;
+
+// g (the reduction's output shape, with or without the kept axes) broadcast back to x's shape,
+// divided by `divisor`; differentiable, so that VJPs built on it can be differentiated again.
 Array broadcast_back(const Array& g, const Plan& p, const Shape& x_shape, double divisor) {
-  Array b = broadcast_to(g.reshaped_view(p.keep_shape), x_shape);
+  Array b = broadcast_to(reshape(g, p.keep_shape.to_vector()), x_shape);
   if (divisor == 1.0) return b;
-  Array out = Array::empty(x_shape, b.dtype());
-  detail::dispatch_float(b.dtype(), "mean", [&]<typename T>() {
-    const T* s = b.data<T>();
-    T* d = out.mutable_data<T>();
-    const T div = static_cast<T>(divisor);
-    for (std::int64_t i = 0, n = out.size(); i < n; ++i) d[i] = s[i] / div;
-  });
-  return out;
+  return divide(b, weak_scalar(divisor, b));  // T(divisor) division, as the kernel did
+}
+
+// A second-order VJP (a grad trace records the backward pass) is built of differentiable ops;
+// a first-order one runs the fused kernel below it.
+bool higher_order() {
+  return detail::recording();
+}
+
+// x in (O, R, I) layout with its history (to_layout detaches).
+Array layout_with_history(const Array& x, const Plan& p) {
+  const Array t = p.perm ? transpose(x, *p.perm) : x;
+  return reshape(t, {p.O, p.R, p.I});
+}
+
+// The inverse of layout_with_history for an (O, R, I) array.
+Array from_layout_with_history(const Array& d, const Plan& p, const Shape& x_shape) {
+  if (!p.perm) return reshape(d, x_shape.to_vector());
+  std::vector<std::int64_t> t;
+  for (int a : *p.perm) t.push_back(x_shape[a]);
+  std::vector<int> inv(p.perm->size());
+  for (std::size_t i = 0; i < inv.size(); ++i) inv[std::size_t((*p.perm)[i])] = int(i);
+  return transpose(reshape(d, t), inv);
 }
 
 void check_nonempty(const Plan& p, const Array& x, const Axes& axes, const char* op) {
@@ -454,27 +475,42 @@ Array var_impl(const Array& x, const Axes& axes, bool keepdims, int ddof, bool t
       if (take_sqrt) o[j] = std::sqrt(o[j]);
     }
   });
-  detail::record(out, {&x},
-                 [p, src, mean = m.mean, res = out.detached(), divisor, take_sqrt,
-                  x_shape = x.shape()](const Array& g) {
-                   // d var / dx = 2 (x - mean) / divisor;  d std / dx = (x - mean) / (divisor *
-                   // std).
-                   Array dx = Array::empty(src.shape(), src.dtype());
-                   detail::dispatch_float(src.dtype(), "var", [&]<typename T>() {
-                     const T* x = src.data<T>();
-                     const T* mp = mean.data<T>();
-                     const T* gp = g.data<T>();
-                     const T* rp = res.data<T>();
-                     T* d = dx.mutable_data<T>();
-                     const T div = static_cast<T>(
-                         divisor > 0 ? divisor : std::numeric_limits<double>::quiet_NaN());
-                     for_ori(p.O, p.R, p.I, [&](std::int64_t xi, std::int64_t si) {
-                       d[xi] = take_sqrt ? gp[si] * (x[xi] - mp[si]) / (div * rp[si])
-                                         : gp[si] * T(2) * (x[xi] - mp[si]) / div;
-                     });
-                   });
-                   return std::vector<Array>{from_layout(dx, p, x_shape)};
-                 });
+  static constexpr detail::Primitive kVar{.name = "var", .vjp_uses_output = true};
+  static constexpr detail::Primitive kStd{.name = "std", .vjp_uses_output = true};
+  if (detail::transforming())
+    detail::bind(
+        take_sqrt ? kStd : kVar, out, {&x},
+        [axes, keepdims, ddof, take_sqrt](const In& in) {
+          return var_impl(in[0], axes, keepdims, ddof, take_sqrt);
+        },
+        [x, axes, p, src, mean = m.mean, divisor, take_sqrt](const Array& g, const Array& res) {
+          // d var / dx = 2 (x - mean) / divisor;  d std / dx = (x - mean) / (divisor * std).
+          const double div = divisor > 0 ? divisor : std::numeric_limits<double>::quiet_NaN();
+          if (higher_order()) {
+            const Array xf = floating(x);
+            const Array centered = subtract(xf, numpy::mean(xf, axes, true));
+            const Array gb = broadcast_back(g, p, x.shape(), 1.0);
+            if (take_sqrt) {
+              const Array sb = broadcast_back(res, p, x.shape(), 1.0);
+              return std::vector<Array>{divide(multiply(gb, centered), multiply(sb, div))};
+            }
+            return std::vector<Array>{divide(multiply(multiply(gb, 2.0), centered), div)};
+          }
+          Array dx = Array::empty(src.shape(), src.dtype());
+          detail::dispatch_float(src.dtype(), "var", [&]<typename T>() {
+            const T* xp = src.data<T>();
+            const T* mp = mean.data<T>();
+            const T* gp = g.data<T>();
+            const T* rp = res.data<T>();
+            T* d = dx.mutable_data<T>();
+            const T dv = static_cast<T>(div);
+            for_ori(p.O, p.R, p.I, [&](std::int64_t xi, std::int64_t si) {
+              d[xi] = take_sqrt ? gp[si] * (xp[xi] - mp[si]) / (dv * rp[si])
+                                : gp[si] * T(2) * (xp[xi] - mp[si]) / dv;
+            });
+          });
+          return std::vector<Array>{from_layout(dx, p, x.shape())};
+        });
   return out;
 }
 
@@ -487,23 +523,37 @@ Array chooser(const Array& x, const Axes& axes, bool keepdims, const char* op) {
   check_nonempty(p, x, axes, op);
   const Array src = to_layout(x, p);
   Array out = reduce_with<Op>(src, p, keepdims ? p.keep_shape : p.out_shape);
-  detail::record(out, {&x}, [p, src, res = out.detached(), x_shape = x.shape()](const Array& g) {
-    Array dx = Array::empty(src.shape(), src.dtype());
-    detail::dispatch_float(src.dtype(), "max", [&]<typename T>() {
-      const T* xp = src.data<T>();
-      const T* rp = res.data<T>();
-      const T* gp = g.data<T>();
-      T* d = dx.mutable_data<T>();
-      std::vector<T> count(static_cast<std::size_t>(p.O * p.I), T(0));
-      for_ori(p.O, p.R, p.I, [&](std::int64_t xi, std::int64_t si) {
-        count[std::size_t(si)] += xp[xi] == rp[si] ? T(1) : T(0);
-      });
-      for_ori(p.O, p.R, p.I, [&](std::int64_t xi, std::int64_t si) {
-        d[xi] = xp[xi] == rp[si] ? gp[si] / count[std::size_t(si)] : T(0) / count[std::size_t(si)];
-      });
-    });
-    return std::vector<Array>{from_layout(dx, p, x_shape)};
-  });
+  static constexpr detail::Primitive kMax{.name = "max", .vjp_uses_output = true};
+  static constexpr detail::Primitive kMin{.name = "min", .vjp_uses_output = true};
+  if (detail::transforming())
+    detail::bind(
+        std::string_view(op) == "max" ? kMax : kMin, out, {&x},
+        [axes, keepdims, op](const In& in) { return chooser<Op>(in[0], axes, keepdims, op); },
+        [x, axes, p, src](const Array& g, const Array& res) {
+          if (higher_order()) {
+            const Array rb = broadcast_back(res, p, x.shape(), 1.0);
+            const Array mask = equal(x, rb).astype(g.dtype());
+            const Array count = sum(mask, axes, true);
+            return std::vector<Array>{
+                divide(multiply(broadcast_back(g, p, x.shape(), 1.0), mask), count)};
+          }
+          Array dx = Array::empty(src.shape(), src.dtype());
+          detail::dispatch_float(src.dtype(), "max", [&]<typename T>() {
+            const T* xp = src.data<T>();
+            const T* rp = res.data<T>();
+            const T* gp = g.data<T>();
+            T* d = dx.mutable_data<T>();
+            std::vector<T> count(static_cast<std::size_t>(p.O * p.I), T(0));
+            for_ori(p.O, p.R, p.I, [&](std::int64_t xi, std::int64_t si) {
+              count[std::size_t(si)] += xp[xi] == rp[si] ? T(1) : T(0);
+            });
+            for_ori(p.O, p.R, p.I, [&](std::int64_t xi, std::int64_t si) {
+              d[xi] = xp[xi] == rp[si] ? gp[si] / count[std::size_t(si)]
+                                       : T(0) / count[std::size_t(si)];
+            });
+          });
+          return std::vector<Array>{from_layout(dx, p, x.shape())};
+        });
   return out;
 }
 
@@ -560,6 +610,13 @@ Array arg_chooser(const Array& x, std::optional<int> axis, bool keepdims, const 
         },
         std::max<std::int64_t>(1, detail::kParallelGrain / std::max<std::int64_t>(p.R * p.I, 1)));
   });
+  static constexpr detail::Primitive kArgmax{.name = "argmax"};
+  static constexpr detail::Primitive kArgmin{.name = "argmin"};
+  if (detail::transforming())
+    detail::bind(
+        kMax ? kArgmax : kArgmin, out, {&x},
+        [axis, keepdims, op](const In& in) { return arg_chooser<kMax>(in[0], axis, keepdims, op); },
+        nullptr);
   return out;
 }
 
@@ -568,7 +625,17 @@ Array bool_reduce(const Array& x, const Axes& axes, bool keepdims, const char* o
   const Plan p = make_plan(x.shape(), axes, op);
   const Array src = to_layout(x.astype(DType::bool_), p);
   const Shape& shape = keepdims ? p.keep_shape : p.out_shape;
-  return is_any ? reduce_with<MaxOp>(src, p, shape) : reduce_with<MinOp>(src, p, shape);
+  Array out = is_any ? reduce_with<MaxOp>(src, p, shape) : reduce_with<MinOp>(src, p, shape);
+  static constexpr detail::Primitive kAny{.name = "any"};
+  static constexpr detail::Primitive kAll{.name = "all"};
+  if (detail::transforming())
+    detail::bind(
+        is_any ? kAny : kAll, out, {&x},
+        [axes, keepdims, op, is_any](const In& in) {
+          return bool_reduce(in[0], axes, keepdims, op, is_any);
+        },
+        nullptr);
+  return out;
 }
 
 }  // namespace
@@ -577,9 +644,13 @@ Array sum(const Array& x, Axes axes, bool keepdims) {
   detail::check_valid(x, "sum");
   const Plan p = make_plan(x.shape(), axes, "sum");
   Array out = reduce_with<SumOp, true>(to_layout(x, p), p, keepdims ? p.keep_shape : p.out_shape);
-  detail::record(out, {&x}, [p, x_shape = x.shape()](const Array& g) {
-    return std::vector<Array>{broadcast_back(g, p, x_shape, 1.0)};
-  });
+  static constexpr detail::Primitive kSum{.name = "sum"};
+  if (detail::transforming())
+    detail::bind(
+        kSum, out, {&x}, [axes, keepdims](const In& in) { return sum(in[0], axes, keepdims); },
+        [p, x_shape = x.shape()](const Array& g, const Array&) {
+          return std::vector<Array>{broadcast_back(g, p, x_shape, 1.0)};
+        });
   return out;
 }
 
@@ -593,9 +664,13 @@ Array mean(const Array& x, Axes axes, bool keepdims) {
     const T count = static_cast<T>(p.R);  // 0/0 = nan for an empty mean, as NumPy
     for (std::int64_t j = 0, n = out.size(); j < n; ++j) o[j] /= count;
   });
-  detail::record(out, {&x}, [p, x_shape = x.shape()](const Array& g) {
-    return std::vector<Array>{broadcast_back(g, p, x_shape, static_cast<double>(p.R))};
-  });
+  static constexpr detail::Primitive kMean{.name = "mean"};
+  if (detail::transforming())
+    detail::bind(
+        kMean, out, {&x}, [axes, keepdims](const In& in) { return mean(in[0], axes, keepdims); },
+        [p, x_shape = x.shape()](const Array& g, const Array&) {
+          return std::vector<Array>{broadcast_back(g, p, x_shape, static_cast<double>(p.R))};
+        });
   return out;
 }
 
@@ -620,37 +695,57 @@ Array prod(const Array& x, Axes axes, bool keepdims) {
   const Plan p = make_plan(x.shape(), axes, "prod");
   const Array src = to_layout(x, p);
   Array out = reduce_with<ProdOp, true>(src, p, keepdims ? p.keep_shape : p.out_shape);
-  detail::record(out, {&x}, [p, src, x_shape = x.shape()](const Array& g) {
-    // d prod / dx_r = g * (product of the other elements), from exclusive prefix and suffix
-    // products: exact with zeros (no division by x).
-    Array dx = Array::empty(src.shape(), src.dtype());
-    detail::dispatch_float(src.dtype(), "prod", [&]<typename T>() {
-      const T* xp = src.data<T>();
-      const T* gp = g.data<T>();
-      T* d = dx.mutable_data<T>();
-      std::vector<T> acc(static_cast<std::size_t>(p.I));
-      for (std::int64_t o = 0; o < p.O; ++o) {
-        const std::int64_t base = o * p.R * p.I;
-        std::fill(acc.begin(), acc.end(), T(1));
-        for (std::int64_t r = 0; r < p.R; ++r) {
-          for (std::int64_t i = 0; i < p.I; ++i) {
-            const std::int64_t k = base + r * p.I + i;
-            d[k] = acc[std::size_t(i)];
-            acc[std::size_t(i)] *= xp[k];
+  static constexpr detail::Primitive kProd{.name = "prod"};
+  if (detail::transforming())
+    detail::bind(
+        kProd, out, {&x}, [axes, keepdims](const In& in) { return prod(in[0], axes, keepdims); },
+        [x, p, src](const Array& g, const Array&) {
+          // d prod / dx_r = g * (product of the other elements): exact with zeros (no division
+          // by x).
+          if (higher_order()) {
+            // The product of the others, for each r, from differentiable ops (O(R^2) work: only
+            // when the backward pass itself is differentiated).
+            const Array xl = layout_with_history(x, p);
+            std::vector<Array> others;
+            for (std::int64_t r = 0; r < p.R; ++r) {
+              const Array rest = concatenate(
+                  {slice(xl, {Slice{}, Slice{0, r, 1}}), slice(xl, {Slice{}, Slice{r + 1, {}, 1}})},
+                  1);
+              others.push_back(prod(rest, 1, true));
+            }
+            const Array gl = reshape(g, {p.O, 1, p.I});
+            const Array dl = others.empty() ? zeros(Shape{p.O, p.R, p.I}, g.dtype())
+                                            : multiply(gl, concatenate(others, 1));
+            return std::vector<Array>{from_layout_with_history(dl, p, x.shape())};
           }
-        }
-        for (std::int64_t i = 0; i < p.I; ++i) acc[std::size_t(i)] = gp[o * p.I + i];
-        for (std::int64_t r = p.R - 1; r >= 0; --r) {
-          for (std::int64_t i = 0; i < p.I; ++i) {
-            const std::int64_t k = base + r * p.I + i;
-            d[k] *= acc[std::size_t(i)];
-            acc[std::size_t(i)] *= xp[k];
-          }
-        }
-      }
-    });
-    return std::vector<Array>{from_layout(dx, p, x_shape)};
-  });
+          Array dx = Array::empty(src.shape(), src.dtype());
+          detail::dispatch_float(src.dtype(), "prod", [&]<typename T>() {
+            const T* xp = src.data<T>();
+            const T* gp = g.data<T>();
+            T* d = dx.mutable_data<T>();
+            std::vector<T> acc(static_cast<std::size_t>(p.I));
+            for (std::int64_t o = 0; o < p.O; ++o) {
+              const std::int64_t base = o * p.R * p.I;
+              std::fill(acc.begin(), acc.end(), T(1));
+              for (std::int64_t r = 0; r < p.R; ++r) {
+                for (std::int64_t i = 0; i < p.I; ++i) {
+                  const std::int64_t k = base + r * p.I + i;
+                  d[k] = acc[std::size_t(i)];
+                  acc[std::size_t(i)] *= xp[k];
+                }
+              }
+              for (std::int64_t i = 0; i < p.I; ++i) acc[std::size_t(i)] = gp[o * p.I + i];
+              for (std::int64_t r = p.R - 1; r >= 0; --r) {
+                for (std::int64_t i = 0; i < p.I; ++i) {
+                  const std::int64_t k = base + r * p.I + i;
+                  d[k] *= acc[std::size_t(i)];
+                  acc[std::size_t(i)] *= xp[k];
+                }
+              }
+            }
+          });
+          return std::vector<Array>{from_layout(dx, p, x.shape())};
+        });
   return out;
 }
 
@@ -680,20 +775,30 @@ Array logsumexp(const Array& x, Axes axes, bool keepdims) {
     T* o = out.mutable_data<T>();
     for (std::int64_t j = 0; j < p.O * p.I; ++j) o[j] = std::log(sp[j]) + m[j];
   });
-  detail::record(out, {&x}, [p, src, res = out.detached(), x_shape = x.shape()](const Array& g) {
-    // d lse / dx = softmax(x) = exp(x - lse).
-    Array dx = Array::empty(src.shape(), src.dtype());
-    detail::dispatch_float(src.dtype(), "logsumexp", [&]<typename T>() {
-      const T* xp = src.data<T>();
-      const T* rp = res.data<T>();
-      const T* gp = g.data<T>();
-      T* d = dx.mutable_data<T>();
-      for_ori(p.O, p.R, p.I, [&](std::int64_t xi, std::int64_t si) {
-        d[xi] = gp[si] * std::exp(xp[xi] - rp[si]);
-      });
-    });
-    return std::vector<Array>{from_layout(dx, p, x_shape)};
-  });
+  static constexpr detail::Primitive kLogsumexp{.name = "logsumexp", .vjp_uses_output = true};
+  if (detail::transforming())
+    detail::bind(
+        kLogsumexp, out, {&x},
+        [axes, keepdims](const In& in) { return logsumexp(in[0], axes, keepdims); },
+        [x, p, src](const Array& g, const Array& res) {
+          // d lse / dx = softmax(x) = exp(x - lse).
+          if (higher_order()) {
+            const Array rb = broadcast_back(res, p, x.shape(), 1.0);
+            return std::vector<Array>{
+                multiply(broadcast_back(g, p, x.shape(), 1.0), exp(subtract(floating(x), rb)))};
+          }
+          Array dx = Array::empty(src.shape(), src.dtype());
+          detail::dispatch_float(src.dtype(), "logsumexp", [&]<typename T>() {
+            const T* xp = src.data<T>();
+            const T* rp = res.data<T>();
+            const T* gp = g.data<T>();
+            T* d = dx.mutable_data<T>();
+            for_ori(p.O, p.R, p.I, [&](std::int64_t xi, std::int64_t si) {
+              d[xi] = gp[si] * std::exp(xp[xi] - rp[si]);
+            });
+          });
+          return std::vector<Array>{from_layout(dx, p, x.shape())};
+        });
   return out;
 }
 
