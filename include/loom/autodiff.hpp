@@ -168,3 +168,6 @@ auto vjp(F f, const X& x) {
 }
 
 }  // namespace loom
+
+// Forward mode, Jacobians and custom rules build on the above.
+#include "loom/autodiff/forward.hpp"  // IWYU pragma: export
