@@ -58,3 +58,29 @@ TEST(Autodiff, FloatingArgumentsStillDifferentiate) {
   EXPECT_EQ(g.dtype(), DType::float32);
   EXPECT_EQ(g.to_vector<float>(), (std::vector<float>{1.0f, -3.0f}));
 }
+
+TEST(Autodiff, GradOfGradOfSinIsMinusSin) {
+  auto f = [](const Array& x) { return jnp::sin(x); };
+  auto d1 = loom::grad(f);
+  auto d2 = loom::grad(d1);
+  auto d3 = loom::grad(d2);
+  for (double v : {-1.3, 0.0, 0.4, 2.0}) {
+    Array x = Array::scalar(v, DType::float64);
+    EXPECT_NEAR(d1(x).item<double>(), std::cos(v), 1e-14);
+    EXPECT_NEAR(d2(x).item<double>(), -std::sin(v), 1e-14);
+    EXPECT_NEAR(d3(x).item<double>(), -std::cos(v), 1e-14);
+  }
+}
+
+TEST(Autodiff, GradOfGradOfExp) {
+  auto f = [](const Array& x) { return jnp::exp(x); };
+  auto d2 = loom::grad(loom::grad(f));
+  auto d3 = loom::grad(d2);
+  Array x = Array::scalar(0.7, DType::float64);
+  EXPECT_NEAR(d2(x).item<double>(), std::exp(0.7), 1e-14);
+  EXPECT_NEAR(d3(x).item<double>(), std::exp(0.7), 1e-14);
+  // d2/dx2 exp(exp(x)) = exp(exp(x)) e^x (e^x + 1)
+  auto g2 = loom::grad(loom::grad([](const Array& v) { return jnp::exp(jnp::exp(v)); }));
+  const double e = std::exp(0.7);
+  EXPECT_NEAR(g2(x).item<double>(), std::exp(e) * e * (e + 1), 1e-12);
+}
