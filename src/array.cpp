@@ -177,6 +177,12 @@ void check_valid(const Array& x, const char* op) {
   if (!x.valid()) throw Error(std::string(op) + ": got an empty (default-constructed) Array");
 }
 
+// The host-read hook of loom::jit / loom::vmap (see detail::host_read_hook in array.hpp).
+HostReadHook& host_read_hook() {
+  thread_local HostReadHook hook = nullptr;
+  return hook;
+}
+
 void throw_ragged(const char* what) {
   throw Error(std::string("Array: nested initializer list is ragged (") + what +
               " of different lengths)");

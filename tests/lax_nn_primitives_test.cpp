@@ -145,6 +145,13 @@ TEST(LaxNnPrimitives, EveryCaseBindsAndItsImplsReplay) {
     bool named = false;
     for (const auto& e : entries) named = named || e.name == c.name;
     EXPECT_TRUE(named) << c.name << " did not bind a primitive of that name";
+    // The result itself comes out of a bound primitive (nothing computed behind a capture's back).
+    bool result_bound = false;
+    for (const auto& e : entries) {
+      result_bound = result_bound || (e.out.shape() == captured.shape() &&
+                                      testing::allclose(e.out, captured, 0, 0));
+    }
+    EXPECT_TRUE(result_bound) << "the result of " << c.name << " was not bound";
     for (const auto& e : entries) {
       // Replayed outside any capture: the impl recomputes the recorded output exactly.
       const Array replay = e.impl(e.inputs);

@@ -213,6 +213,11 @@ namespace detail {
 // Converts n elements of type `src` at `in` to type `dst` at `out`.
 void convert(const void* in, DType src, void* out, DType dst, std::int64_t n);
 [[noreturn]] void throw_ragged(const char* what);
+// Installed by loom::jit / loom::vmap while they trace (one thread-local per thread, null
+// otherwise): called before item()/to_vector() read an array on the host, to reject traced
+// values with a clear error.
+using HostReadHook = void (*)(const Array& array, const char* what);
+HostReadHook& host_read_hook();
 }  // namespace detail
 
 template <typename T>
@@ -274,6 +279,7 @@ Array Array::from_nested3(
 template <typename T>
 std::vector<T> Array::to_vector() const {
   if (!valid()) throw Error("Array.to_vector: the array is empty (default-constructed)");
+  if (detail::HostReadHook hook = detail::host_read_hook()) hook(*this, "to_vector");
   if constexpr (std::is_same_v<T, bool>) {
     std::vector<std::uint32_t> tmp(static_cast<std::size_t>(size()));
     detail::convert(raw_data(), dtype_, tmp.data(), DType::uint32, size());
@@ -291,6 +297,7 @@ T Array::item() const {
     throw Error("Array.item: expected an array of size 1, got shape " +
                 (valid() ? shape_.str() : std::string("<empty>")));
   }
+  if (detail::HostReadHook hook = detail::host_read_hook()) hook(*this, "item");
   return to_vector<T>()[0];
 }
 

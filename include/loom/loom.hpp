@@ -10,6 +10,7 @@
 #include "loom/distributed.hpp"
 #include "loom/dtype.hpp"
 #include "loom/error.hpp"
+#include "loom/jit.hpp"
 #include "loom/lax.hpp"
 #include "loom/lax/collectives.hpp"
 #include "loom/nn.hpp"
@@ -17,3 +18,4 @@
 #include "loom/optim.hpp"
 #include "loom/random.hpp"
 #include "loom/tree.hpp"
+#include "loom/vmap.hpp"
