@@ -1,7 +1,8 @@
 // The primitive records of loom::lax, loom::nn and loom::optim (tests/op_list_lax_nn.hpp):
-// every case's gradient matches central finite differences in float64; the composite
-// (differentiable) VJP of each fused kernel equals its hand-written backward kernel; and every
-// case binds primitives whose impl replays to the eager result.
+// every case's gradient, and its grad of grad (Hessian-vector products), match central finite
+// differences in float64; the composite (differentiable) VJP of each fused kernel equals its
+// hand-written backward kernel; and every case binds primitives whose impl replays to the eager
+// result.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -73,6 +74,23 @@ TEST(LaxNnPrimitives, CompositeVjpEqualsKernelVjp) {
   }
 }
 
+// Grad of grad: the backward pass, recorded by the outer grad, runs the composite VJPs (and
+// the bound transpose primitives of lax); its derivative H v must match finite differences of
+// the first-order gradient (the fast kernels).
+TEST(LaxNnPrimitives, HessianVectorProductsMatchFiniteDifferences) {
+  for (const OpCase& c : testing::lax_nn_op_cases()) {
+    if (!c.differentiable) continue;
+    const Array w = weights_like(c.fn(c.inputs));
+    for (std::size_t k = 0; k < c.inputs.size(); ++k) {
+      if (c.inputs[k].dtype() != DType::float64) continue;
+      const auto f = scalarized(c, k, w);
+      const Array v = weights_like(c.inputs[k]) - 0.4;
+      auto hv = [&f, v](const Array& x) { return numpy::sum(grad(f)(x) * v); };
+      EXPECT_TRUE(testing::grad_matches_fd(hv, c.inputs[k], 1e-5)) << c.name << " input " << k;
+    }
+  }
+}
+
 TEST(LaxNnPrimitives, CompositeVjpIsOffByDefault) {
   EXPECT_FALSE(detail::use_composite_vjp());
   {
@@ -127,6 +145,13 @@ TEST(LaxNnPrimitives, EveryCaseBindsAndItsImplsReplay) {
     bool named = false;
     for (const auto& e : entries) named = named || e.name == c.name;
     EXPECT_TRUE(named) << c.name << " did not bind a primitive of that name";
+    // The result itself comes out of a bound primitive (nothing computed behind a capture's back).
+    bool result_bound = false;
+    for (const auto& e : entries) {
+      result_bound = result_bound || (e.out.shape() == captured.shape() &&
+                                      testing::allclose(e.out, captured, 0, 0));
+    }
+    EXPECT_TRUE(result_bound) << "the result of " << c.name << " was not bound";
     for (const auto& e : entries) {
       // Replayed outside any capture: the impl recomputes the recorded output exactly.
       const Array replay = e.impl(e.inputs);

@@ -477,9 +477,9 @@ Array conv_general_dilated(const Array& lhs0, const Array& rhs0,
           return conv_general_dilated(in[0], in[1], window_strides, padding, lhs_dilation_in,
                                       rhs_dilation_in, feature_group_count);
         },
-        [lhs, rhs, p = std::make_shared<const ConvPlan>(
-                       ConvPlan{g, lhs.shape(), rhs.shape(), out.shape()})](const Array& gy0,
-                                                                            const Array&) {
+        [lhs, rhs,
+         p = std::make_shared<const ConvPlan>(ConvPlan{g, lhs.shape(), rhs.shape(), out.shape()})](
+            const Array& gy0, const Array&) {
           const Array gy = gy0.dtype() == lhs.dtype() ? gy0 : gy0.astype(lhs.dtype());
           return conv_vjp(lhs, rhs, gy, p);
         });

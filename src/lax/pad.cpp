@@ -98,9 +98,7 @@ Array pad_transpose(const Array& g, const Shape& s, const Shape& out_shape,
         [s, out_shape, maps, config](const std::vector<Array>& in) {
           return pad_transpose(in[0], s, out_shape, maps, config);
         },
-        [config](const Array& u, const Array&) {
-          return std::vector<Array>{pad(u, 0.0, config)};
-        });
+        [config](const Array& u, const Array&) { return std::vector<Array>{pad(u, 0.0, config)}; });
   }
   return dx;
 }

@@ -221,7 +221,9 @@ Array select_scatter(const Array& gy, const Positions& sel, const Shape& x_shape
   if (::loom::detail::transforming()) {
     ::loom::detail::bind(
         kScatter, dx, {&gy},
-        [sel, x_shape](const std::vector<Array>& in) { return select_scatter(in[0], sel, x_shape); },
+        [sel, x_shape](const std::vector<Array>& in) {
+          return select_scatter(in[0], sel, x_shape);
+        },
         [sel, gy_shape = gy.shape()](const Array& u, const Array&) {
           return std::vector<Array>{select_gather(u, sel, gy_shape)};
         });
@@ -241,7 +243,9 @@ Array select_gather(const Array& u, const Positions& sel, const Shape& gy_shape)
   if (::loom::detail::transforming()) {
     ::loom::detail::bind(
         kGather, out, {&u},
-        [sel, gy_shape](const std::vector<Array>& in) { return select_gather(in[0], sel, gy_shape); },
+        [sel, gy_shape](const std::vector<Array>& in) {
+          return select_gather(in[0], sel, gy_shape);
+        },
         [sel, x_shape = u.shape()](const Array& v, const Array&) {
           return std::vector<Array>{select_scatter(v, sel, x_shape)};
         });

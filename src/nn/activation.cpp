@@ -218,7 +218,8 @@ Array elu(const Array& x, double alpha) {
       },
       [alpha](const Array& a) { return elu(a, alpha); },
       [alpha](const Array& a, const Array&, const Array& g) {
-        return numpy::where(a > 0.0, g, g * alpha * numpy::exp(numpy::minimum(a, numpy::zeros_like(a))));
+        return numpy::where(a > 0.0, g,
+                            g * alpha * numpy::exp(numpy::minimum(a, numpy::zeros_like(a))));
       });
 }
 
@@ -241,7 +242,8 @@ Array celu(const Array& x, double alpha) {
       },
       [alpha](const Array& a) { return celu(a, alpha); },
       [alpha](const Array& a, const Array&, const Array& g) {
-        return numpy::where(a > 0.0, g, g * numpy::exp(numpy::minimum(a, numpy::zeros_like(a)) / alpha));
+        return numpy::where(a > 0.0, g,
+                            g * numpy::exp(numpy::minimum(a, numpy::zeros_like(a)) / alpha));
       });
 }
 

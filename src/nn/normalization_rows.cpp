@@ -150,8 +150,7 @@ void backward(const T* g, const T* x, const T* scale, const T* mean, const T* rs
 // backward pass; clip (the max(0, var) derivative factor per row) is piecewise constant.
 std::vector<Array> composite_vjp(const Array& x, const Array& scale, const Shape& bias_shape,
                                  bool has_bias, const Array& clip, const Array& g,
-                                 std::int64_t rows, std::int64_t n, double epsilon,
-                                 bool centred) {
+                                 std::int64_t rows, std::int64_t n, double epsilon, bool centred) {
   const Array xr = numpy::reshape(x, {rows, n});
   const Array gr = numpy::reshape(g, {rows, n});
   Array xhat, rstd;
@@ -206,8 +205,7 @@ Array normalize_rows(const Array& x, const Array& scale, const Array& bias, std:
        rstd, clip, rows, n, epsilon, centred](const Array& g_in, const Array&) {
         const Array g = g_in.dtype() == x.dtype() ? g_in : g_in.astype(x.dtype());
         if (loom::detail::use_composite_vjp()) {
-          return composite_vjp(x, scale, bias_shape, has_bias, clip, g, rows, n, epsilon,
-                               centred);
+          return composite_vjp(x, scale, bias_shape, has_bias, clip, g, rows, n, epsilon, centred);
         }
         Array dx = Array::empty(x.shape(), x.dtype());
         Array gx = Array::empty(Shape{rows, n}, x.dtype());

@@ -53,8 +53,8 @@ Array fused(const char* op, F f, Array self, const A&... others) {
   // In place only when this handle is the sole owner and carries no autodiff history, and no
   // transformation is recording the op (a captured input must keep its value).
   const bool transforming = loom::detail::transforming();
-  Array out = (self.unique() && !self.node() && !transforming) ? self
-                                                                : Array::empty(self.shape(), dtype);
+  Array out =
+      (self.unique() && !self.node() && !transforming) ? self : Array::empty(self.shape(), dtype);
   const std::int64_t n = self.size();
   loom::detail::dispatch_float(dtype, op, [&]<typename T>() {
     auto run = [&](const T* s, const auto*... o) {
@@ -80,7 +80,8 @@ Array fused(const char* op, F f, Array self, const A&... others) {
         [op, f](const std::vector<Array>& in) {
           return [&]<std::size_t... I>(std::index_sequence<I...>) {
             return fused(op, f, in[0], in[I + 1]...);
-          }(std::index_sequence_for<A...>{});
+          }
+          (std::index_sequence_for<A...>{});
         },
         nullptr);
   }

@@ -144,32 +144,33 @@ Array softmax_cross_entropy_with_integer_labels(const Array& logits, const Array
         if (loom::detail::use_composite_vjp()) {  // g * (softmax(x) - one_hot(label))
           const Array p = jnp::exp(x - jnp::logsumexp(x, {-1}, true));
           return std::vector<Array>{
-              jnp::expand_dims(gc, -1) * (p - jnp::one_hot(labels, classes, x.dtype())),
-              Array()};
+              jnp::expand_dims(gc, -1) * (p - jnp::one_hot(labels, classes, x.dtype())), Array()};
         }
         Array dx = Array::empty(x.shape(), x.dtype());
-        loom::detail::dispatch_float(
-            x.dtype(), "softmax_cross_entropy_with_integer_labels", [&]<typename T>() {
-              const T* xp = x.data<T>();
-              const T* gp = gc.data<T>();
-              const T* mp = shift.data<T>();
-              const T* lp = log_norm.data<T>();
-              T* d = dx.mutable_data<T>();
-              loom::detail::parallel_for(
-                  rows,
-                  [&](std::int64_t b, std::int64_t e) {
-                    for (std::int64_t r = b; r < e; ++r) {
-                      const T* row = xp + r * classes;
-                      T* drow = d + r * classes;
-                      const T off = mp[r] + lp[r];
-                      for (std::int64_t j = 0; j < classes; ++j) drow[j] = row[j] - off;
-                      exp_row(drow, drow, classes);
-                      for (std::int64_t j = 0; j < classes; ++j) drow[j] *= gp[r];
-                      drow[lab[r]] -= gp[r];
-                    }
-                  },
-                  grain);
-            });
+        loom::detail::dispatch_float(x.dtype(), "softmax_cross_entropy_with_integer_labels",
+                                     [&]<typename T>() {
+                                       const T* xp = x.data<T>();
+                                       const T* gp = gc.data<T>();
+                                       const T* mp = shift.data<T>();
+                                       const T* lp = log_norm.data<T>();
+                                       T* d = dx.mutable_data<T>();
+                                       loom::detail::parallel_for(
+                                           rows,
+                                           [&](std::int64_t b, std::int64_t e) {
+                                             for (std::int64_t r = b; r < e; ++r) {
+                                               const T* row = xp + r * classes;
+                                               T* drow = d + r * classes;
+                                               const T off = mp[r] + lp[r];
+                                               for (std::int64_t j = 0; j < classes; ++j)
+                                                 drow[j] = row[j] - off;
+                                               exp_row(drow, drow, classes);
+                                               for (std::int64_t j = 0; j < classes; ++j)
+                                                 drow[j] *= gp[r];
+                                               drow[lab[r]] -= gp[r];
+                                             }
+                                           },
+                                           grain);
+                                     });
         return std::vector<Array>{dx, Array()};
       });
   return out;
@@ -200,8 +201,8 @@ Array sigmoid_binary_cross_entropy(const Array& logits, const Array& labels) {
     }
   });
   if (!loom::detail::transforming()) return out;
-  static constexpr loom::detail::Primitive kSigmoidBce{
-      .name = "sigmoid_binary_cross_entropy", .batching = loom::detail::Batching::elementwise};
+  // Batching::loop: the op requires equal shapes, so it does not broadcast as elementwise ops do.
+  static constexpr loom::detail::Primitive kSigmoidBce{.name = "sigmoid_binary_cross_entropy"};
   loom::detail::bind(
       kSigmoidBce, out, {&logits, &labels},
       [](const std::vector<Array>& in) { return sigmoid_binary_cross_entropy(in[0], in[1]); },
