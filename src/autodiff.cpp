@@ -46,10 +46,6 @@ void attach_generic(Array& out, const Inputs& inputs, Vjp vjp, bool keep_output)
   out.set_node(std::move(node));
 }
 
-Vjp from_pullback(Pullback pullback) {
-  return [pb = std::move(pullback)](const Array& g, const Array&) { return pb(g); };
-}
-
 void accumulate(std::unordered_map<Node*, Array>& cts, Node* node, Array g) {
   if (g.dtype() != node->dtype) g = g.astype(node->dtype);
   if (g.shape() != node->shape) {
@@ -132,17 +128,6 @@ bool tracing() {
   return recording();
 }
 
-void record_impl(Array& out, std::initializer_list<const Array*> inputs, Pullback pullback) {
-  attach_generic(out, inputs, from_pullback(std::move(pullback)), false);
-}
-
-void record_impl(Array& out, const std::vector<Array>& inputs, Pullback pullback) {
-  std::vector<const Array*> ptrs;
-  ptrs.reserve(inputs.size());
-  for (const Array& a : inputs) ptrs.push_back(&a);
-  attach_generic(out, ptrs, from_pullback(std::move(pullback)), false);
-}
-
 void record_vjp(const Primitive& prim, Array& out, const std::vector<const Array*>& inputs,
                 Vjp vjp) {
   attach_generic(out, inputs, std::move(vjp), prim.vjp_uses_output);
@@ -193,7 +178,7 @@ Traced trace(const std::function<Tree(const std::vector<Array>&)>& f,
   }
 
   auto pullback = [leaf_nodes = std::move(leaf_nodes), output, id](const Tree& cotangent,
-                                                                     bool sparse) {
+                                                                   bool sparse) {
     auto outs = tree_leaves(output);
     auto cts_in = tree_leaves(cotangent);
     if (!same_structure(tree_map([](const Array&) { return Array(); }, output),
@@ -210,8 +195,7 @@ Traced trace(const std::function<Tree(const std::vector<Array>&)>& f,
     return backward(id, leaf_nodes, outs, cts_in, sparse);
   };
   auto shared = std::make_shared<decltype(pullback)>(std::move(pullback));
-  return Traced{std::move(output),
-                [shared](const Tree& ct) { return (*shared)(ct, false); },
+  return Traced{std::move(output), [shared](const Tree& ct) { return (*shared)(ct, false); },
                 [shared](const Tree& ct) { return (*shared)(ct, true); }};
 }
 

@@ -4,7 +4,6 @@
 // JAX-transformable Python functions": log1pexp, clip_gradient, f(x, y) = sin(x) y), and
 // checkpoint (gradients bit for bit, peak memory).
 #include <gtest/gtest.h>
-
 #include <unistd.h>
 
 #include <cstdio>
@@ -96,14 +95,18 @@ TEST(Autodiff, GradOfGradOfExp) {
 }
 
 TEST(Autodiff, GradOfNonScalarIsAnError) {
-  EXPECT_TRUE(throws_error([] { loom::grad([](const Array& v) { return v * 2.0; })(f64({1, 2}, {2})); },
-                           {"grad", "scalar", "float64(2,)"}));
+  EXPECT_TRUE(throws_error(
+      [] {
+        loom::grad([](const Array& v) { return v * 2.0; })(f64({1, 2}, {2}));
+      },
+      {"grad", "scalar", "float64(2,)"}));
 }
 
 TEST(Autodiff, NestedGradClosingOverTheOuterArgument) {
   // d/dx [d/dy (x y^2) at y = 3] = d/dx (6 x) = 6 (the inner gradient keeps x's history).
   auto outer = [](const Array& x) {
-    return loom::grad([&](const Array& y) { return x * y * y; })(Array::scalar(3.0, DType::float64));
+    return loom::grad([&](const Array& y) { return x * y * y; })(
+        Array::scalar(3.0, DType::float64));
   };
   EXPECT_EQ(loom::grad(outer)(Array::scalar(2.0, DType::float64)).item<double>(), 6.0);
   // An inner vjp inside an outer grad: d/dx <vjp(sin)(x), 1> = d/dx cos(x) = -sin(x).
@@ -122,12 +125,12 @@ Array naive_log1pexp(const Array& x) {
   return jnp::log(1.0 + jnp::exp(x));
 }
 
-auto log1pexp = loom::custom_jvp(
-    [](const Array& x) { return naive_log1pexp(x); },
-    [](const std::vector<Array>& p, const std::vector<Array>& t) {
-      Array y = naive_log1pexp(p[0]);
-      return std::make_pair(y, (1.0 - 1.0 / (1.0 + jnp::exp(p[0]))) * t[0]);
-    });
+auto log1pexp =
+    loom::custom_jvp([](const Array& x) { return naive_log1pexp(x); },
+                     [](const std::vector<Array>& p, const std::vector<Array>& t) {
+                       Array y = naive_log1pexp(p[0]);
+                       return std::make_pair(y, (1.0 - 1.0 / (1.0 + jnp::exp(p[0]))) * t[0]);
+                     });
 
 TEST(CustomJvp, Log1pexpGradIsOneWhereTheNaiveOneIsNan) {
   // The docs: grad(log1pexp)(100.) == 1.0, while the naive version's gradient is nan (float32).
@@ -164,23 +167,23 @@ TEST(CustomVjp, SinTimesYMatchesTheDocs) {
   EXPECT_NEAR(loom::grad([&](const Array& v) { return sin_times(v, y); })(x).item<double>(),
               3 * std::cos(2.0), 1e-15);
   // The residuals keep history: d2/dx2 = -3 sin(2); and jvp transposes the recorded bwd.
-  EXPECT_NEAR(loom::grad(loom::grad([&](const Array& v) { return sin_times(v, y); }))(x)
-                  .item<double>(),
-              -3 * std::sin(2.0), 1e-14);
+  EXPECT_NEAR(
+      loom::grad(loom::grad([&](const Array& v) { return sin_times(v, y); }))(x).item<double>(),
+      -3 * std::sin(2.0), 1e-14);
   EXPECT_NEAR(loom::jvp([&](const Array& v) { return sin_times(v, y); }, x,
                         Array::scalar(1.0, DType::float64))
                   .second.item<double>(),
               3 * std::cos(2.0), 1e-15);
 }
 
-auto clip_gradient = loom::custom_vjp(
-    [](const Array&, const Array&, const Array& x) { return x; },
-    [](const Array& lo, const Array& hi, const Array& x) {
-      return std::make_pair(x, std::vector<Array>{lo, hi});
-    },
-    [](const std::vector<Array>& res, const Array& g) {
-      return std::vector<Array>{Array(), Array(), jnp::clip(g, res[0], res[1])};
-    });
+auto clip_gradient =
+    loom::custom_vjp([](const Array&, const Array&, const Array& x) { return x; },
+                     [](const Array& lo, const Array& hi, const Array& x) {
+                       return std::make_pair(x, std::vector<Array>{lo, hi});
+                     },
+                     [](const std::vector<Array>& res, const Array& g) {
+                       return std::vector<Array>{Array(), Array(), jnp::clip(g, res[0], res[1])};
+                     });
 
 TEST(CustomVjp, ClipGradientClipsTheCotangent) {
   // The docs' clip_sin: grad(clip_sin)(t) == clip(cos(t), -0.75, 0.75).
@@ -194,20 +197,21 @@ TEST(CustomVjp, ClipGradientClipsTheCotangent) {
 }
 
 TEST(CustomVjp, BwdReturningTheWrongCotangentsIsAnError) {
-  auto too_few = loom::custom_vjp(
-      [](const Array& x, const Array& y) { return x * y; },
-      [](const Array& x, const Array& y) { return std::make_pair(x * y, y); },
-      [](const Array& y, const Array& g) { return std::vector<Array>{g * y}; });
+  auto too_few =
+      loom::custom_vjp([](const Array& x, const Array& y) { return x * y; },
+                       [](const Array& x, const Array& y) { return std::make_pair(x * y, y); },
+                       [](const Array& y, const Array& g) { return std::vector<Array>{g * y}; });
   Array x = f64({1, 2, 3}, {3});
   auto f = [&](const Array& v) { return jnp::sum(too_few(v, v)); };
   EXPECT_TRUE(throws_error([&] { loom::grad(f)(x); },
                            {"custom_vjp", "bwd returned 1 cotangents", "2 inputs"}));
-  auto wrong_shape = loom::custom_vjp(
-      [](const Array& x) { return x * 2.0; },
-      [](const Array& x) { return std::make_pair(x * 2.0, 0); },
-      [](int, const Array& g) { return std::vector<Array>{jnp::sum(g)}; });
-  EXPECT_TRUE(throws_error([&] { loom::grad([&](const Array& v) { return jnp::sum(wrong_shape(v)); })(x); },
-                           {"custom_vjp", "cotangent 0", "float64()", "float64(3,)"}));
+  auto wrong_shape =
+      loom::custom_vjp([](const Array& x) { return x * 2.0; },
+                       [](const Array& x) { return std::make_pair(x * 2.0, 0); },
+                       [](int, const Array& g) { return std::vector<Array>{jnp::sum(g)}; });
+  EXPECT_TRUE(
+      throws_error([&] { loom::grad([&](const Array& v) { return jnp::sum(wrong_shape(v)); })(x); },
+                   {"custom_vjp", "cotangent 0", "float64()", "float64(3,)"}));
 }
 
 // ---- checkpoint ----
@@ -247,15 +251,16 @@ TEST(Checkpoint, GradientsEqualThePlainOnesBitForBit) {
   Tree params = mlp_params(layers, 8, DType::float32);
   Array x = loom::testing::wave({5, 8}, 0.9, DType::float32);
   for (int block : {1, 2, 3}) {
-    auto [v_plain, g_plain] = loom::value_and_grad(
-        [&](const Tree& p) { return tanh_mlp(p, x, layers, 0); })(params);
-    auto [v_ck, g_ck] = loom::value_and_grad(
-        [&](const Tree& p) { return tanh_mlp(p, x, layers, block); })(params);
+    auto [v_plain, g_plain] =
+        loom::value_and_grad([&](const Tree& p) { return tanh_mlp(p, x, layers, 0); })(params);
+    auto [v_ck, g_ck] =
+        loom::value_and_grad([&](const Tree& p) { return tanh_mlp(p, x, layers, block); })(params);
     EXPECT_EQ(v_plain.item<float>(), v_ck.item<float>());
     auto lp = loom::tree_leaves(g_plain), lc = loom::tree_leaves(g_ck);
     ASSERT_EQ(lp.size(), lc.size());
     for (std::size_t i = 0; i < lp.size(); ++i)
-      EXPECT_EQ(lp[i].to_vector<float>(), lc[i].to_vector<float>()) << "block " << block << " leaf " << i;
+      EXPECT_EQ(lp[i].to_vector<float>(), lc[i].to_vector<float>())
+          << "block " << block << " leaf " << i;
   }
   // Gradient with respect to the input too, and through the checkpoint twice (grad of grad).
   auto ck_sin = loom::checkpoint([](const Array& v) { return jnp::sin(v) * v; });
@@ -322,8 +327,9 @@ TEST(Checkpoint, SavesPeakMemoryOnATanhMlp) {
   const long plain = child_peak_growth_kib(0);
   const long block4 = child_peak_growth_kib(4);
   const long block8 = child_peak_growth_kib(8);
-  std::printf("[ peak RSS growth ] plain %ld KiB, checkpoint per 4 layers %ld KiB, per 8 layers %ld KiB\n",
-              plain, block4, block8);
+  std::printf(
+      "[ peak RSS growth ] plain %ld KiB, checkpoint per 4 layers %ld KiB, per 8 layers %ld KiB\n",
+      plain, block4, block8);
   ASSERT_GT(plain, 0);
   ASSERT_GT(block4, 0);
   EXPECT_LT(block4, plain);

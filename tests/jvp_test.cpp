@@ -164,8 +164,11 @@ TEST(Jvp, TreeInAndOut) {
 TEST(Jvp, TangentMismatchIsAnError) {
   auto f = [](const Array& v) { return jnp::exp(v); };
   Array x = f64({1, 2, 3}, {3});
-  EXPECT_TRUE(throws_error([&] { loom::jvp(f, x, f64({1, 2}, {2})); },
-                           {"jvp", "primal and tangent", "float64(3,)", "float64(2,)"}));
+  EXPECT_TRUE(throws_error(
+      [&] {
+        loom::jvp(f, x, f64({1, 2}, {2}));
+      },
+      {"jvp", "primal and tangent", "float64(3,)", "float64(2,)"}));
   EXPECT_TRUE(throws_error([&] { loom::jvp(f, x, x.astype(DType::float32)); },
                            {"jvp", "float64(3,)", "float32(3,)", "dtype"}));
   Tree tx = {{"a", x}};

@@ -23,8 +23,7 @@ bool any_history(const std::vector<const Array*>& inputs) {
 }
 
 void attach_custom_vjp(Array& out, const std::vector<const Array*>& inputs,
-                       std::function<std::vector<Array>(const Array& g)> bwd,
-                       const char* fn_name) {
+                       std::function<std::vector<Array>(const Array& g)> bwd, const char* fn_name) {
   std::vector<Shape> shapes;
   std::vector<DType> dtypes;
   for (const Array* a : inputs) {
@@ -44,10 +43,9 @@ void attach_custom_vjp(Array& out, const std::vector<const Array*>& inputs,
       if (cts[i].shape() != shapes[i]) {
         // As JAX: "Custom VJP bwd rule must produce an output with the same shape/dtypes as
         // the args tuple of the primal function".
-        throw Error(name + ": bwd's cotangent " + std::to_string(i) + " is " +
-                    describe(cts[i]) + " but input " + std::to_string(i) + " is " +
-                    dtype_name(dtypes[i]) + shapes[i].str() +
-                    " (a cotangent must have its input's shape)");
+        throw Error(name + ": bwd's cotangent " + std::to_string(i) + " is " + describe(cts[i]) +
+                    " but input " + std::to_string(i) + " is " + dtype_name(dtypes[i]) +
+                    shapes[i].str() + " (a cotangent must have its input's shape)");
       }
     }
     return cts;
