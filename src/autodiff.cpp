@@ -1,9 +1,11 @@
-// Reverse-mode autodiff: trace recording and the backward pass (see loom/autodiff.hpp).
+// Reverse-mode autodiff: the graph and the backward pass (see loom/autodiff.hpp, detail/tape.hpp).
 //
-// While detail::trace runs f, every op whose inputs descend from the traced leaves attaches a
-// Node (its parents and its pullback) to its output. The pullback returned by trace walks those
-// nodes in reverse topological order. Nodes belong to one trace id; once the trace has returned,
-// new ops no longer record against it, so nothing outlives the call but the values returned.
+// While a grad trace is active, every op with an input that carries history attaches a Node
+// (parents, VJP, the largest trace id it descends from) to its output. One graph is shared by
+// nested traces. The pullback of trace T walks, in reverse topological order, only the nodes
+// stamped >= T and stops at T's leaves. The backward pass is itself recorded whenever some
+// trace is still active: VJPs get their op's output re-attached to its node and their residuals
+// carry history, so grad of grad, hessians and jvp (by transposition) flow through it.
 #include "loom/autodiff.hpp"
 
 #include <algorithm>
@@ -23,47 +25,22 @@ thread_local int g_trace_depth = 0;
 
 namespace {
 
-thread_local std::vector<std::uint64_t> g_active_traces;
 std::atomic<std::uint64_t> g_next_trace_id{1};
 
-bool is_active(std::uint64_t id) {
-  return std::find(g_active_traces.begin(), g_active_traces.end(), id) != g_active_traces.end();
-}
-
-// Suspends recording (the backward pass is not itself traced).
-struct NoRecordGuard {
-  int saved = g_trace_depth;
-  NoRecordGuard() { g_trace_depth = 0; }
-  ~NoRecordGuard() { g_trace_depth = saved; }
-};
-
-// Nested differentiation (grad of a function that calls grad on traced values) would need the
-// backward pass itself to be traced; until it is, refuse rather than drop terms silently.
-[[noreturn]] void throw_nested(const char* what) {
-  throw Error(std::string("grad: nested differentiation is not supported yet (") + what +
-              "); compute the inner gradient outside the outer grad, or use stop_gradient");
-}
-
 template <typename Inputs>
-void record_generic(Array& out, const Inputs& inputs, Pullback pullback) {
+void attach_generic(Array& out, const Inputs& inputs, Vjp vjp, bool keep_output) {
   if (!is_floating(out.dtype())) return;  // integer/bool outputs are not differentiated
-  std::uint64_t trace_id = 0;
+  std::uint64_t stamp = 0;
   for (const Array* in : inputs) {
-    const auto& n = in->node();
-    if (n && n->trace_id != trace_id && is_active(n->trace_id)) {
-      if (trace_id != 0) throw_nested("an op mixes values of an outer and an inner grad");
-      trace_id = n->trace_id;
-    }
+    if (const auto& n = in->node()) stamp = std::max(stamp, n->stamp);
   }
-  if (trace_id == 0) return;
+  if (stamp == 0) return;  // no input has history
   auto node = std::make_shared<Node>();
   node->parents.reserve(inputs.size());
-  for (const Array* in : inputs) {
-    const auto& n = in->node();
-    node->parents.push_back(n && n->trace_id == trace_id ? n : nullptr);
-  }
-  node->pullback = std::move(pullback);
-  node->trace_id = trace_id;
+  for (const Array* in : inputs) node->parents.push_back(in->node());
+  node->vjp = std::move(vjp);
+  if (keep_output) node->saved_output = out.detached();
+  node->stamp = stamp;
   node->shape = out.shape();
   node->dtype = out.dtype();
   out.set_node(std::move(node));
@@ -82,25 +59,82 @@ void accumulate(std::unordered_map<Node*, Array>& cts, Node* node, Array g) {
     it->second = numpy::add(it->second, g);
 }
 
-}  // namespace
-
-void record_impl(Array& out, std::initializer_list<const Array*> inputs, Pullback pullback) {
-  record_generic(out, inputs, std::move(pullback));
+// The backward pass of trace `id`: cotangents of its leaves given cotangents of `outs`.
+// `sparse`: an invalid Array (not zeros) for a leaf that receives no cotangent.
+std::vector<Array> backward(std::uint64_t id, const std::vector<std::shared_ptr<Node>>& leaves,
+                            const std::vector<Array>& outs, const std::vector<Array>& cts_in,
+                            bool sparse) {
+  // Reverse topological order of the nodes that may depend on this trace (iterative DFS).
+  std::vector<Node*> order;
+  std::unordered_set<Node*> seen;
+  std::vector<std::pair<Node*, std::size_t>> stack;
+  for (const Array& o : outs) {
+    Node* n = o.node().get();
+    if (!n || n->stamp < id || seen.count(n)) continue;
+    seen.insert(n);
+    stack.emplace_back(n, 0);
+    while (!stack.empty()) {
+      auto& [node, next] = stack.back();
+      if (node->leaf_of != id && next < node->parents.size()) {
+        Node* p = node->parents[next++].get();
+        if (p && p->stamp >= id && !seen.count(p)) {
+          seen.insert(p);
+          stack.emplace_back(p, 0);
+        }
+      } else {
+        order.push_back(node);
+        stack.pop_back();
+      }
+    }
+  }
+  std::unordered_map<Node*, Array> cts;
+  for (std::size_t i = 0; i < outs.size(); ++i) {
+    Node* n = outs[i].node().get();
+    if (n && n->stamp >= id) accumulate(cts, n, cts_in[i]);
+  }
+  const bool higher_order = recording();
+  for (auto it = order.rbegin(); it != order.rend(); ++it) {
+    Node* node = *it;
+    if (node->leaf_of == id || !node->vjp) continue;
+    auto found = cts.find(node);
+    if (found == cts.end()) continue;
+    Array g = std::move(found->second);
+    cts.erase(found);  // free intermediate cotangents early
+    Array out = node->saved_output;
+    if (higher_order && out.valid()) out.set_node(node->shared_from_this());
+    std::vector<Array> grads = node->vjp(g, out);
+    for (std::size_t k = 0; k < node->parents.size() && k < grads.size(); ++k) {
+      Node* p = node->parents[k].get();
+      if (p && p->stamp >= id && grads[k].valid()) accumulate(cts, p, std::move(grads[k]));
+    }
+  }
+  std::vector<Array> result;
+  result.reserve(leaves.size());
+  for (const auto& leaf : leaves) {
+    auto it = cts.find(leaf.get());
+    if (it == cts.end() && sparse) {
+      result.emplace_back();
+      continue;
+    }
+    Array r = it != cts.end() ? it->second : numpy::zeros(leaf->shape, leaf->dtype);
+    result.push_back(higher_order ? r : r.detached());
+  }
+  return result;
 }
 
-void record_impl(Array& out, const std::vector<Array>& inputs, Pullback pullback) {
-  std::vector<const Array*> ptrs;
-  ptrs.reserve(inputs.size());
-  for (const Array& a : inputs) ptrs.push_back(&a);
-  record_generic(out, ptrs, std::move(pullback));
+}  // namespace
+
+bool tracing() {
+  return recording();
 }
 
 void record_vjp(const Primitive& prim, Array& out, const std::vector<const Array*>& inputs,
                 Vjp vjp) {
-  Array saved = prim.vjp_uses_output ? out.detached() : Array();
-  record_generic(out, inputs, [vjp = std::move(vjp), saved](const Array& g) {
-    return vjp(g, saved);
-  });
+  attach_generic(out, inputs, std::move(vjp), prim.vjp_uses_output);
+}
+
+void attach(Array& out, const std::vector<const Array*>& inputs, Vjp vjp, bool keep_output) {
+  if (recording()) attach_generic(out, inputs, std::move(vjp), keep_output);
 }
 
 Traced trace(const std::function<Tree(const std::vector<Array>&)>& f,
@@ -111,38 +145,40 @@ Traced trace(const std::function<Tree(const std::vector<Array>&)>& f,
   traced.reserve(leaves.size());
   for (std::size_t i = 0; i < leaves.size(); ++i) {
     check_valid(leaves[i], "grad");
-    if (leaves[i].node() && is_active(leaves[i].node()->trace_id)) {
-      throw_nested("the argument of an inner grad depends on an outer grad's argument");
-    }
     Array a = leaves[i].detached();
     auto node = std::make_shared<Node>();
-    node->trace_id = id;
+    node->stamp = id;
+    node->leaf_of = id;
     node->leaf_index = static_cast<std::int64_t>(i);
     node->shape = a.shape();
     node->dtype = a.dtype();
+    if (leaves[i].node()) {  // an outer trace's value: its gradient flows through (identity)
+      node->parents.push_back(leaves[i].node());
+      node->vjp = [](const Array& g, const Array&) { return std::vector<Array>{g}; };
+    }
     if (is_floating(a.dtype())) a.set_node(node);
-    leaf_nodes.push_back(node);
+    leaf_nodes.push_back(std::move(node));
     traced.push_back(std::move(a));
   }
 
-  g_active_traces.push_back(id);
-  ++g_trace_depth;
-  ++g_transform_depth;
+  struct Depth {
+    Depth() {
+      ++g_trace_depth;
+      ++g_transform_depth;
+    }
+    ~Depth() {
+      --g_transform_depth;
+      --g_trace_depth;
+    }
+  };
   Tree output;
-  try {
+  {
+    Depth depth;
     output = f(traced);
-  } catch (...) {
-    --g_transform_depth;
-    --g_trace_depth;
-    g_active_traces.pop_back();
-    throw;
   }
-  --g_transform_depth;
-  --g_trace_depth;
-  g_active_traces.pop_back();
 
-  auto pullback = [leaf_nodes, output, id](const Tree& cotangent) {
-    NoRecordGuard guard;
+  auto pullback = [leaf_nodes = std::move(leaf_nodes), output, id](const Tree& cotangent,
+                                                                   bool sparse) {
     auto outs = tree_leaves(output);
     auto cts_in = tree_leaves(cotangent);
     if (!same_structure(tree_map([](const Array&) { return Array(); }, output),
@@ -150,60 +186,17 @@ Traced trace(const std::function<Tree(const std::vector<Array>&)>& f,
         outs.size() != cts_in.size()) {
       throw Error("vjp: the cotangent's tree structure differs from the output's");
     }
-    // Topological order of every node reachable from the outputs (iterative DFS).
-    std::vector<Node*> order;
-    std::unordered_set<Node*> seen;
-    std::vector<std::pair<Node*, std::size_t>> stack;
-    for (const Array& o : outs) {
-      Node* n = o.node().get();
-      if (!n || n->trace_id != id || seen.count(n)) continue;
-      seen.insert(n);
-      stack.emplace_back(n, 0);
-      while (!stack.empty()) {
-        auto& [node, next] = stack.back();
-        if (next < node->parents.size()) {
-          Node* p = node->parents[next++].get();
-          if (p && !seen.count(p)) {
-            seen.insert(p);
-            stack.emplace_back(p, 0);
-          }
-        } else {
-          order.push_back(node);
-          stack.pop_back();
-        }
-      }
-    }
-    std::unordered_map<Node*, Array> cts;
     for (std::size_t i = 0; i < outs.size(); ++i) {
-      Node* n = outs[i].node().get();
       if (cts_in[i].shape() != outs[i].shape()) {
         throw Error("vjp: cotangent of shape " + cts_in[i].shape().str() +
                     " for an output of shape " + outs[i].shape().str());
       }
-      if (n && n->trace_id == id) accumulate(cts, n, cts_in[i]);
     }
-    for (auto it = order.rbegin(); it != order.rend(); ++it) {
-      Node* node = *it;
-      if (!node->pullback) continue;
-      auto found = cts.find(node);
-      if (found == cts.end()) continue;
-      Array g = found->second;
-      cts.erase(found);  // free intermediate cotangents early
-      std::vector<Array> grads = node->pullback(g);
-      for (std::size_t k = 0; k < node->parents.size() && k < grads.size(); ++k) {
-        Node* p = node->parents[k].get();
-        if (p && grads[k].valid()) accumulate(cts, p, std::move(grads[k]));
-      }
-    }
-    std::vector<Array> result;
-    result.reserve(leaf_nodes.size());
-    for (const auto& leaf : leaf_nodes) {
-      auto it = cts.find(leaf.get());
-      result.push_back(it != cts.end() ? it->second : numpy::zeros(leaf->shape, leaf->dtype));
-    }
-    return result;
+    return backward(id, leaf_nodes, outs, cts_in, sparse);
   };
-  return Traced{std::move(output), std::move(pullback)};
+  auto shared = std::make_shared<decltype(pullback)>(std::move(pullback));
+  return Traced{std::move(output), [shared](const Tree& ct) { return (*shared)(ct, false); },
+                [shared](const Tree& ct) { return (*shared)(ct, true); }};
 }
 
 void check_scalar_output(const Array& out, const char* fn_name) {

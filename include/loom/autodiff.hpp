@@ -10,10 +10,15 @@
 //
 // The differentiated argument is the first one and is an Array or a loom::Tree; further
 // arguments are passed through untouched. The gradient has the argument's structure and dtype.
-// Nothing is mutated and nothing global outlives the call. Values computed inside a traced
-// function carry history only while the trace is alive; outputs returned by grad and friends
-// are detached. Integer and bool outputs are not differentiated (their cotangent is zero).
-// Higher-order derivatives (grad of grad) are not supported yet: the backward pass is not traced.
+// Nothing is mutated and nothing global outlives the call. Integer and bool outputs are not
+// differentiated (their cotangent is zero).
+//
+// Transformations nest, as in JAX: the backward pass is itself differentiable, so
+//   auto d2 = loom::grad(loom::grad(f));          // grad of grad: -sin for f = sin
+// works, and so do jvp, linearize, jacfwd, jacrev and hessian (loom/autodiff/forward.hpp) and
+// custom_vjp, custom_jvp and checkpoint (loom/autodiff/custom.hpp). Outputs of grad, vjp and
+// value_and_grad are detached at top level; inside an outer transformation they keep their
+// history so the outer one differentiates through them.
 #pragma once
 
 #include <functional>
@@ -32,11 +37,15 @@ Array stop_gradient(const Array& x);
 Tree stop_gradient(const Tree& x);
 
 namespace detail {
+/// True while a grad trace is active on this thread (the backward pass is then recorded too).
+bool tracing();
 /// Runs f on traced copies of `leaves`; returns f's output and a pullback mapping an output
 /// cotangent to one cotangent per leaf (zeros where the output does not depend on a leaf).
 struct Traced {
   Tree output;
   std::function<std::vector<Array>(const Tree& cotangent)> pullback;
+  /// The same, with an invalid Array instead of zeros for leaves that get no cotangent.
+  std::function<std::vector<Array>(const Tree& cotangent)> sparse_pullback;
 };
 Traced trace(const std::function<Tree(const std::vector<Array>&)>& f,
              const std::vector<Array>& leaves);
@@ -112,11 +121,14 @@ auto value_and_grad(F f, GradOptions options = {}) {
     detail::check_scalar_output(out, "grad");
     Array one = Array::scalar(1.0, DType::float64).astype(out.dtype());
     X g = detail::rebuild(x, traced.pullback(Tree(one)));
+    const bool top = !detail::tracing();  // inside an outer trace, outputs keep history
+    Array v = top ? out.detached() : out;
     if constexpr (kPair) {
-      auto value = std::make_pair(out.detached(), detail::detach_aux(std::move(result->second)));
+      auto value = std::make_pair(
+          std::move(v), top ? detail::detach_aux(std::move(result->second)) : result->second);
       return std::make_pair(std::move(value), std::move(g));
     } else {
-      return std::make_pair(out.detached(), std::move(g));
+      return std::make_pair(std::move(v), std::move(g));
     }
   };
 }
@@ -146,10 +158,11 @@ auto vjp(F f, const X& x) {
       [&](const std::vector<Array>& leaves) -> Tree { return Tree(f(detail::rebuild(x, leaves))); },
       detail::leaves_of(x));
   Y out;
+  const bool top = !detail::tracing();  // inside an outer trace, outputs keep history
   if constexpr (std::is_same_v<Y, Array>)
-    out = traced.output.leaf().detached();
+    out = top ? traced.output.leaf().detached() : traced.output.leaf();
   else
-    out = stop_gradient(traced.output);
+    out = top ? stop_gradient(traced.output) : traced.output;
   std::function<X(const Y&)> pullback = [pb = traced.pullback, x](const Y& ct) {
     return detail::rebuild(x, pb(Tree(ct)));
   };
@@ -157,3 +170,7 @@ auto vjp(F f, const X& x) {
 }
 
 }  // namespace loom
+
+// Forward mode, Jacobians and custom rules build on the above.
+#include "loom/autodiff/forward.hpp"  // IWYU pragma: export
+#include "loom/autodiff/custom.hpp"  // IWYU pragma: export

@@ -1,58 +1,53 @@
-// Private: how an op records its VJP for reverse-mode autodiff (see loom/autodiff.hpp).
+// Private: the autodiff graph (see loom/autodiff.hpp and detail/primitive.hpp).
 //
-// Each primitive defines, in one function, its shape rule, its kernel and its VJP:
+// Ops declare their VJP with detail::bind (detail/primitive.hpp); a VJP returns one cotangent
+// per input, in the inputs' order; an invalid Array() means "no contribution".
 //
-//   Array exp(const Array& x) {
-//     Array out = ...kernel...;
-//     detail::record(out, {&x}, [out_value = out.detached()](const Array& g) {
-//       return std::vector<Array>{g * out_value};
-//     });
-//     return out;
-//   }
-//
-// record() is free when no trace is active (one thread-local load). A pullback returns one
-// cotangent per input, in the inputs' order; an invalid Array() means "no contribution".
-// Pullbacks must not capture `out` itself with its node (use out.detached()): that would be a
-// reference cycle.
+// One graph serves every nested trace. A node's `stamp` is the largest trace id among the leaves
+// it descends from, so the backward pass of trace T skips every node stamped below T (it cannot
+// depend on T's leaves). A leaf of an inner trace whose argument carries an outer trace's history
+// has that history as its parent (identity VJP), so outer gradients flow through inner traces.
 #pragma once
 
 #include <functional>
-#include <initializer_list>
 #include <memory>
 #include <vector>
 
+#include "detail/primitive.hpp"
 #include "loom/array.hpp"
 
 namespace loom::detail {
 
-using Pullback = std::function<std::vector<Array>(const Array& cotangent)>;
-
-struct Node {
+struct Node : std::enable_shared_from_this<Node> {
   std::vector<std::shared_ptr<Node>> parents;  // one per op input; null when untracked
-  Pullback pullback;                           // empty for leaves
-  std::uint64_t trace_id = 0;
-  std::int64_t leaf_index = -1;  // >= 0 for the traced arguments
+  Vjp vjp;                                     // empty for leaves without a parent
+  Array saved_output;                          // detached output, when the VJP reads it
+  std::uint64_t stamp = 0;                     // largest trace id among the ancestor leaves
+  std::uint64_t leaf_of = 0;                   // the trace whose argument this is; 0 for ops
+  std::int64_t leaf_index = -1;                // >= 0 for the traced arguments
   Shape shape;
   DType dtype = DType::float32;
 };
 
-/// Number of traces alive on this thread (0: nothing is recorded).
+/// Number of grad traces alive on this thread (0: nothing is recorded).
 extern thread_local int g_trace_depth;
 
 inline bool recording() {
   return g_trace_depth > 0;
 }
 
-void record_impl(Array& out, std::initializer_list<const Array*> inputs, Pullback pullback);
-void record_impl(Array& out, const std::vector<Array>& inputs, Pullback pullback);
+/// Suspends recording on this thread for its lifetime (jit/vmap captures still see ops).
+struct NoRecordGuard {
+  int saved = g_trace_depth;
+  NoRecordGuard() { g_trace_depth = 0; }
+  ~NoRecordGuard() { g_trace_depth = saved; }
+  NoRecordGuard(const NoRecordGuard&) = delete;
+  NoRecordGuard& operator=(const NoRecordGuard&) = delete;
+};
 
-/// Attaches the VJP of `out` with respect to `inputs` when any input is being differentiated.
-inline void record(Array& out, std::initializer_list<const Array*> inputs, Pullback pullback) {
-  if (recording()) record_impl(out, inputs, std::move(pullback));
-}
-inline void record(Array& out, const std::vector<Array>& inputs, Pullback pullback) {
-  if (recording()) record_impl(out, inputs, std::move(pullback));
-}
+/// Attaches a node to `out` (when some input has history) whose VJP is `vjp`; `keep_output`
+/// saves the detached output for it. The engine's own entry for custom rules.
+void attach(Array& out, const std::vector<const Array*>& inputs, Vjp vjp, bool keep_output);
 
 /// Sums `g` (shaped like a broadcast result) back down to `shape` (the VJP of broadcasting).
 Array unbroadcast(const Array& g, const Shape& shape);

@@ -15,6 +15,7 @@
 #include <string>
 
 #include "detail/dispatch.hpp"
+#include "detail/primitive.hpp"
 #include "detail/tape.hpp"
 #include "lax/blas_threads.hpp"
 
@@ -476,17 +477,22 @@ Array contract_raw(const Array& a, const std::vector<int>& la, const Array& b,
 Array contract(const Array& a, const std::vector<int>& la, const Array& b,
                const std::vector<int>& lb, const std::vector<int>& lc, const Shape& c_shape) {
   Array out = contract_raw(a, la, b, lb, lc, c_shape);
-  if (!recording()) return out;
+  if (!transforming()) return out;
+  static constexpr Primitive kContract{.name = "contract"};
   // An input without autodiff history (data, not parameters) needs no cotangent.
   const bool need_a = a.node() != nullptr, need_b = b.node() != nullptr;
-  record(out, {&a, &b},
-         [ad = a.detached(), bd = b.detached(), la, lb, lc, need_a, need_b](const Array& g) {
-           // d/da sum_c g*c = contraction of g with b onto a's labels (and symmetrically).
-           const Array gc = g.astype(ad.dtype());
-           return std::vector<Array>{
-               need_a ? contract_raw(gc, lc, bd, lb, la, ad.shape()) : Array(),
-               need_b ? contract_raw(ad, la, gc, lc, lb, bd.shape()) : Array()};
-         });
+  bind(
+      kContract, out, {&a, &b},
+      [la, lb, lc, c_shape](const std::vector<Array>& in) {
+        return contract(in[0], la, in[1], lb, lc, c_shape);
+      },
+      // d/da sum_c g*c = contraction of g with b onto a's labels (and symmetrically); the
+      // residuals a and b keep their history, so the VJP is itself differentiable.
+      [a, b, la, lb, lc, need_a, need_b](const Array& g, const Array&) {
+        const Array gc = g.dtype() == a.dtype() ? g : g.astype(a.dtype());
+        return std::vector<Array>{need_a ? contract(gc, lc, b, lb, la, a.shape()) : Array(),
+                                  need_b ? contract(a, la, gc, lc, lb, b.shape()) : Array()};
+      });
   return out;
 }
 
@@ -509,12 +515,17 @@ Array permute(const Array& x, const std::vector<int>& perm) {
     identity = identity && perm[i] == static_cast<int>(i);
   if (identity) return x;
   Array out = permute_raw(x, perm);
-  record(out, {&x}, [perm](const Array& g) {
-    std::vector<int> inv(perm.size());
-    for (std::size_t i = 0; i < perm.size(); ++i)
-      inv[static_cast<std::size_t>(perm[i])] = static_cast<int>(i);
-    return std::vector<Array>{permute_raw(g, inv)};
-  });
+  static constexpr Primitive kPermute{.name = "permute"};
+  if (transforming()) {
+    bind(
+        kPermute, out, {&x}, [perm](const std::vector<Array>& in) { return permute(in[0], perm); },
+        [perm](const Array& g, const Array&) {
+          std::vector<int> inv(perm.size());
+          for (std::size_t i = 0; i < perm.size(); ++i)
+            inv[static_cast<std::size_t>(perm[i])] = static_cast<int>(i);
+          return std::vector<Array>{permute(g, inv)};
+        });
+  }
   return out;
 }
 

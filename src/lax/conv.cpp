@@ -17,6 +17,7 @@
 #include <string>
 
 #include "detail/dispatch.hpp"
+#include "detail/primitive.hpp"
 #include "detail/tape.hpp"
 #include "lax/blas_threads.hpp"
 #include "lax/window.hpp"
@@ -259,6 +260,94 @@ void conv_backward(const ConvGeom& g, const T* x, const T* w, const T* gy, T* dx
   }
 }
 
+// ---- the VJP's kernels as primitives --------------------------------------------------------
+// y = conv(x, w) is bilinear, and so are its two backward kernels dx = data(gy, w) and
+// dw = filter(x, gy); the VJP of each of the three is made of the other two (and itself), so
+// conv_general_dilated differentiates to any order through the same fast kernels.
+
+struct ConvPlan {
+  ConvGeom g;
+  Shape x_shape, w_shape, y_shape;
+};
+using PlanPtr = std::shared_ptr<const ConvPlan>;
+
+Array conv_data(const Array& gy, const Array& w, const PlanPtr& p);
+Array conv_filter(const Array& x, const Array& gy, const PlanPtr& p);
+
+// The VJP of y = conv(x, w) at cotangent gy; a cotangent only for inputs with history.
+std::vector<Array> conv_vjp(const Array& x, const Array& w, const Array& gy, const PlanPtr& p) {
+  return {x.node() ? conv_data(gy, w, p) : Array(), w.node() ? conv_filter(x, gy, p) : Array()};
+}
+
+Array conv_apply(const Array& x, const Array& w, const PlanPtr& p) {
+  Array out = Array::empty(p->y_shape, x.dtype());
+  if (out.size() > 0) {
+    ::loom::detail::dispatch_float(x.dtype(), "conv_general_dilated", [&]<typename T>() {
+      if (p->g.kc() == 0) {
+        std::memset(out.mutable_data<T>(), 0, out.nbytes());
+      } else {
+        conv_forward<T>(p->g, x.data<T>(), w.data<T>(), out.mutable_data<T>());
+      }
+    });
+  }
+  static constexpr ::loom::detail::Primitive kConvApply{.name = "conv_general_dilated"};
+  if (::loom::detail::transforming()) {
+    ::loom::detail::bind(
+        kConvApply, out, {&x, &w},
+        [p](const std::vector<Array>& in) { return conv_apply(in[0], in[1], p); },
+        [x, w, p](const Array& gy, const Array&) { return conv_vjp(x, w, gy, p); });
+  }
+  return out;
+}
+
+// dx (x_shape) = data(gy, w), or dw (w_shape) = filter(x, gy), by the backward kernel.
+Array conv_backward_kernel(const Array& x, const Array& w, const Array& gy, const PlanPtr& p,
+                           bool want_dx) {
+  Array d = Array::empty(want_dx ? p->x_shape : p->w_shape, gy.dtype());
+  ::loom::detail::dispatch_float(gy.dtype(), "conv_general_dilated", [&]<typename T>() {
+    if (p->g.kc() == 0 || p->g.o == 0 || gy.size() == 0) {
+      std::memset(d.mutable_data<T>(), 0, d.nbytes());
+      return;
+    }
+    conv_backward<T>(p->g, want_dx ? nullptr : x.data<T>(), want_dx ? w.data<T>() : nullptr,
+                     gy.data<T>(), want_dx ? d.mutable_data<T>() : nullptr,
+                     want_dx ? nullptr : d.mutable_data<T>());
+  });
+  return d;
+}
+
+Array conv_data(const Array& gy, const Array& w, const PlanPtr& p) {
+  Array dx = conv_backward_kernel(Array(), w, gy, p, true);
+  static constexpr ::loom::detail::Primitive kConvData{.name = "conv_general_dilated_data"};
+  if (::loom::detail::transforming()) {
+    // <data(gy, w), u> = <gy, conv(u, w)>: linear in gy and in w.
+    ::loom::detail::bind(
+        kConvData, dx, {&gy, &w},
+        [p](const std::vector<Array>& in) { return conv_data(in[0], in[1], p); },
+        [gy, w, p](const Array& u, const Array&) {
+          return std::vector<Array>{gy.node() ? conv_apply(u, w, p) : Array(),
+                                    w.node() ? conv_filter(u, gy, p) : Array()};
+        });
+  }
+  return dx;
+}
+
+Array conv_filter(const Array& x, const Array& gy, const PlanPtr& p) {
+  Array dw = conv_backward_kernel(x, Array(), gy, p, false);
+  static constexpr ::loom::detail::Primitive kConvFilter{.name = "conv_general_dilated_filter"};
+  if (::loom::detail::transforming()) {
+    // <filter(x, gy), v> = <gy, conv(x, v)>: linear in x and in gy.
+    ::loom::detail::bind(
+        kConvFilter, dw, {&x, &gy},
+        [p](const std::vector<Array>& in) { return conv_filter(in[0], in[1], p); },
+        [x, gy, p](const Array& v, const Array&) {
+          return std::vector<Array>{x.node() ? conv_data(gy, v, p) : Array(),
+                                    gy.node() ? conv_apply(x, v, p) : Array()};
+        });
+  }
+  return dw;
+}
+
 }  // namespace
 
 Array conv_general_dilated(const Array& lhs0, const Array& rhs0,
@@ -379,25 +468,22 @@ Array conv_general_dilated(const Array& lhs0, const Array& rhs0,
       }
     });
   }
-  const bool need_dx = lhs.node() != nullptr, need_dw = rhs.node() != nullptr;
-  ::loom::detail::record(
-      out, {&lhs, &rhs},
-      [g, xd = lhs.detached(), wd = rhs.detached(), need_dx, need_dw](const Array& gy0) {
-        const Array gy = gy0.astype(xd.dtype());
-        Array dx = need_dx ? Array::empty(xd.shape(), xd.dtype()) : Array();
-        Array dw = need_dw ? Array::empty(wd.shape(), wd.dtype()) : Array();
-        ::loom::detail::dispatch_float(xd.dtype(), "conv_general_dilated", [&]<typename T>() {
-          if (g.kc() == 0 || g.o == 0) {
-            if (dx.valid()) std::memset(dx.mutable_data<T>(), 0, dx.nbytes());
-            if (dw.valid()) std::memset(dw.mutable_data<T>(), 0, dw.nbytes());
-            return;
-          }
-          conv_backward<T>(g, xd.data<T>(), wd.data<T>(), gy.data<T>(),
-                           dx.valid() ? dx.mutable_data<T>() : nullptr,
-                           dw.valid() ? dw.mutable_data<T>() : nullptr);
+  static constexpr ::loom::detail::Primitive kConv{.name = "conv_general_dilated"};
+  if (::loom::detail::transforming()) {
+    ::loom::detail::bind(
+        kConv, out, {&lhs, &rhs},
+        [window_strides, padding, lhs_dilation_in, rhs_dilation_in,
+         feature_group_count](const std::vector<Array>& in) {
+          return conv_general_dilated(in[0], in[1], window_strides, padding, lhs_dilation_in,
+                                      rhs_dilation_in, feature_group_count);
+        },
+        [lhs, rhs,
+         p = std::make_shared<const ConvPlan>(ConvPlan{g, lhs.shape(), rhs.shape(), out.shape()})](
+            const Array& gy0, const Array&) {
+          const Array gy = gy0.dtype() == lhs.dtype() ? gy0 : gy0.astype(lhs.dtype());
+          return conv_vjp(lhs, rhs, gy, p);
         });
-        return std::vector<Array>{dx, dw};
-      });
+  }
   return out;
 }
 

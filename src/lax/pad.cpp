@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "detail/dispatch.hpp"
+#include "detail/primitive.hpp"
 #include "detail/tape.hpp"
 #include "loom/lax.hpp"
 #include "loom/numpy/creation.hpp"
@@ -79,6 +80,29 @@ void transfer(OpPtr op, OutPtr out, const Shape& op_shape, const Shape& out_shap
   walk<T, kToPadded>(op, out, m, strides_of(op_shape), strides_of(out_shape), 0, 0, 0);
 }
 
+// The transpose of pad (its VJP in the operand): gathers the operand's positions of a padded
+// array g back into operand shape `s`. It is itself a primitive whose VJP is pad with zeros, so
+// pad is differentiable to any order.
+Array pad_transpose(const Array& g, const Shape& s, const Shape& out_shape,
+                    const std::vector<DimMap>& maps, const std::vector<PadConfig>& config) {
+  Array dx = Array::empty(s, g.dtype());
+  loom::detail::dispatch(g.dtype(), [&]<typename T>() {
+    T* pd = dx.mutable_data<T>();
+    std::fill(pd, pd + dx.size(), T(0));  // cropped elements get no gradient
+    transfer<T, false>(pd, g.data<T>(), s, out_shape, maps);
+  });
+  static constexpr loom::detail::Primitive kPadTranspose{.name = "pad_transpose"};
+  if (loom::detail::transforming()) {
+    loom::detail::bind(
+        kPadTranspose, dx, {&g},
+        [s, out_shape, maps, config](const std::vector<Array>& in) {
+          return pad_transpose(in[0], s, out_shape, maps, config);
+        },
+        [config](const Array& u, const Array&) { return std::vector<Array>{pad(u, 0.0, config)}; });
+  }
+  return dx;
+}
+
 }  // namespace
 
 Array pad(const Array& operand, const Array& padding_value, const std::vector<PadConfig>& config) {
@@ -145,17 +169,18 @@ Array pad(const Array& operand, const Array& padding_value, const std::vector<Pa
     std::fill(po, po + out.size(), padding_value.data<T>()[0]);
     transfer<T, true>(operand.data<T>(), po, s, out_shape, maps);
   });
-  loom::detail::record(out, {&operand, &padding_value}, [s, out_shape, maps](const Array& g) {
-    Array dx = Array::empty(s, g.dtype());
-    loom::detail::dispatch(g.dtype(), [&]<typename T>() {
-      T* pd = dx.mutable_data<T>();
-      std::fill(pd, pd + dx.size(), T(0));  // cropped elements get no gradient
-      transfer<T, false>(pd, g.data<T>(), s, out_shape, maps);
-    });
-    // The padding value fills every position no operand element took.
-    Array dv = numpy::sum(g) - numpy::sum(dx);
-    return std::vector<Array>{dx, dv};
-  });
+  static constexpr loom::detail::Primitive kPad{.name = "lax_pad"};
+  if (loom::detail::transforming()) {
+    loom::detail::bind(
+        kPad, out, {&operand, &padding_value},
+        [config](const std::vector<Array>& in) { return pad(in[0], in[1], config); },
+        [s, out_shape, maps, config](const Array& g, const Array&) {
+          Array dx = pad_transpose(g, s, out_shape, maps, config);
+          // The padding value fills every position no operand element took.
+          Array dv = numpy::sum(g) - numpy::sum(dx);
+          return std::vector<Array>{dx, dv};
+        });
+  }
   return out;
 }
 

@@ -7,10 +7,12 @@
 #include <algorithm>
 #include <cstring>
 #include <limits>
+#include <memory>
 #include <string>
 #include <type_traits>
 
 #include "detail/dispatch.hpp"
+#include "detail/primitive.hpp"
 #include "detail/tape.hpp"
 #include "lax/window.hpp"
 #include "loom/lax.hpp"
@@ -197,6 +199,85 @@ WindowGeom make_geom(const Shape& shape, const std::vector<std::int64_t>& window
   return g;
 }
 
+// ---- the VJP's kernels, each a primitive so that reduce_window differentiates to any order --
+
+using Positions = std::shared_ptr<const std::vector<std::int64_t>>;
+Array select_gather(const Array& u, const Positions& sel, const Shape& gy_shape);
+
+// dx[sel[i]] += gy[i]: the VJP of max/min (sel: the flat operand position of each output
+// element's selected extreme, -1 for a window of padding only). Linear in gy; its own VJP
+// gathers at the same positions (the selection is piecewise constant in x).
+Array select_scatter(const Array& gy, const Positions& sel, const Shape& x_shape) {
+  Array dx = Array::empty(x_shape, gy.dtype());
+  ::loom::detail::dispatch_float(gy.dtype(), "reduce_window", [&]<typename T>() {
+    T* d = dx.mutable_data<T>();
+    std::memset(d, 0, dx.nbytes());
+    const T* gp = gy.data<T>();
+    for (std::size_t i = 0; i < sel->size(); ++i) {
+      if ((*sel)[i] >= 0) d[(*sel)[i]] += gp[i];
+    }
+  });
+  static constexpr ::loom::detail::Primitive kScatter{.name = "reduce_window_select_scatter"};
+  if (::loom::detail::transforming()) {
+    ::loom::detail::bind(
+        kScatter, dx, {&gy},
+        [sel, x_shape](const std::vector<Array>& in) {
+          return select_scatter(in[0], sel, x_shape);
+        },
+        [sel, gy_shape = gy.shape()](const Array& u, const Array&) {
+          return std::vector<Array>{select_gather(u, sel, gy_shape)};
+        });
+  }
+  return dx;
+}
+
+// out[i] = u[sel[i]] (0 where sel[i] < 0): the transpose of select_scatter.
+Array select_gather(const Array& u, const Positions& sel, const Shape& gy_shape) {
+  Array out = Array::empty(gy_shape, u.dtype());
+  ::loom::detail::dispatch_float(u.dtype(), "reduce_window", [&]<typename T>() {
+    T* o = out.mutable_data<T>();
+    const T* up = u.data<T>();
+    for (std::size_t i = 0; i < sel->size(); ++i) o[i] = (*sel)[i] >= 0 ? up[(*sel)[i]] : T(0);
+  });
+  static constexpr ::loom::detail::Primitive kGather{.name = "reduce_window_select_gather"};
+  if (::loom::detail::transforming()) {
+    ::loom::detail::bind(
+        kGather, out, {&u},
+        [sel, gy_shape](const std::vector<Array>& in) {
+          return select_gather(in[0], sel, gy_shape);
+        },
+        [sel, x_shape = u.shape()](const Array& v, const Array&) {
+          return std::vector<Array>{select_scatter(v, sel, x_shape)};
+        });
+  }
+  return out;
+}
+
+// The transpose of the window sum (its VJP): every output's cotangent added to each element of
+// its window. Its own VJP is the window sum again.
+Array window_sum_transpose(const Array& gy, const std::shared_ptr<const WindowGeom>& g,
+                           const Shape& x_shape, const std::vector<std::int64_t>& window,
+                           const std::vector<std::int64_t>& strides, const Padding& padding) {
+  Array dx = Array::empty(x_shape, gy.dtype());
+  ::loom::detail::dispatch_float(gy.dtype(), "reduce_window", [&]<typename T>() {
+    T* d = dx.mutable_data<T>();
+    std::memset(d, 0, dx.nbytes());
+    if (gy.size() > 0) sum_backward<T>(*g, gy.data<T>(), d);
+  });
+  static constexpr ::loom::detail::Primitive kSumT{.name = "reduce_window_sum_transpose"};
+  if (::loom::detail::transforming()) {
+    ::loom::detail::bind(
+        kSumT, dx, {&gy},
+        [g, x_shape, window, strides, padding](const std::vector<Array>& in) {
+          return window_sum_transpose(in[0], g, x_shape, window, strides, padding);
+        },
+        [window, strides, padding](const Array& u, const Array&) {
+          return std::vector<Array>{reduce_window(u, ReduceOp::sum, window, strides, padding)};
+        });
+  }
+  return dx;
+}
+
 }  // namespace
 
 Array reduce_window(const Array& x, ReduceOp op, const std::vector<std::int64_t>& window,
@@ -230,26 +311,27 @@ Array reduce_window(const Array& x, ReduceOp op, const std::vector<std::int64_t>
       if (out.size() > 0) forward<T>(g, op, x.data<T>(), out.mutable_data<T>());
     }
   });
-  ::loom::detail::record(out, {&x}, [g, op, xd = x.detached()](const Array& gy0) {
-    const Array gy = gy0.astype(xd.dtype());
-    Array dx = Array::empty(xd.shape(), xd.dtype());
-    ::loom::detail::dispatch_float(xd.dtype(), "reduce_window", [&]<typename T>() {
-      T* d = dx.mutable_data<T>();
-      std::memset(d, 0, dx.nbytes());
-      if (gy.size() == 0) return;
-      const T* gp = gy.data<T>();
-      if (op == ReduceOp::sum) {
-        sum_backward<T>(g, gp, d);
-      } else {
-        std::vector<std::int64_t> sel(static_cast<std::size_t>(gy.size()));
-        select_positions<T>(g, op, xd.data<T>(), sel.data());
-        for (std::size_t i = 0; i < sel.size(); ++i) {
-          if (sel[i] >= 0) d[sel[i]] += gp[i];
-        }
-      }
-    });
-    return std::vector<Array>{dx};
-  });
+  static constexpr ::loom::detail::Primitive kReduceWindow{.name = "reduce_window"};
+  if (::loom::detail::transforming()) {
+    ::loom::detail::bind(
+        kReduceWindow, out, {&x},
+        [op, window, strides, padding](const std::vector<Array>& in) {
+          return reduce_window(in[0], op, window, strides, padding);
+        },
+        [gp = std::make_shared<const WindowGeom>(g), op, x, window, strides, padding](
+            const Array& gy0, const Array&) {
+          const Array gy = gy0.dtype() == x.dtype() ? gy0 : gy0.astype(x.dtype());
+          if (op == ReduceOp::sum) {
+            return std::vector<Array>{
+                window_sum_transpose(gy, gp, x.shape(), window, strides, padding)};
+          }
+          auto sel = std::make_shared<std::vector<std::int64_t>>(std::size_t(gy.size()));
+          ::loom::detail::dispatch_float(x.dtype(), "reduce_window", [&]<typename T>() {
+            if (gy.size() > 0) select_positions<T>(*gp, op, x.data<T>(), sel->data());
+          });
+          return std::vector<Array>{select_scatter(gy, sel, x.shape())};
+        });
+  }
   return out;
 }
 

@@ -1,12 +1,44 @@
 // jax.nn's elementwise activations (flax/linen/activation.py re-exports them): one fused kernel
-// each (src/nn/activation_kernels.hpp), with its VJP's kernel recorded next to it.
+// each (src/nn/activation_kernels.hpp), bound as a primitive with its VJP's kernel and, for
+// differentiating the backward pass, the same VJP in composite differentiable ops.
 #include "loom/nn/activation.hpp"
 
+#include "loom/numpy/creation.hpp"
 #include "loom/numpy/elementwise.hpp"
 #include "nn/activation_kernels.hpp"
 
 namespace loom::nn {
 using namespace kernels;  // NOLINT: the block kernels of this file
+
+namespace {
+
+// The standard normal CDF (1 + erf(x / sqrt 2)) / 2, a primitive of its own so that gelu's
+// composite VJP (used when the backward pass is differentiated) stays differentiable.
+Array normal_cdf(const Array& x) {
+  Array out = Array::empty(x.shape(), x.dtype());
+  loom::detail::dispatch_float(x.dtype(), "normal_cdf", [&]<typename T>() {
+    const T* px = x.data<T>();
+    T* py = out.mutable_data<T>();
+    blocks(x.size(), [&](std::int64_t s, std::int64_t len) {
+      T e[kBlock];
+      for (std::int64_t i = 0; i < len; ++i) e[i] = px[s + i] * T(kInvSqrt2);
+      verf(e, e, len);
+      for (std::int64_t i = 0; i < len; ++i) py[s + i] = (e[i] + T(1)) / T(2);
+    });
+  });
+  static constexpr loom::detail::Primitive kNormalCdf{
+      .name = "normal_cdf", .batching = loom::detail::Batching::elementwise};
+  if (loom::detail::transforming()) {
+    loom::detail::bind(
+        kNormalCdf, out, {&x}, [](const std::vector<Array>& in) { return normal_cdf(in[0]); },
+        [x](const Array& g, const Array&) {
+          return std::vector<Array>{g * kInvSqrt2Pi * numpy::exp(-0.5 * (x * x))};
+        });
+  }
+  return out;
+}
+
+}  // namespace
 
 // ---- elementwise activations ---------------------------------------------------------------
 
@@ -20,7 +52,9 @@ Array relu(const Array& x) {
       },
       []<typename T>(const T* a, const T*, const T* g, T* d, std::int64_t n) {
         for (std::int64_t i = 0; i < n; ++i) d[i] = a[i] > T(0) ? g[i] : T(0);
-      });
+      },
+      [](const Array& a) { return relu(a); },
+      [](const Array& a, const Array&, const Array& g) { return numpy::where(a > 0.0, g, 0.0); });
 }
 
 Array relu6(const Array& x) {
@@ -34,6 +68,10 @@ Array relu6(const Array& x) {
       },
       []<typename T>(const T* a, const T*, const T* g, T* d, std::int64_t n) {
         for (std::int64_t i = 0; i < n; ++i) d[i] = a[i] > T(0) && a[i] < T(6) ? g[i] : T(0);
+      },
+      [](const Array& a) { return relu6(a); },
+      [](const Array& a, const Array&, const Array& g) {
+        return numpy::where(numpy::logical_and(a > 0.0, a < 6.0), g, 0.0);
       });
 }
 
@@ -42,7 +80,9 @@ Array sigmoid(const Array& x) {
       x, "sigmoid", []<typename T>(const T* a, T* y, std::int64_t n) { vsigmoid(a, y, n); },
       []<typename T>(const T*, const T* y, const T* g, T* d, std::int64_t n) {
         for (std::int64_t i = 0; i < n; ++i) d[i] = g[i] * y[i] * (T(1) - y[i]);
-      });
+      },
+      [](const Array& a) { return sigmoid(a); },
+      [](const Array&, const Array& y, const Array& g) { return g * y * (1.0 - y); });
 }
 
 Array log_sigmoid(const Array& x) {
@@ -62,7 +102,9 @@ Array log_sigmoid(const Array& x) {
           const T r = T(1) / (T(1) + e[i]);
           d[i] = g[i] * (a[i] >= T(0) ? e[i] * r : r);
         }
-      });
+      },
+      [](const Array& a) { return log_sigmoid(a); },
+      [](const Array& a, const Array&, const Array& g) { return g * sigmoid(-a); });
 }
 
 Array softplus(const Array& x) {
@@ -72,7 +114,9 @@ Array softplus(const Array& x) {
         T s[kBlock];
         vsigmoid(a, s, n);
         for (std::int64_t i = 0; i < n; ++i) d[i] = g[i] * s[i];
-      });
+      },
+      [](const Array& a) { return softplus(a); },
+      [](const Array& a, const Array&, const Array& g) { return g * sigmoid(a); });
 }
 
 Array silu(const Array& x) {
@@ -86,6 +130,11 @@ Array silu(const Array& x) {
         T s[kBlock];
         vsigmoid(a, s, n);
         for (std::int64_t i = 0; i < n; ++i) d[i] = g[i] * s[i] * (T(1) + a[i] * (T(1) - s[i]));
+      },
+      [](const Array& a) { return silu(a); },
+      [](const Array& a, const Array&, const Array& g) {
+        const Array s = sigmoid(a);
+        return g * s * (1.0 + a * (1.0 - s));
       });
 }
 
@@ -119,6 +168,12 @@ Array gelu(const Array& x, bool approximate) {
             const T dinner = T(kSqrt2OverPi) * (T(1) + T(3 * 0.044715) * a[i] * a[i]);
             d[i] = g[i] * (T(0.5) * (T(1) + t[i]) + T(0.5) * a[i] * (T(1) - t[i] * t[i]) * dinner);
           }
+        },
+        [](const Array& a) { return gelu(a, true); },
+        [](const Array& a, const Array&, const Array& g) {
+          const Array t = numpy::tanh(kSqrt2OverPi * (a + 0.044715 * (a * (a * a))));
+          const Array dinner = kSqrt2OverPi * (1.0 + (3 * 0.044715) * (a * a));
+          return g * (0.5 * (1.0 + t) + 0.5 * a * (1.0 - t * t) * dinner);
         });
   }
   return elementwise(
@@ -139,6 +194,10 @@ Array gelu(const Array& x, bool approximate) {
           const T cdf = (c[i] + T(1)) / T(2);
           d[i] = g[i] * (cdf + a[i] * T(kInvSqrt2Pi) * e[i]);
         }
+      },
+      [](const Array& a) { return gelu(a, false); },
+      [](const Array& a, const Array&, const Array& g) {
+        return g * (normal_cdf(a) + a * kInvSqrt2Pi * numpy::exp(-0.5 * (a * a)));
       });
 }
 
@@ -156,6 +215,11 @@ Array elu(const Array& x, double alpha) {
         for (std::int64_t i = 0; i < n; ++i) e[i] = a[i] > T(0) ? T(0) : a[i];
         vexp(e, e, n);
         for (std::int64_t i = 0; i < n; ++i) d[i] = a[i] > T(0) ? g[i] : g[i] * T(alpha) * e[i];
+      },
+      [alpha](const Array& a) { return elu(a, alpha); },
+      [alpha](const Array& a, const Array&, const Array& g) {
+        return numpy::where(a > 0.0, g,
+                            g * alpha * numpy::exp(numpy::minimum(a, numpy::zeros_like(a))));
       });
 }
 
@@ -175,6 +239,11 @@ Array celu(const Array& x, double alpha) {
         for (std::int64_t i = 0; i < n; ++i) e[i] = (a[i] < T(0) ? a[i] : T(0)) / T(alpha);
         vexp(e, e, n);
         for (std::int64_t i = 0; i < n; ++i) d[i] = a[i] > T(0) ? g[i] : g[i] * e[i];
+      },
+      [alpha](const Array& a) { return celu(a, alpha); },
+      [alpha](const Array& a, const Array&, const Array& g) {
+        return numpy::where(a > 0.0, g,
+                            g * numpy::exp(numpy::minimum(a, numpy::zeros_like(a)) / alpha));
       });
 }
 
@@ -196,6 +265,11 @@ Array selu(const Array& x) {
         for (std::int64_t i = 0; i < n; ++i) {
           d[i] = g[i] * T(kSeluScale) * (a[i] > T(0) ? T(1) : T(kSeluAlpha) * e[i]);
         }
+      },
+      [](const Array& a) { return selu(a); },
+      [](const Array& a, const Array&, const Array& g) {
+        const Array neg = kSeluAlpha * numpy::exp(numpy::minimum(a, numpy::zeros_like(a)));
+        return g * kSeluScale * numpy::where(a > 0.0, numpy::ones_like(a), neg);
       });
 }
 
@@ -207,6 +281,10 @@ Array leaky_relu(const Array& x, double negative_slope) {
       },
       [negative_slope]<typename T>(const T* a, const T*, const T* g, T* d, std::int64_t n) {
         for (std::int64_t i = 0; i < n; ++i) d[i] = a[i] >= T(0) ? g[i] : T(negative_slope) * g[i];
+      },
+      [negative_slope](const Array& a) { return leaky_relu(a, negative_slope); },
+      [negative_slope](const Array& a, const Array&, const Array& g) {
+        return numpy::where(a >= 0.0, g, g * negative_slope);
       });
 }
 
@@ -225,6 +303,10 @@ Array hard_sigmoid(const Array& x) {
           const T z = a[i] + T(3);
           d[i] = z > T(0) && z < T(6) ? g[i] / T(6) : T(0);
         }
+      },
+      [](const Array& a) { return hard_sigmoid(a); },
+      [](const Array& a, const Array&, const Array& g) {
+        return numpy::where(numpy::logical_and(a > -3.0, a < 3.0), g / 6.0, 0.0);
       });
 }
 
@@ -244,6 +326,11 @@ Array hard_silu(const Array& x) {
           const T dhs = z > T(0) && z < T(6) ? T(1) / T(6) : T(0);
           d[i] = g[i] * (hs + a[i] * dhs);
         }
+      },
+      [](const Array& a) { return hard_silu(a); },
+      [](const Array& a, const Array&, const Array& g) {
+        const Array inside = numpy::logical_and(a > -3.0, a < 3.0);
+        return g * (hard_sigmoid(a) + numpy::where(inside, a / 6.0, 0.0));
       });
 }
 
@@ -263,6 +350,10 @@ Array hard_tanh(const Array& x) {
       },
       []<typename T>(const T* a, const T*, const T* g, T* d, std::int64_t n) {
         for (std::int64_t i = 0; i < n; ++i) d[i] = a[i] > T(1) || a[i] < T(-1) ? T(0) : g[i];
+      },
+      [](const Array& a) { return hard_tanh(a); },
+      [](const Array& a, const Array&, const Array& g) {
+        return numpy::where(numpy::logical_or(a > 1.0, a < -1.0), 0.0, g);
       });
 }
 

@@ -58,14 +58,14 @@ Array along_axes(const Array& x, const numpy::Axes& axes, const char* op, F f) {
   Layout l;
   if (ax.empty()) {  // nothing reduced: every element is its own group
     l.outer = s.numel();
-    return f(x, l);
+    return f(x, l, ax);
   }
   const bool adjacent = ax.back() - ax.front() + 1 == int(ax.size());
   if (adjacent) {
     for (int i = 0; i < s.size(); ++i) {
       (i < ax.front() ? l.outer : i <= ax.back() ? l.n : l.inner) *= s[i];
     }
-    return f(x, l);
+    return f(x, l, ax);
   }
   std::vector<int> perm;
   for (int i = 0; i < s.size(); ++i) {
@@ -80,7 +80,9 @@ Array along_axes(const Array& x, const numpy::Axes& axes, const char* op, F f) {
   }
   std::vector<int> inverse(perm.size());
   for (std::size_t i = 0; i < perm.size(); ++i) inverse[std::size_t(perm[i])] = int(i);
-  return numpy::transpose(f(numpy::transpose(x, perm), l), inverse);
+  std::vector<int> moved;  // the reduced axes of the transposed array: its last ones
+  for (int i = s.size() - int(ax.size()); i < s.size(); ++i) moved.push_back(i);
+  return numpy::transpose(f(numpy::transpose(x, perm), l, moved), inverse);
 }
 
 // Flat-row reductions (inner == 1) with 8 independent accumulators, so that the loops
@@ -209,32 +211,43 @@ Array glu(const Array& x0, int axis) {
       }
     });
   });
-  loom::detail::record(out, {&x}, [x = x.detached(), l, half](const Array& g0) {
-    const Array g = g0.dtype() == x.dtype() ? g0 : g0.astype(x.dtype());
-    Array dx = Array::empty(x.shape(), x.dtype());
-    loom::detail::dispatch_float(x.dtype(), "glu", [&]<typename T>() {
-      const T* px = x.data<T>();
-      const T* pg = g.data<T>();
-      T* pd = dx.mutable_data<T>();
-      for_groups<T>(l, 0, [&](std::int64_t o, T*) {
-        const T* pa = px + o * 2 * half;
-        const T* pb = pa + half;
-        const T* gg = pg + o * half;
-        T* da = pd + o * 2 * half;
-        T* db = da + half;
-        T sg[kBlock];
-        for (std::int64_t s = 0; s < half; s += kBlock) {
-          const std::int64_t len = std::min(kBlock, half - s);
-          vsigmoid(pb + s, sg, len);
-          for (std::int64_t i = 0; i < len; ++i) {
-            da[s + i] = gg[s + i] * sg[i];
-            db[s + i] = gg[s + i] * pa[s + i] * sg[i] * (T(1) - sg[i]);
-          }
+  if (!loom::detail::transforming()) return out;
+  static constexpr loom::detail::Primitive kGlu{.name = "glu"};
+  loom::detail::bind(
+      kGlu, out, {&x}, [a](const std::vector<Array>& in) { return glu(in[0], a); },
+      [x, l, half, a](const Array& g0, const Array&) {
+        const Array g = g0.dtype() == x.dtype() ? g0 : g0.astype(x.dtype());
+        if (loom::detail::use_composite_vjp()) {  // differentiable: glu(x) = x1 * sigmoid(x2)
+          std::vector<numpy::Slice> first(std::size_t(x.ndim())), second(first);
+          first[std::size_t(a)].stop = x.shape()[a] / 2;
+          second[std::size_t(a)].start = x.shape()[a] / 2;
+          const Array x1 = numpy::slice(x, first), sg = sigmoid(numpy::slice(x, second));
+          return std::vector<Array>{numpy::concatenate({g * sg, g * x1 * sg * (1.0 - sg)}, a)};
         }
+        Array dx = Array::empty(x.shape(), x.dtype());
+        loom::detail::dispatch_float(x.dtype(), "glu", [&]<typename T>() {
+          const T* px = x.data<T>();
+          const T* pg = g.data<T>();
+          T* pd = dx.mutable_data<T>();
+          for_groups<T>(l, 0, [&](std::int64_t o, T*) {
+            const T* pa = px + o * 2 * half;
+            const T* pb = pa + half;
+            const T* gg = pg + o * half;
+            T* da = pd + o * 2 * half;
+            T* db = da + half;
+            T sg[kBlock];
+            for (std::int64_t s = 0; s < half; s += kBlock) {
+              const std::int64_t len = std::min(kBlock, half - s);
+              vsigmoid(pb + s, sg, len);
+              for (std::int64_t i = 0; i < len; ++i) {
+                da[s + i] = gg[s + i] * sg[i];
+                db[s + i] = gg[s + i] * pa[s + i] * sg[i] * (T(1) - sg[i]);
+              }
+            }
+          });
+        });
+        return std::vector<Array>{dx};
       });
-    });
-    return std::vector<Array>{dx};
-  });
   return out;
 }
 
@@ -242,57 +255,73 @@ namespace {
 
 // softmax (is_log = false) or log_softmax (is_log = true) along the layout's middle axis.
 Array softmax_impl(const Array& x0, const numpy::Axes& axes, bool is_log, const char* op) {
-  return along_axes(as_float(x0), axes, op, [&](const Array& x, const Layout& l) {
-    Array out = Array::empty(x.shape(), x.dtype());
-    loom::detail::dispatch_float(x.dtype(), op, [&]<typename T>() {
-      const T* px = x.data<T>();
-      T* py = out.mutable_data<T>();
-      const std::int64_t group = l.n * l.inner;
-      for_groups<T>(l, 2 * l.inner, [&](std::int64_t o, T* scratch) {
-        const T* xg = px + o * group;
-        T* yg = py + o * group;
-        T* m = scratch;
-        T* s = scratch + l.inner;
-        group_max(xg, l, m);
-        each(l, [&](std::int64_t j, std::int64_t i) { yg[j] = xg[j] - m[i]; });
-        exp_inplace(yg, group);
-        group_sum(yg, l, s);
-        if (is_log) {  // y = (x - max) - log(sum(exp(x - max)))
-          vlog(s, s, l.inner);
-          each(l, [&](std::int64_t j, std::int64_t i) { yg[j] = (xg[j] - m[i]) - s[i]; });
-        } else {
-          // a true division, as jax.nn.softmax's unnormalized / sum (not times a reciprocal)
-          each(l, [&](std::int64_t j, std::int64_t i) { yg[j] /= s[i]; });
-        }
-      });
-    });
-    loom::detail::record(out, {&x}, [y = out.detached(), l, is_log, op](const Array& g0) {
-      const Array g = g0.dtype() == y.dtype() ? g0 : g0.astype(y.dtype());
-      Array dx = Array::empty(y.shape(), y.dtype());
-      loom::detail::dispatch_float(y.dtype(), op, [&]<typename T>() {
-        const T* py = y.data<T>();
-        const T* pg = g.data<T>();
-        T* pd = dx.mutable_data<T>();
-        const std::int64_t group = l.n * l.inner;
-        for_groups<T>(l, l.inner, [&](std::int64_t o, T* s) {
-          const T* yg = py + o * group;
-          const T* gg = pg + o * group;
-          T* dg = pd + o * group;
-          if (is_log) {  // dx = g - softmax * sum(g), softmax = exp(y)
-            group_sum(gg, l, s);
-            std::copy(yg, yg + group, dg);
-            exp_inplace(dg, group);
-            each(l, [&](std::int64_t j, std::int64_t i) { dg[j] = gg[j] - dg[j] * s[i]; });
-          } else {  // dx = y * (g - sum(g * y))
-            group_dot(gg, yg, l, s);
-            each(l, [&](std::int64_t j, std::int64_t i) { dg[j] = yg[j] * (gg[j] - s[i]); });
-          }
+  return along_axes(
+      as_float(x0), axes, op, [&](const Array& x, const Layout& l, const std::vector<int>& ax) {
+        Array out = Array::empty(x.shape(), x.dtype());
+        loom::detail::dispatch_float(x.dtype(), op, [&]<typename T>() {
+          const T* px = x.data<T>();
+          T* py = out.mutable_data<T>();
+          const std::int64_t group = l.n * l.inner;
+          for_groups<T>(l, 2 * l.inner, [&](std::int64_t o, T* scratch) {
+            const T* xg = px + o * group;
+            T* yg = py + o * group;
+            T* m = scratch;
+            T* s = scratch + l.inner;
+            group_max(xg, l, m);
+            each(l, [&](std::int64_t j, std::int64_t i) { yg[j] = xg[j] - m[i]; });
+            exp_inplace(yg, group);
+            group_sum(yg, l, s);
+            if (is_log) {  // y = (x - max) - log(sum(exp(x - max)))
+              vlog(s, s, l.inner);
+              each(l, [&](std::int64_t j, std::int64_t i) { yg[j] = (xg[j] - m[i]) - s[i]; });
+            } else {
+              // a true division, as jax.nn.softmax's unnormalized / sum (not times a reciprocal)
+              each(l, [&](std::int64_t j, std::int64_t i) { yg[j] /= s[i]; });
+            }
+          });
         });
+        if (!loom::detail::transforming()) return out;
+        static constexpr loom::detail::Primitive kSoftmax{.name = "softmax",
+                                                          .vjp_uses_output = true};
+        static constexpr loom::detail::Primitive kLogSoftmax{.name = "log_softmax",
+                                                             .vjp_uses_output = true};
+        loom::detail::bind(
+            is_log ? kLogSoftmax : kSoftmax, out, {&x},
+            [ax, is_log, op](const std::vector<Array>& in) {
+              return softmax_impl(in[0], numpy::Axes(ax), is_log, op);
+            },
+            [l, ax, is_log, op](const Array& g0, const Array& y) {
+              const Array g = g0.dtype() == y.dtype() ? g0 : g0.astype(y.dtype());
+              if (loom::detail::use_composite_vjp()) {  // the same formulas in differentiable ops
+                if (is_log) return std::vector<Array>{g - numpy::exp(y) * numpy::sum(g, ax, true)};
+                return std::vector<Array>{y * (g - numpy::sum(g * y, ax, true))};
+              }
+              Array dx = Array::empty(y.shape(), y.dtype());
+              loom::detail::dispatch_float(y.dtype(), op, [&]<typename T>() {
+                const T* py = y.data<T>();
+                const T* pg = g.data<T>();
+                T* pd = dx.mutable_data<T>();
+                const std::int64_t group = l.n * l.inner;
+                for_groups<T>(l, l.inner, [&](std::int64_t o, T* s) {
+                  const T* yg = py + o * group;
+                  const T* gg = pg + o * group;
+                  T* dg = pd + o * group;
+                  if (is_log) {  // dx = g - softmax * sum(g), softmax = exp(y)
+                    group_sum(gg, l, s);
+                    std::copy(yg, yg + group, dg);
+                    exp_inplace(dg, group);
+                    each(l, [&](std::int64_t j, std::int64_t i) { dg[j] = gg[j] - dg[j] * s[i]; });
+                  } else {  // dx = y * (g - sum(g * y))
+                    group_dot(gg, yg, l, s);
+                    each(l,
+                         [&](std::int64_t j, std::int64_t i) { dg[j] = yg[j] * (gg[j] - s[i]); });
+                  }
+                });
+              });
+              return std::vector<Array>{dx};
+            });
+        return out;
       });
-      return std::vector<Array>{dx};
-    });
-    return out;
-  });
 }
 
 }  // namespace
@@ -310,67 +339,83 @@ Array logsumexp(const Array& x, numpy::Axes axis, bool keepdims) {
 }
 
 Array standardize(const Array& x0, numpy::Axes axes, double epsilon) {
-  return along_axes(as_float(x0), axes, "standardize", [&](const Array& x, const Layout& l) {
-    Array out = Array::empty(x.shape(), x.dtype());
-    loom::detail::dispatch_float(x.dtype(), "standardize", [&]<typename T>() {
-      const T* px = x.data<T>();
-      T* py = out.mutable_data<T>();
-      const std::int64_t group = l.n * l.inner;
-      for_groups<T>(l, 2 * l.inner, [&](std::int64_t o, T* scratch) {
-        const T* xg = px + o * group;
-        T* yg = py + o * group;
-        T* m = scratch;
-        T* r = scratch + l.inner;
-        group_sum(xg, l, m);
-        group_dot(xg, xg, l, r);
-        for (std::int64_t i = 0; i < l.inner; ++i) {
-          m[i] /= T(l.n);  // means as jnp.mean: sum / n
-          // As jax.nn.standardize: variance = mean(x^2) - mean(x)^2, then rsqrt(var + eps).
-          r[i] = T(1) / std::sqrt(r[i] / T(l.n) - m[i] * m[i] + T(epsilon));
-        }
-        each(l, [&](std::int64_t j, std::int64_t i) { yg[j] = (xg[j] - m[i]) * r[i]; });
-      });
-    });
-    loom::detail::record(
-        out, {&x}, [x = x.detached(), y = out.detached(), l, epsilon](const Array& g0) {
-          const Array g = g0.dtype() == y.dtype() ? g0 : g0.astype(y.dtype());
-          Array dx = Array::empty(y.shape(), y.dtype());
-          loom::detail::dispatch_float(y.dtype(), "standardize", [&]<typename T>() {
-            const T* px = x.data<T>();
-            const T* py = y.data<T>();
-            const T* pg = g.data<T>();
-            T* pd = dx.mutable_data<T>();
-            const std::int64_t group = l.n * l.inner;
-            const T inv_n = T(1) / T(l.n);
-            for_groups<T>(l, 4 * l.inner, [&](std::int64_t o, T* scratch) {
-              const T* xg = px + o * group;
-              const T* yg = py + o * group;
-              const T* gg = pg + o * group;
-              T* dg = pd + o * group;
-              // dx = r (g - mean(g) - y mean(g y)), with r = rsqrt(var + eps) recomputed from x.
-              T* m = scratch;
-              T* r = scratch + l.inner;
-              T* sg = scratch + 2 * l.inner;
-              T* sgy = scratch + 3 * l.inner;
-              group_sum(xg, l, m);
-              group_dot(xg, xg, l, r);
-              group_sum(gg, l, sg);
-              group_dot(gg, yg, l, sgy);
-              for (std::int64_t i = 0; i < l.inner; ++i) {
-                m[i] /= T(l.n);
-                r[i] = T(1) / std::sqrt(r[i] / T(l.n) - m[i] * m[i] + T(epsilon));
-                sg[i] *= inv_n;
-                sgy[i] *= inv_n;
-              }
-              each(l, [&](std::int64_t j, std::int64_t i) {
-                dg[j] = r[i] * (gg[j] - sg[i] - yg[j] * sgy[i]);
-              });
-            });
+  return along_axes(
+      as_float(x0), axes, "standardize",
+      [&](const Array& x, const Layout& l, const std::vector<int>& ax) {
+        Array out = Array::empty(x.shape(), x.dtype());
+        loom::detail::dispatch_float(x.dtype(), "standardize", [&]<typename T>() {
+          const T* px = x.data<T>();
+          T* py = out.mutable_data<T>();
+          const std::int64_t group = l.n * l.inner;
+          for_groups<T>(l, 2 * l.inner, [&](std::int64_t o, T* scratch) {
+            const T* xg = px + o * group;
+            T* yg = py + o * group;
+            T* m = scratch;
+            T* r = scratch + l.inner;
+            group_sum(xg, l, m);
+            group_dot(xg, xg, l, r);
+            for (std::int64_t i = 0; i < l.inner; ++i) {
+              m[i] /= T(l.n);  // means as jnp.mean: sum / n
+              // As jax.nn.standardize: variance = mean(x^2) - mean(x)^2, then rsqrt(var + eps).
+              r[i] = T(1) / std::sqrt(r[i] / T(l.n) - m[i] * m[i] + T(epsilon));
+            }
+            each(l, [&](std::int64_t j, std::int64_t i) { yg[j] = (xg[j] - m[i]) * r[i]; });
           });
-          return std::vector<Array>{dx};
         });
-    return out;
-  });
+        if (!loom::detail::transforming()) return out;
+        static constexpr loom::detail::Primitive kStandardize{.name = "standardize",
+                                                              .vjp_uses_output = true};
+        loom::detail::bind(
+            kStandardize, out, {&x},
+            [ax, epsilon](const std::vector<Array>& in) {
+              return standardize(in[0], numpy::Axes(ax), epsilon);
+            },
+            [x, l, ax, epsilon](const Array& g0, const Array& y) {
+              const Array g = g0.dtype() == y.dtype() ? g0 : g0.astype(y.dtype());
+              if (loom::detail::use_composite_vjp()) {  // differentiable, as the kernel below
+                const Array m = numpy::mean(x, ax, true);
+                const Array r = numpy::rsqrt(numpy::mean(x * x, ax, true) - m * m + epsilon);
+                return std::vector<Array>{
+                    r * (g - numpy::mean(g, ax, true) - y * numpy::mean(g * y, ax, true))};
+              }
+              Array dx = Array::empty(y.shape(), y.dtype());
+              loom::detail::dispatch_float(y.dtype(), "standardize", [&]<typename T>() {
+                const T* px = x.data<T>();
+                const T* py = y.data<T>();
+                const T* pg = g.data<T>();
+                T* pd = dx.mutable_data<T>();
+                const std::int64_t group = l.n * l.inner;
+                const T inv_n = T(1) / T(l.n);
+                for_groups<T>(l, 4 * l.inner, [&](std::int64_t o, T* scratch) {
+                  const T* xg = px + o * group;
+                  const T* yg = py + o * group;
+                  const T* gg = pg + o * group;
+                  T* dg = pd + o * group;
+                  // dx = r (g - mean(g) - y mean(g y)), with r = rsqrt(var + eps) recomputed from
+                  // x.
+                  T* m = scratch;
+                  T* r = scratch + l.inner;
+                  T* sg = scratch + 2 * l.inner;
+                  T* sgy = scratch + 3 * l.inner;
+                  group_sum(xg, l, m);
+                  group_dot(xg, xg, l, r);
+                  group_sum(gg, l, sg);
+                  group_dot(gg, yg, l, sgy);
+                  for (std::int64_t i = 0; i < l.inner; ++i) {
+                    m[i] /= T(l.n);
+                    r[i] = T(1) / std::sqrt(r[i] / T(l.n) - m[i] * m[i] + T(epsilon));
+                    sg[i] *= inv_n;
+                    sgy[i] *= inv_n;
+                  }
+                  each(l, [&](std::int64_t j, std::int64_t i) {
+                    dg[j] = r[i] * (gg[j] - sg[i] - yg[j] * sgy[i]);
+                  });
+                });
+              });
+              return std::vector<Array>{dx};
+            });
+        return out;
+      });
 }
 
 Array one_hot(const Array& x, std::int64_t num_classes, DType dtype, int axis) {

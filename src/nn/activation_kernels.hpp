@@ -3,11 +3,13 @@
 // Arrays are processed in blocks of kBlock elements: a block's scratch arrays stay in L1, and
 // float32 exp/log/tanh go through loom's vectorized kernels (numpy/vmath.hpp) block by block,
 // so every activation is one pass over memory. elementwise() is the driver: forward kernel, then
-// the VJP's kernel recorded next to it.
+// the primitive's bind with the VJP's kernel and its composite (differentiable) twin.
 //
 //   return elementwise(x, "relu",
 //       []<typename T>(const T* a, T* y, std::int64_t n) { ... },                  // forward
-//       []<typename T>(const T* a, const T* y, const T* g, T* d, std::int64_t n) { ... });  // VJP
+//       []<typename T>(const T* a, const T* y, const T* g, T* d, std::int64_t n) { ... },  // VJP
+//       [](const Array& a) { return relu(a); },                                    // impl
+//       [](const Array& a, const Array& y, const Array& g) { ... });  // VJP in loom ops
 #pragma once
 
 #include <algorithm>
@@ -18,7 +20,9 @@
 #include <type_traits>
 #include <vector>
 
+#include "detail/composite_vjp.hpp"
 #include "detail/dispatch.hpp"
+#include "detail/primitive.hpp"
 #include "detail/tape.hpp"
 #include "loom/array.hpp"
 #include "numpy/vmath.hpp"
@@ -178,8 +182,12 @@ void blocks(std::int64_t n, F&& f) {
 
 // An elementwise activation computed in x's floating dtype (float32 for integers and bool).
 // fwd(x, y, n) writes y; bwd(x, y, g, dx, n) writes dx (x: input, y: output, g: cotangent).
-template <typename Fwd, typename Bwd>
-Array elementwise(const Array& x0, const char* op, Fwd fwd, Bwd bwd) {
+// It binds itself as a primitive: impl(x) is the activation itself (jit replays it, vmap
+// batches it elementwise), and composite(x, y, g) computes bwd's dx with differentiable loom
+// ops, which the VJP runs instead of bwd when the backward pass is differentiated.
+template <typename Fwd, typename Bwd, typename Impl, typename Composite>
+Array elementwise(const Array& x0, const char* op, Fwd fwd, Bwd bwd, Impl impl,
+                  Composite composite) {
   loom::detail::check_valid(x0, op);
   Array cast;
   if (!is_floating(x0.dtype())) cast = x0.astype(DType::float32);
@@ -190,19 +198,27 @@ Array elementwise(const Array& x0, const char* op, Fwd fwd, Bwd bwd) {
     T* py = out.mutable_data<T>();
     blocks(x.size(), [&](std::int64_t s, std::int64_t len) { fwd(px + s, py + s, len); });
   });
-  loom::detail::record(out, {&x}, [x = x.detached(), y = out.detached(), bwd, op](const Array& g0) {
-    const Array g = g0.dtype() == x.dtype() ? g0 : g0.astype(x.dtype());
-    Array dx = Array::empty(x.shape(), x.dtype());
-    loom::detail::dispatch_float(x.dtype(), op, [&]<typename T>() {
-      const T* px = x.data<T>();
-      const T* py = y.data<T>();
-      const T* pg = g.data<T>();
-      T* pd = dx.mutable_data<T>();
-      blocks(x.size(),
-             [&](std::int64_t s, std::int64_t len) { bwd(px + s, py + s, pg + s, pd + s, len); });
-    });
-    return std::vector<Array>{dx};
-  });
+  if (!loom::detail::transforming()) return out;
+  // One instantiation per call site (its lambdas' types), so one name per static.
+  static const loom::detail::Primitive prim{
+      .name = op, .batching = loom::detail::Batching::elementwise, .vjp_uses_output = true};
+  loom::detail::bind(
+      prim, out, {&x}, [impl](const std::vector<Array>& in) { return impl(in[0]); },
+      [x, bwd, composite, op](const Array& g0, const Array& y) {
+        const Array g = g0.dtype() == x.dtype() ? g0 : g0.astype(x.dtype());
+        if (loom::detail::use_composite_vjp()) return std::vector<Array>{composite(x, y, g)};
+        Array dx = Array::empty(x.shape(), x.dtype());
+        loom::detail::dispatch_float(x.dtype(), op, [&]<typename T>() {
+          const T* px = x.data<T>();
+          const T* py = y.data<T>();
+          const T* pg = g.data<T>();
+          T* pd = dx.mutable_data<T>();
+          blocks(x.size(), [&](std::int64_t s, std::int64_t len) {
+            bwd(px + s, py + s, pg + s, pd + s, len);
+          });
+        });
+        return std::vector<Array>{dx};
+      });
   return out;
 }
 

@@ -12,8 +12,12 @@
 #include <cmath>
 #include <vector>
 
+#include "detail/composite_vjp.hpp"
 #include "detail/dispatch.hpp"
+#include "detail/primitive.hpp"
 #include "detail/tape.hpp"
+#include "loom/numpy/creation.hpp"
+#include "loom/numpy/elementwise.hpp"
 #include "loom/numpy/manipulation.hpp"
 #include "loom/numpy/reductions.hpp"
 
@@ -142,6 +146,34 @@ void backward(const T* g, const T* x, const T* scale, const T* mean, const T* rs
       row_grain(n));
 }
 
+// The VJP's formulas (see the file comment) in differentiable loom ops, for differentiating the
+// backward pass; clip (the max(0, var) derivative factor per row) is piecewise constant.
+std::vector<Array> composite_vjp(const Array& x, const Array& scale, const Shape& bias_shape,
+                                 bool has_bias, const Array& clip, const Array& g,
+                                 std::int64_t rows, std::int64_t n, double epsilon, bool centred) {
+  const Array xr = numpy::reshape(x, {rows, n});
+  const Array gr = numpy::reshape(g, {rows, n});
+  Array xhat, rstd;
+  if (centred) {
+    const Array mu = numpy::mean(xr, 1, true);
+    const Array d = numpy::mean(xr * xr, 1, true) - mu * mu;
+    rstd = numpy::rsqrt(numpy::maximum(d, numpy::zeros_like(d)) + epsilon);
+    xhat = (xr - mu) * rstd;
+  } else {
+    rstd = numpy::rsqrt(numpy::mean(xr * xr, 1, true) + epsilon);
+    xhat = xr * rstd;
+  }
+  const Array gs = scale.valid() ? gr * numpy::reshape(scale, {n}) : gr;
+  const Array b = numpy::mean(gs * xhat, 1, true) * clip.reshaped_view(Shape{rows, 1});
+  const Array inner = centred ? gs - numpy::mean(gs, 1, true) - xhat * b : gs - xhat * b;
+  std::vector<Array> grads{numpy::reshape(rstd * inner, x.shape().to_vector())};
+  if (scale.valid()) {
+    grads.push_back(numpy::reshape(numpy::sum(gr * xhat, 0), scale.shape().to_vector()));
+  }
+  if (has_bias) grads.push_back(numpy::reshape(numpy::sum(gr, 0), bias_shape.to_vector()));
+  return grads;
+}
+
 }  // namespace
 
 Array normalize_rows(const Array& x, const Array& scale, const Array& bias, std::int64_t n,
@@ -160,12 +192,21 @@ Array normalize_rows(const Array& x, const Array& scale, const Array& bias, std:
   std::vector<Array> inputs{x};
   if (scale.valid()) inputs.push_back(scale);
   if (bias.valid()) inputs.push_back(bias);
-  loom::detail::record(
-      y, inputs,
-      [x = x.detached(), scale = scale.valid() ? scale.detached() : Array(),
-       bias_shape = bias.valid() ? bias.shape() : Shape{}, has_bias = bias.valid(), mean, rstd,
-       clip, rows, n, centred](const Array& g_in) {
+  if (!loom::detail::transforming()) return y;
+  static constexpr loom::detail::Primitive kNormalizeRows{.name = "normalize_rows"};
+  loom::detail::bind(
+      kNormalizeRows, y, inputs,
+      [n, epsilon, centred, has_scale = scale.valid(),
+       has_bias = bias.valid()](const std::vector<Array>& in) {
+        return normalize_rows(in[0], has_scale ? in[1] : Array(),
+                              has_bias ? in[has_scale ? 2 : 1] : Array(), n, epsilon, centred);
+      },
+      [x, scale, bias_shape = bias.valid() ? bias.shape() : Shape{}, has_bias = bias.valid(), mean,
+       rstd, clip, rows, n, epsilon, centred](const Array& g_in, const Array&) {
         const Array g = g_in.dtype() == x.dtype() ? g_in : g_in.astype(x.dtype());
+        if (loom::detail::use_composite_vjp()) {
+          return composite_vjp(x, scale, bias_shape, has_bias, clip, g, rows, n, epsilon, centred);
+        }
         Array dx = Array::empty(x.shape(), x.dtype());
         Array gx = Array::empty(Shape{rows, n}, x.dtype());
         loom::detail::dispatch_float(x.dtype(), "normalize", [&]<typename T>() {

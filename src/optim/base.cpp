@@ -80,13 +80,15 @@ Tree apply_updates(Tree params, const Tree& updates) {
 }
 
 Array global_norm(const Tree& updates) {
+  // Accumulated in float64 with loom ops (no host read), so jit/vmap/grad see it.
   bool f64 = false;
-  double total = 0;
+  Array total = Array::scalar(0.0, DType::float64);
   for (const Array& leaf : tree_leaves(updates)) {
     f64 = f64 || leaf.dtype() == DType::float64;
-    total += numpy::sum(numpy::square(leaf.astype(DType::float64))).item<double>();
+    total = total + numpy::sum(numpy::square(leaf.astype(DType::float64)));
   }
-  return Array::scalar(std::sqrt(total), f64 ? DType::float64 : DType::float32);
+  const Array norm = numpy::sqrt(total);
+  return f64 ? norm : norm.astype(DType::float32);
 }
 
 Array zero_count() {

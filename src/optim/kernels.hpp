@@ -1,5 +1,6 @@
 // Private to loom::optim: one fused elementwise kernel per update rule, written into the buffer
-// of an input that nobody else holds.
+// of an input that nobody else holds (out of place while a transformation records it; it binds
+// as a non-differentiable primitive so that jit/vmap see it).
 //
 //   // trace: t <- g + decay * t, in t's buffer when t is uniquely held
 //   t = detail::fused("trace", [d = decay](auto t, auto g) { return g + decltype(t)(d) * t; },
@@ -17,6 +18,7 @@
 #include <vector>
 
 #include "detail/dispatch.hpp"
+#include "detail/primitive.hpp"
 #include "loom/array.hpp"
 #include "loom/tree.hpp"
 
@@ -48,8 +50,11 @@ Array fused(const char* op, F f, Array self, const A&... others) {
                 ": expected floating leaves (float32 or float64), got " + dtype_name(dtype) +
                 " of shape " + self.shape().str());
   }
-  // In place only when this handle is the sole owner and carries no autodiff history.
-  Array out = (self.unique() && !self.node()) ? self : Array::empty(self.shape(), dtype);
+  // In place only when this handle is the sole owner and carries no autodiff history, and no
+  // transformation is recording the op (a captured input must keep its value).
+  const bool transforming = loom::detail::transforming();
+  Array out =
+      (self.unique() && !self.node() && !transforming) ? self : Array::empty(self.shape(), dtype);
   const std::int64_t n = self.size();
   loom::detail::dispatch_float(dtype, op, [&]<typename T>() {
     auto run = [&](const T* s, const auto*... o) {
@@ -64,6 +69,22 @@ Array fused(const char* op, F f, Array self, const A&... others) {
     }
     (std::index_sequence_for<A...>{});
   });
+  if (transforming) {
+    // One Primitive per instantiation (the update rule's lambda type), so one name per static.
+    static const loom::detail::Primitive prim{.name = op};
+    std::vector<Array> inputs{self, others...};
+    // The impl gets inputs that the replay's caller still holds (never unique), so it runs out
+    // of place. Not differentiable: no VJP (optimizer updates are not differentiated through).
+    loom::detail::bind(
+        prim, out, inputs,
+        [op, f](const std::vector<Array>& in) {
+          return [&]<std::size_t... I>(std::index_sequence<I...>) {
+            return fused(op, f, in[0], in[I + 1]...);
+          }
+          (std::index_sequence_for<A...>{});
+        },
+        nullptr);
+  }
   return out;
 }
 

@@ -1,4 +1,5 @@
-// optax's losses; softmax_cross_entropy_with_integer_labels is one fused kernel with its VJP.
+// optax's losses; softmax_cross_entropy_with_integer_labels is one fused kernel with its VJP
+// (and that VJP in composite differentiable ops, for differentiating the backward pass).
 #include "loom/optim/losses.hpp"
 
 #include <cmath>
@@ -6,7 +7,9 @@
 #include <string>
 #include <vector>
 
+#include "detail/composite_vjp.hpp"
 #include "detail/dispatch.hpp"
+#include "detail/primitive.hpp"
 #include "detail/tape.hpp"
 #include "loom/numpy.hpp"
 #include "numpy/vmath.hpp"
@@ -127,37 +130,49 @@ Array softmax_cross_entropy_with_integer_labels(const Array& logits, const Array
         },
         grain);
   });
-  loom::detail::record(out, {&logits},
-                       [x = logits.detached(), lab = std::move(lab), shift, log_norm, classes, rows,
-                        grain](const Array& g) {
-                         Array dx = Array::empty(x.shape(), x.dtype());
-                         loom::detail::dispatch_float(
-                             x.dtype(), "softmax_cross_entropy_with_integer_labels",
-                             [&]<typename T>() {
-                               const Array gc = g.dtype() == x.dtype() ? g : g.astype(x.dtype());
-                               const T* xp = x.data<T>();
-                               const T* gp = gc.data<T>();
-                               const T* mp = shift.data<T>();
-                               const T* lp = log_norm.data<T>();
-                               T* d = dx.mutable_data<T>();
-                               loom::detail::parallel_for(
-                                   rows,
-                                   [&](std::int64_t b, std::int64_t e) {
-                                     for (std::int64_t r = b; r < e; ++r) {
-                                       const T* row = xp + r * classes;
-                                       T* drow = d + r * classes;
-                                       const T off = mp[r] + lp[r];
-                                       for (std::int64_t j = 0; j < classes; ++j)
-                                         drow[j] = row[j] - off;
-                                       exp_row(drow, drow, classes);
-                                       for (std::int64_t j = 0; j < classes; ++j) drow[j] *= gp[r];
-                                       drow[lab[r]] -= gp[r];
-                                     }
-                                   },
-                                   grain);
-                             });
-                         return std::vector<Array>{dx};
-                       });
+  if (!loom::detail::transforming()) return out;
+  static constexpr loom::detail::Primitive kCrossEntropy{
+      .name = "softmax_cross_entropy_with_integer_labels"};
+  loom::detail::bind(
+      kCrossEntropy, out, {&logits, &labels},
+      [](const std::vector<Array>& in) {
+        return softmax_cross_entropy_with_integer_labels(in[0], in[1]);
+      },
+      [x = logits, labels, lab = std::move(lab), shift, log_norm, classes, rows, grain](
+          const Array& g, const Array&) {
+        const Array gc = g.dtype() == x.dtype() ? g : g.astype(x.dtype());
+        if (loom::detail::use_composite_vjp()) {  // g * (softmax(x) - one_hot(label))
+          const Array p = jnp::exp(x - jnp::logsumexp(x, {-1}, true));
+          return std::vector<Array>{
+              jnp::expand_dims(gc, -1) * (p - jnp::one_hot(labels, classes, x.dtype())), Array()};
+        }
+        Array dx = Array::empty(x.shape(), x.dtype());
+        loom::detail::dispatch_float(x.dtype(), "softmax_cross_entropy_with_integer_labels",
+                                     [&]<typename T>() {
+                                       const T* xp = x.data<T>();
+                                       const T* gp = gc.data<T>();
+                                       const T* mp = shift.data<T>();
+                                       const T* lp = log_norm.data<T>();
+                                       T* d = dx.mutable_data<T>();
+                                       loom::detail::parallel_for(
+                                           rows,
+                                           [&](std::int64_t b, std::int64_t e) {
+                                             for (std::int64_t r = b; r < e; ++r) {
+                                               const T* row = xp + r * classes;
+                                               T* drow = d + r * classes;
+                                               const T off = mp[r] + lp[r];
+                                               for (std::int64_t j = 0; j < classes; ++j)
+                                                 drow[j] = row[j] - off;
+                                               exp_row(drow, drow, classes);
+                                               for (std::int64_t j = 0; j < classes; ++j)
+                                                 drow[j] *= gp[r];
+                                               drow[lab[r]] -= gp[r];
+                                             }
+                                           },
+                                           grain);
+                                     });
+        return std::vector<Array>{dx, Array()};
+      });
   return out;
 }
 
@@ -185,27 +200,36 @@ Array sigmoid_binary_cross_entropy(const Array& logits, const Array& labels) {
       o[i] = std::max(xp[i], T(0)) - xp[i] * yp[i] + std::log1p(std::exp(-std::abs(xp[i])));
     }
   });
-  loom::detail::record(out, {&logits, &labels},
-                       [x, y, n, op, lt = logits.dtype(), yt = labels.dtype()](const Array& g) {
-                         Array dx = Array::empty(x.shape(), x.dtype());
-                         Array dy = Array::empty(x.shape(), x.dtype());
-                         loom::detail::dispatch_float(x.dtype(), op, [&]<typename T>() {
-                           const Array gc = g.astype(x.dtype());
-                           const T* xp = x.data<T>();
-                           const T* yp = y.data<T>();
-                           const T* gp = gc.data<T>();
-                           T* a = dx.mutable_data<T>();
-                           T* b = dy.mutable_data<T>();
-                           for (std::int64_t i = 0; i < n; ++i) {
-                             a[i] = gp[i] * (T(1) / (T(1) + std::exp(-xp[i])) - yp[i]);
-                             b[i] = -gp[i] * xp[i];
-                           }
-                         });
-                         auto cast = [](const Array& d, DType t) {
-                           return is_floating(t) ? (d.dtype() == t ? d : d.astype(t)) : Array();
-                         };
-                         return std::vector<Array>{cast(dx, lt), cast(dy, yt)};
-                       });
+  if (!loom::detail::transforming()) return out;
+  // Batching::loop: the op requires equal shapes, so it does not broadcast as elementwise ops do.
+  static constexpr loom::detail::Primitive kSigmoidBce{.name = "sigmoid_binary_cross_entropy"};
+  loom::detail::bind(
+      kSigmoidBce, out, {&logits, &labels},
+      [](const std::vector<Array>& in) { return sigmoid_binary_cross_entropy(in[0], in[1]); },
+      [x, y, n, op, lt = logits.dtype(), yt = labels.dtype()](const Array& g, const Array&) {
+        auto cast = [](const Array& d, DType t) {
+          return is_floating(t) ? (d.dtype() == t ? d : d.astype(t)) : Array();
+        };
+        const Array gc = g.dtype() == x.dtype() ? g : g.astype(x.dtype());
+        if (loom::detail::use_composite_vjp()) {  // d/dx = sigmoid(x) - y, d/dy = -x
+          const Array sig = jnp::reciprocal(1.0 + jnp::exp(-x));
+          return std::vector<Array>{cast(gc * (sig - y), lt), cast(-(gc * x), yt)};
+        }
+        Array dx = Array::empty(x.shape(), x.dtype());
+        Array dy = Array::empty(x.shape(), x.dtype());
+        loom::detail::dispatch_float(x.dtype(), op, [&]<typename T>() {
+          const T* xp = x.data<T>();
+          const T* yp = y.data<T>();
+          const T* gp = gc.data<T>();
+          T* a = dx.mutable_data<T>();
+          T* b = dy.mutable_data<T>();
+          for (std::int64_t i = 0; i < n; ++i) {
+            a[i] = gp[i] * (T(1) / (T(1) + std::exp(-xp[i])) - yp[i]);
+            b[i] = -gp[i] * xp[i];
+          }
+        });
+        return std::vector<Array>{cast(dx, lt), cast(dy, yt)};
+      });
   return out;
 }
 
@@ -249,7 +273,15 @@ Array accuracy(const Array& logits, const Array& labels) {
   std::int64_t hits = 0;
   for (std::size_t i = 0; i < lab.size(); ++i) hits += pred[i] == lab[i];
   const double n = static_cast<double>(lab.size());
-  return Array::scalar(lab.empty() ? std::nan("") : static_cast<double>(hits) / n, DType::float32);
+  Array out =
+      Array::scalar(lab.empty() ? std::nan("") : static_cast<double>(hits) / n, DType::float32);
+  static constexpr loom::detail::Primitive kAccuracy{.name = "accuracy"};
+  if (loom::detail::transforming()) {
+    loom::detail::bind(
+        kAccuracy, out, {&logits, &labels},
+        [](const std::vector<Array>& in) { return accuracy(in[0], in[1]); }, nullptr);
+  }
+  return out;
 }
 
 }  // namespace loom::optim
