@@ -76,6 +76,9 @@ Key Key::operator[](std::int64_t i) const {
   const std::int64_t stride = out_shape.numel();
   std::memcpy(out.mutable_data<std::uint32_t>(), data_.data<std::uint32_t>() + j * stride,
               static_cast<std::size_t>(stride) * sizeof(std::uint32_t));
+  static constexpr loom::detail::Primitive kKeyIndex{.name = "random_key_index"};
+  detail::bind_random(kKeyIndex, out, {&data_},
+                      [i](const std::vector<Array>& in) { return Key(in[0])[i].data(); });
   return Key(out);
 }
 
@@ -297,20 +300,36 @@ Key split(const Key& key, const Shape& shape) {
     d[2 * i] = words[static_cast<std::size_t>(i)].first;
     d[2 * i + 1] = words[static_cast<std::size_t>(i)].second;
   }
+  static constexpr loom::detail::Primitive kSplit{.name = "random_split"};
+  detail::bind_random(kSplit, out, {&key.data()}, [shape](const std::vector<Array>& in) {
+    return split(Key(in[0]), shape).data();
+  });
   return Key(out);
 }
 
 std::pair<Key, Key> split2(const Key& key) {
   const auto [k0, k1] = detail::single_key(key, "split");
   const auto w = detail::split_words(k0, k1, 2, current_mode());
-  return {Key(detail::make_key_data(w[0].first, w[0].second)),
-          Key(detail::make_key_data(w[1].first, w[1].second))};
+  Array a = detail::make_key_data(w[0].first, w[0].second);
+  Array b = detail::make_key_data(w[1].first, w[1].second);
+  static constexpr loom::detail::Primitive kSplit{.name = "random_split"};
+  detail::bind_random(kSplit, a, {&key.data()},
+                      [](const std::vector<Array>& in) { return split2(Key(in[0])).first.data(); });
+  detail::bind_random(kSplit, b, {&key.data()}, [](const std::vector<Array>& in) {
+    return split2(Key(in[0])).second.data();
+  });
+  return {Key(a), Key(b)};
 }
 
 Key fold_in(const Key& key, std::uint32_t data) {
   const auto [k0, k1] = detail::single_key(key, "fold_in");
   const auto [y0, y1] = detail::fold_in_words(k0, k1, data);
-  return Key(detail::make_key_data(y0, y1));
+  Array out = detail::make_key_data(y0, y1);
+  static constexpr loom::detail::Primitive kFoldIn{.name = "random_fold_in"};
+  detail::bind_random(kFoldIn, out, {&key.data()}, [data](const std::vector<Array>& in) {
+    return fold_in(Key(in[0]), data).data();
+  });
+  return Key(out);
 }
 
 std::pair<std::uint32_t, std::uint32_t> threefry2x32(std::uint32_t k0, std::uint32_t k1,
@@ -340,6 +359,10 @@ Array threefry_2x32(const Key& key, const Array& count) {
   std::uint32_t* o = out.mutable_data<std::uint32_t>();
   std::copy(y0.begin(), y0.end(), o);
   std::copy(y1.begin(), y1.begin() + (n - half), o + half);
+  static constexpr loom::detail::Primitive kThreefry{.name = "threefry2x32"};
+  detail::bind_random(kThreefry, out, {&key.data(), &count}, [](const std::vector<Array>& in) {
+    return threefry_2x32(Key(in[0]), in[1]);
+  });
   return out;
 }
 
@@ -351,7 +374,8 @@ std::vector<std::uint64_t> bits64(const Key& key, Shape shape) {
   return out;
 }
 
-Array bits(const Key& key, Shape shape, int bit_width) {
+namespace {
+Array bits_kernel(const Key& key, const Shape& shape, int bit_width) {
   const auto [k0, k1] = detail::single_key(key, "bits");
   detail::check_shape(shape, "bits");
   if (bit_width != 8 && bit_width != 16 && bit_width != 32 && bit_width != 64) {
@@ -391,6 +415,17 @@ Array bits(const Key& key, Shape shape, int bit_width) {
   for (std::int64_t i = 0; i < n; ++i) {
     d[i] = (w[static_cast<std::size_t>(i / per_word)] >> (bit_width * (i % per_word))) & mask;
   }
+  return out;
+}
+
+}  // namespace
+
+Array bits(const Key& key, Shape shape, int bit_width) {
+  Array out = bits_kernel(key, shape, bit_width);
+  static constexpr loom::detail::Primitive kBits{.name = "random_bits"};
+  detail::bind_random(kBits, out, {&key.data()}, [shape, bit_width](const std::vector<Array>& in) {
+    return bits(Key(in[0]), shape, bit_width);
+  });
   return out;
 }
 

@@ -6,12 +6,29 @@
 
 #include <cstdint>
 #include <functional>
+#include <initializer_list>
 #include <utility>
 #include <vector>
 
+#include "detail/primitive.hpp"
 #include "loom/random.hpp"
 
 namespace loom::random::detail {
+
+/// Binds a random primitive (no VJP: random bits are not differentiated) whose impl re-runs
+/// `f(inputs)` in the threefry mode in effect now; input 0 is the key data.
+template <typename F>
+void bind_random(const loom::detail::Primitive& prim, Array& out,
+                 std::initializer_list<const Array*> inputs, F&& f) {
+  if (!loom::detail::transforming()) return;
+  loom::detail::bind(
+      prim, out, inputs,
+      [mode = current_mode(), f = std::forward<F>(f)](const std::vector<Array>& in) {
+        ModeGuard guard(mode);
+        return f(in);
+      },
+      nullptr);
+}
 
 /// uint32[2] key data.
 Array make_key_data(std::uint32_t k0, std::uint32_t k1);

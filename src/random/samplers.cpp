@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "detail/dispatch.hpp"
+#include "loom/numpy/manipulation.hpp"
 #include "loom/random.hpp"
 #include "random/kernels.hpp"
 #include "random/random_internal.hpp"
@@ -164,7 +165,7 @@ Array fill_f64(const Key& key, const Shape& shape, const char* op, Transform&& t
   return out;
 }
 
-Array gumbel_impl(const Key& key, const Shape& shape, DType dtype, const char* op) {
+Array gumbel_kernel(const Key& key, const Shape& shape, DType dtype, const char* op) {
   check_float_dtype(dtype, op);
   if (dtype == DType::float32) {
     const auto& k = kernels();
@@ -178,6 +179,17 @@ Array gumbel_impl(const Key& key, const Shape& shape, DType dtype, const char* o
     u = u < kTiny ? kTiny : u;
     return -std::log(-std::log(u));
   });
+}
+
+using In = std::vector<Array>;
+
+Array gumbel_impl(const Key& key, const Shape& shape, DType dtype, const char* op) {
+  Array out = gumbel_kernel(key, shape, dtype, op);
+  static constexpr loom::detail::Primitive kGumbel{.name = "random_gumbel"};
+  bind_random(kGumbel, out, {&key.data()}, [shape, dtype, op](const In& in) {
+    return gumbel_impl(Key(in[0]), shape, dtype, op);
+  });
+  return out;
 }
 
 // Stable sort of each 1-D slice along `axis` by fresh 32-bit keys, `rounds` times (JAX's
@@ -227,30 +239,6 @@ std::vector<std::int64_t> shuffle_sources(const Key& key, const Shape& shape, in
   return src;
 }
 
-// out[..., j, ...] = x[..., idx[j], ...] along axis, for 1-D idx (any dtype, bytewise).
-Array take_axis(const Array& x, const std::vector<std::int64_t>& idx, int axis,
-                const Shape& idx_shape) {
-  const Shape& s = x.shape();
-  std::int64_t outer = 1, inner = 1;
-  for (int d = 0; d < axis; ++d) outer *= s[d];
-  for (int d = axis + 1; d < s.size(); ++d) inner *= s[d];
-  Shape out_shape;
-  for (int d = 0; d < axis; ++d) out_shape.push_back(s[d]);
-  for (int d = 0; d < idx_shape.size(); ++d) out_shape.push_back(idx_shape[d]);
-  for (int d = axis + 1; d < s.size(); ++d) out_shape.push_back(s[d]);
-  Array out = Array::empty(out_shape, x.dtype());
-  const std::size_t item = itemsize(x.dtype());
-  const auto* in = static_cast<const unsigned char*>(x.raw_data());
-  auto* o = static_cast<unsigned char*>(out.raw_mutable_data());
-  const std::int64_t m = static_cast<std::int64_t>(idx.size());
-  for (std::int64_t a = 0; a < outer; ++a)
-    for (std::int64_t j = 0; j < m; ++j)
-      std::memcpy(o + ((a * m + j) * inner) * item,
-                  in + ((a * s[axis] + idx[static_cast<std::size_t>(j)]) * inner) * item,
-                  static_cast<std::size_t>(inner) * item);
-  return out;
-}
-
 void check_probability(double p, const char* op) {
   if (!(p >= 0.0 && p <= 1.0)) {
     throw Error(op_name(op) + ": p must be in [0, 1], got " + std::to_string(p));
@@ -259,8 +247,8 @@ void check_probability(double p, const char* op) {
 
 }  // namespace
 
-Array uniform_scaled(const Key& key, const Shape& shape, DType dtype, double minval, double maxval,
-                     double scale, const char* op) {
+Array uniform_scaled_kernel(const Key& key, const Shape& shape, DType dtype, double minval,
+                            double maxval, double scale, const char* op) {
   check_float_dtype(dtype, op);
   if (dtype == DType::float32) {
     const float lo = static_cast<float>(minval), hi = static_cast<float>(maxval);
@@ -277,7 +265,8 @@ Array uniform_scaled(const Key& key, const Shape& shape, DType dtype, double min
   });
 }
 
-Array normal_scaled(const Key& key, const Shape& shape, DType dtype, double scale, const char* op) {
+Array normal_scaled_kernel(const Key& key, const Shape& shape, DType dtype, double scale,
+                           const char* op) {
   check_float_dtype(dtype, op);
   if (dtype == DType::float32) {
     const float lo = std::nextafter(-1.0f, 0.0f);
@@ -297,8 +286,8 @@ Array normal_scaled(const Key& key, const Shape& shape, DType dtype, double scal
   });
 }
 
-Array truncated_normal_scaled(const Key& key, double lower, double upper, const Shape& shape,
-                              DType dtype, double scale, const char* op) {
+Array truncated_normal_scaled_kernel(const Key& key, double lower, double upper, const Shape& shape,
+                                     DType dtype, double scale, const char* op) {
   check_float_dtype(dtype, op);
   if (std::isnan(lower) || std::isnan(upper)) {
     throw Error(op_name(op) + ": lower and upper must not be NaN");
@@ -330,6 +319,34 @@ Array truncated_normal_scaled(const Key& key, double lower, double upper, const 
   });
 }
 
+Array uniform_scaled(const Key& key, const Shape& shape, DType dtype, double minval, double maxval,
+                     double scale, const char* op) {
+  Array out = uniform_scaled_kernel(key, shape, dtype, minval, maxval, scale, op);
+  static constexpr loom::detail::Primitive kUniform{.name = "random_uniform"};
+  bind_random(kUniform, out, {&key.data()}, [=](const In& in) {
+    return uniform_scaled(Key(in[0]), shape, dtype, minval, maxval, scale, op);
+  });
+  return out;
+}
+
+Array normal_scaled(const Key& key, const Shape& shape, DType dtype, double scale, const char* op) {
+  Array out = normal_scaled_kernel(key, shape, dtype, scale, op);
+  static constexpr loom::detail::Primitive kNormal{.name = "random_normal"};
+  bind_random(kNormal, out, {&key.data()},
+              [=](const In& in) { return normal_scaled(Key(in[0]), shape, dtype, scale, op); });
+  return out;
+}
+
+Array truncated_normal_scaled(const Key& key, double lower, double upper, const Shape& shape,
+                              DType dtype, double scale, const char* op) {
+  Array out = truncated_normal_scaled_kernel(key, lower, upper, shape, dtype, scale, op);
+  static constexpr loom::detail::Primitive kTruncatedNormal{.name = "random_truncated_normal"};
+  bind_random(kTruncatedNormal, out, {&key.data()}, [=](const In& in) {
+    return truncated_normal_scaled(Key(in[0]), lower, upper, shape, dtype, scale, op);
+  });
+  return out;
+}
+
 }  // namespace detail
 
 Array uniform(const Key& key, Shape shape, DType dtype, double minval, double maxval) {
@@ -358,6 +375,9 @@ Array bernoulli(const Key& key, double p, std::optional<Shape> shape) {
   bool* o = out.mutable_data<bool>();
   const float* ud = u.data<float>();
   for (std::int64_t i = 0; i < u.size(); ++i) o[i] = ud[i] < pf;
+  static constexpr loom::detail::Primitive kBernoulli{.name = "random_bernoulli"};
+  detail::bind_random(kBernoulli, out, {&key.data()},
+                      [p, shape](const detail::In& in) { return bernoulli(Key(in[0]), p, shape); });
   return out;
 }
 
@@ -387,6 +407,10 @@ Array bernoulli(const Key& key, const Array& p, std::optional<Shape> shape) {
     const double* pd = p.data<double>();
     for (std::int64_t i = 0; i < u.size(); ++i) o[i] = ud[i] < pd[map[static_cast<std::size_t>(i)]];
   }
+  static constexpr loom::detail::Primitive kBernoulli{.name = "random_bernoulli"};
+  detail::bind_random(kBernoulli, out, {&key.data(), &p}, [shape](const detail::In& in) {
+    return bernoulli(Key(in[0]), in[1], shape);
+  });
   return out;
 }
 
@@ -430,6 +454,11 @@ Array randint(const Key& key, Shape shape, std::int64_t minval, std::int64_t max
     const std::uint32_t off = urem(urem(hi[j], span) * mult + urem(lo[j], span), span);
     o[i] = base + off;
   }
+  static constexpr loom::detail::Primitive kRandint{.name = "random_randint"};
+  detail::bind_random(kRandint, out, {&key.data()},
+                      [shape, minval, maxval, dtype](const detail::In& in) {
+                        return randint(Key(in[0]), shape, minval, maxval, dtype);
+                      });
   return out;
 }
 
@@ -496,6 +525,10 @@ Array categorical(const Key& key, const Array& logits, int axis, std::optional<S
     run.template operator()<float>();
   else
     run.template operator()<double>();
+  static constexpr loom::detail::Primitive kCategorical{.name = "random_categorical"};
+  detail::bind_random(
+      kCategorical, out, {&key.data(), &logits},
+      [axis, shape](const detail::In& in) { return categorical(Key(in[0]), in[1], axis, shape); });
   return out;
 }
 
@@ -507,8 +540,27 @@ Array permutation(const Key& key, std::int64_t n) {
   std::int32_t* o = out.mutable_data<std::int32_t>();
   for (std::int64_t i = 0; i < n; ++i)
     o[i] = static_cast<std::int32_t>(src[static_cast<std::size_t>(i)]);
+  static constexpr loom::detail::Primitive kPermutation{.name = "random_permutation"};
+  detail::bind_random(kPermutation, out, {&key.data()},
+                      [n](const detail::In& in) { return permutation(Key(in[0]), n); });
   return out;
 }
+
+namespace {
+// The source index along `axis` of every element of an independently shuffled array of `shape`
+// (int32, that shape), for take_along_axis.
+Array shuffle_indices(const Key& key, const Shape& shape, int axis) {
+  const std::vector<std::int64_t> src = detail::shuffle_sources(key, shape, axis);
+  Array out = Array::empty(shape, DType::int32);
+  std::int32_t* o = out.mutable_data<std::int32_t>();
+  for (std::size_t i = 0; i < src.size(); ++i) o[i] = static_cast<std::int32_t>(src[i]);
+  static constexpr loom::detail::Primitive kShuffle{.name = "random_shuffle"};
+  detail::bind_random(kShuffle, out, {&key.data()}, [shape, axis](const detail::In& in) {
+    return shuffle_indices(Key(in[0]), shape, axis);
+  });
+  return out;
+}
+}  // namespace
 
 Array permutation(const Key& key, const Array& x, int axis, bool independent) {
   detail::single_key(key, "permutation");
@@ -524,27 +576,9 @@ Array permutation(const Key& key, const Array& x, int axis, bool independent) {
   if (!independent || x.ndim() == 1) {
     // The same permutation for every slice: shuffle the indices 0..len-1 (as JAX does for
     // ndim > 1; for 1-D x, sorting x by the keys is the same permutation).
-    const std::vector<std::int64_t> src = detail::shuffle_sources(key, Shape{x.shape()[ax]}, 0);
-    return detail::take_axis(x, src, ax, Shape{x.shape()[ax]});
+    return numpy::take(x, permutation(key, x.shape()[ax]), ax);
   }
-  const std::vector<std::int64_t> src = detail::shuffle_sources(key, x.shape(), ax);
-  const Shape& s = x.shape();
-  std::int64_t outer = 1, inner = 1;
-  for (int d = 0; d < ax; ++d) outer *= s[d];
-  for (int d = ax + 1; d < s.size(); ++d) inner *= s[d];
-  const std::int64_t len = s[ax];
-  Array out = Array::empty(s, x.dtype());
-  const std::size_t item = itemsize(x.dtype());
-  const auto* in = static_cast<const unsigned char*>(x.raw_data());
-  auto* o = static_cast<unsigned char*>(out.raw_mutable_data());
-  for (std::int64_t a = 0; a < outer; ++a)
-    for (std::int64_t j = 0; j < len; ++j)
-      for (std::int64_t i = 0; i < inner; ++i) {
-        const std::int64_t dst = (a * len + j) * inner + i;
-        const std::int64_t from = (a * len + src[static_cast<std::size_t>(dst)]) * inner + i;
-        std::memcpy(o + dst * item, in + from * item, item);
-      }
-  return out;
+  return numpy::take_along_axis(x, shuffle_indices(key, x.shape(), ax), ax);
 }
 
 namespace {
@@ -645,6 +679,17 @@ Array choice(const Key& key, std::int64_t n, Shape shape, bool replace, std::opt
   std::int32_t* o = out.mutable_data<std::int32_t>();
   for (std::int64_t i = 0; i < n_draws; ++i)
     o[i] = static_cast<std::int32_t>(ind[static_cast<std::size_t>(i)]);
+  static constexpr loom::detail::Primitive kChoice{.name = "random_choice"};
+  if (p) {
+    detail::bind_random(kChoice, out, {&key.data(), &*p},
+                        [n, shape, replace](const detail::In& in) {
+                          return choice(Key(in[0]), n, shape, replace, in[1]);
+                        });
+  } else {
+    detail::bind_random(kChoice, out, {&key.data()}, [n, shape, replace](const detail::In& in) {
+      return choice(Key(in[0]), n, shape, replace, std::nullopt);
+    });
+  }
   return out;
 }
 
@@ -663,10 +708,8 @@ Array choice(const Key& key, const Array& a, Shape shape, bool replace, std::opt
   const int ax = detail::canonical_axis(axis, a.ndim(), "choice", a.shape());
   const std::int64_t n_inputs = a.shape()[ax];
   const std::int64_t n_draws = shape.numel();
-  if (n_draws == 0) return detail::take_axis(a, {}, ax, shape);
-  check_choice(n_inputs, n_draws, replace);
-  const auto ind = choice_indices(key, n_inputs, shape, replace, p);
-  return detail::take_axis(a, ind, ax, shape);
+  if (n_draws != 0) check_choice(n_inputs, n_draws, replace);
+  return numpy::take(a, choice(key, n_inputs, shape, replace, p), ax);
 }
 
 }  // namespace loom::random
