@@ -172,5 +172,5 @@ auto vjp(F f, const X& x) {
 }  // namespace loom
 
 // Forward mode, Jacobians and custom rules build on the above.
+#include "loom/autodiff/custom.hpp"   // IWYU pragma: export
 #include "loom/autodiff/forward.hpp"  // IWYU pragma: export
-#include "loom/autodiff/custom.hpp"  // IWYU pragma: export

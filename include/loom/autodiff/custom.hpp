@@ -57,8 +57,7 @@ bool any_history(const std::vector<const Array*>& inputs);
 /// Attaches to `out` a node over `inputs` whose VJP is `bwd` (checked: one cotangent of the
 /// input's shape per input, or an invalid Array for none).
 void attach_custom_vjp(Array& out, const std::vector<const Array*>& inputs,
-                       std::function<std::vector<Array>(const Array& g)> bwd,
-                       const char* fn_name);
+                       std::function<std::vector<Array>(const Array& g)> bwd, const char* fn_name);
 using LeafFn = std::function<Tree(const std::vector<Array>&)>;
 /// custom_jvp under a trace: f's value with the transposed rule as its VJP.
 Array custom_jvp_call(const LeafFn& f, const LeafFn& tangent_map_of,
@@ -98,19 +97,19 @@ auto to_tuple(const std::vector<Array>& v) {
 /// custom_vjp(f, fwd, bwd)(xs...) with Array arguments (see the file comment).
 template <typename F, typename Fwd, typename Bwd>
 auto custom_vjp(F f, Fwd fwd, Bwd bwd) {
-  return [f = std::move(f), fwd = std::move(fwd), bwd = std::move(bwd)](
-             const auto&... xs) -> Array {
-    static_assert((std::is_same_v<std::decay_t<decltype(xs)>, Array> && ...),
-                  "loom::custom_vjp: every argument is an Array");
-    const std::vector<const Array*> inputs{&xs...};
-    if (!detail::tracing() || !detail::any_history(inputs)) return f(xs...);
-    auto [out, res] = fwd(xs...);
-    Array y = out.detached();
-    detail::attach_custom_vjp(
-        y, inputs, [bwd, res = std::move(res)](const Array& g) { return bwd(res, g); },
-        "custom_vjp");
-    return y;
-  };
+  return
+      [f = std::move(f), fwd = std::move(fwd), bwd = std::move(bwd)](const auto&... xs) -> Array {
+        static_assert((std::is_same_v<std::decay_t<decltype(xs)>, Array> && ...),
+                      "loom::custom_vjp: every argument is an Array");
+        const std::vector<const Array*> inputs{&xs...};
+        if (!detail::tracing() || !detail::any_history(inputs)) return f(xs...);
+        auto [out, res] = fwd(xs...);
+        Array y = out.detached();
+        detail::attach_custom_vjp(
+            y, inputs, [bwd, res = std::move(res)](const Array& g) { return bwd(res, g); },
+            "custom_vjp");
+        return y;
+      };
 }
 
 /// custom_jvp(f, rule)(xs...) with Array arguments (see the file comment).
