@@ -145,6 +145,33 @@ TEST(NnScan, NoConstancyPassCountsFromOne) {
   }
 }
 
+// A submodule inside the scanned module keeps its counts across the constancy pass too (they
+// live in the shared counters under the child's name): ScanFoo_0/Dense_0's kernel count is 3.
+TEST(NnScan, NestedSubmoduleKeysAndStackedTree) {
+  struct Top : nn::Module<Top> {
+    Array call(const Array& x) const {
+      auto scanned = nn::scan(Foo{}, {.variable_axes = {{"params", 0}},
+                                      .split_rngs = {{"params", true}}});
+      return scanned(std::monostate{}, x).second;
+    }
+  };
+  Array xs = wave({3, 2, 5}, 0.5, DType::float32);
+  auto [y, v] = Top{}.init_with_output(rnd::key(9), xs);
+  EXPECT_EQ(y.shape(), Shape({3, 2, 4}));
+  const Tree& dense = v.at("params").at("ScanFoo_0").at("Dense_0");
+  EXPECT_EQ(dense.at("kernel").leaf().shape(), Shape({3, 5, 4}));
+  EXPECT_EQ(dense.at("bias").leaf().shape(), Shape({3, 4}));
+  constexpr std::uint32_t kHash = 3041220643u;  // hashlib: ("ScanFoo_0", "Dense_0") count 3
+  rnd::Key keys = rnd::split(rnd::key(9), 3);
+  for (int i = 0; i < 3; ++i) {
+    Array k = jnp::index(dense.at("kernel").leaf(), i);
+    EXPECT_TRUE(allclose(k, kernel_for(rnd::fold_in(keys[i], kHash), {5, 4}), 0, 0));
+    Tree layer = {{"params", Tree{{"kernel", k}, {"bias", jnp::index(dense.at("bias").leaf(), i)}}}};
+    EXPECT_TRUE(allclose(jnp::index(y, i),
+                         nn::Dense{.features = 4}.apply(layer, jnp::index(xs, i)), 1e-6, 1e-6));
+  }
+}
+
 struct KeyOut : nn::Module<KeyOut> {
   std::pair<std::monostate, Array> call(std::monostate, const Array&) const {
     return {{}, rnd::key_data(make_rng("dropout"))};
