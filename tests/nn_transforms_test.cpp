@@ -32,10 +32,10 @@ using loom::testing::wave;
 namespace {
 
 // hashlib.sha1 over the path names and the count (int.to_bytes, big-endian), first 4 bytes.
-constexpr std::uint32_t kHashCount1 = 3213575472u;         // ()             count 1
-constexpr std::uint32_t kHashCount3 = 2554499690u;         // ()             count 3
-constexpr std::uint32_t kHashStack3 = 1486480782u;         // ("stack",)     count 3
-constexpr std::uint32_t kHashEns1 = 2833736939u;           // ("ens",)       count 1
+constexpr std::uint32_t kHashCount1 = 3213575472u;            // ()             count 1
+constexpr std::uint32_t kHashCount3 = 2554499690u;            // ()             count 3
+constexpr std::uint32_t kHashStack3 = 1486480782u;            // ("stack",)     count 3
+constexpr std::uint32_t kHashEns1 = 2833736939u;              // ("ens",)       count 1
 constexpr std::uint32_t kHashScanDense0Count3 = 1305213634u;  // ("ScanDense_0",) count 3
 
 Array kernel_for(const rnd::Key& k, Shape shape) {
@@ -43,9 +43,9 @@ Array kernel_for(const rnd::Key& k, Shape shape) {
 }
 
 nn::Scan<nn::Dense> dense_stack(std::int64_t features, std::int64_t length) {
-  return nn::scan(nn::Dense{.features = features}, {.variable_axes = {{"params", 0}},
-                                                    .split_rngs = {{"params", true}},
-                                                    .length = length});
+  return nn::scan(
+      nn::Dense{.features = features},
+      {.variable_axes = {{"params", 0}}, .split_rngs = {{"params", true}}, .length = length});
 }
 
 struct StackModel : nn::Module<StackModel> {
@@ -101,7 +101,8 @@ TEST(NnScan, NegativeAxesAsFlax) {
   // Values: each slice x[:, t] through the shared Dense, stacked on the last axis.
   Tree dense_v = {{"params", v.at("params").at("ScanFoo_0").at("Dense_0")}};
   std::vector<Array> ys;
-  for (int t = 0; t < 2; ++t) ys.push_back(nn::Dense{.features = 4}.apply(dense_v, jnp::index(x, t, 1)));
+  for (int t = 0; t < 2; ++t)
+    ys.push_back(nn::Dense{.features = 4}.apply(dense_v, jnp::index(x, t, 1)));
   EXPECT_TRUE(allclose(y, jnp::stack(ys, -1), 1e-6, 1e-6));
 }
 
@@ -119,8 +120,7 @@ TEST(NnScan, StackParamsFromFlaxKeys) {
     Array k_top = jnp::index(top.at("params").at("kernel").leaf(), i);
     Array k_nested = jnp::index(nested.at("params").at("stack").at("kernel").leaf(), i);
     EXPECT_TRUE(allclose(k_top, kernel_for(rnd::fold_in(keys[i], kHashCount3), {4, 4}), 0, 0));
-    EXPECT_TRUE(
-        allclose(k_nested, kernel_for(rnd::fold_in(keys[i], kHashStack3), {4, 4}), 0, 0));
+    EXPECT_TRUE(allclose(k_nested, kernel_for(rnd::fold_in(keys[i], kHashStack3), {4, 4}), 0, 0));
     EXPECT_TRUE(allclose(jnp::index(top.at("params").at("bias").leaf(), i), jnp::zeros({4}), 0, 0));
   }
   // Auto-named: the count is folded with the path ("ScanDense_0",).
@@ -145,6 +145,34 @@ TEST(NnScan, NoConstancyPassCountsFromOne) {
   }
 }
 
+// A submodule inside the scanned module keeps its counts across the constancy pass too (they
+// live in the shared counters under the child's name): ScanFoo_0/Dense_0's kernel count is 3.
+TEST(NnScan, NestedSubmoduleKeysAndStackedTree) {
+  struct Top : nn::Module<Top> {
+    Array call(const Array& x) const {
+      auto scanned =
+          nn::scan(Foo{}, {.variable_axes = {{"params", 0}}, .split_rngs = {{"params", true}}});
+      return scanned(std::monostate{}, x).second;
+    }
+  };
+  Array xs = wave({3, 2, 5}, 0.5, DType::float32);
+  auto [y, v] = Top{}.init_with_output(rnd::key(9), xs);
+  EXPECT_EQ(y.shape(), Shape({3, 2, 4}));
+  const Tree& dense = v.at("params").at("ScanFoo_0").at("Dense_0");
+  EXPECT_EQ(dense.at("kernel").leaf().shape(), Shape({3, 5, 4}));
+  EXPECT_EQ(dense.at("bias").leaf().shape(), Shape({3, 4}));
+  constexpr std::uint32_t kHash = 3041220643u;  // hashlib: ("ScanFoo_0", "Dense_0") count 3
+  rnd::Key keys = rnd::split(rnd::key(9), 3);
+  for (int i = 0; i < 3; ++i) {
+    Array k = jnp::index(dense.at("kernel").leaf(), i);
+    EXPECT_TRUE(allclose(k, kernel_for(rnd::fold_in(keys[i], kHash), {5, 4}), 0, 0));
+    Tree layer = {
+        {"params", Tree{{"kernel", k}, {"bias", jnp::index(dense.at("bias").leaf(), i)}}}};
+    EXPECT_TRUE(allclose(jnp::index(y, i), nn::Dense{.features = 4}.apply(layer, jnp::index(xs, i)),
+                         1e-6, 1e-6));
+  }
+}
+
 struct KeyOut : nn::Module<KeyOut> {
   std::pair<std::monostate, Array> call(std::monostate, const Array&) const {
     return {{}, rnd::key_data(make_rng("dropout"))};
@@ -157,23 +185,27 @@ TEST(NnScan, SplitAndBroadcastRngStreams) {
   const rnd::Key kd = rnd::key(7);
   auto split = nn::scan(KeyOut{}, {.split_rngs = {{"dropout", true}}});
   Tree none = Tree::Dict{};
-  Array keys = split.apply(none, {.rngs = {{"dropout", kd}}}, std::monostate{}, jnp::zeros({4}))
-                   .second;
+  Array keys =
+      split.apply(none, {.rngs = {{"dropout", kd}}}, std::monostate{}, jnp::zeros({4})).second;
   ASSERT_EQ(keys.shape(), Shape({4, 2}));
   constexpr std::uint32_t kHashCount2 = 3303678395u;  // hashlib: () count 2
   rnd::Key ks = rnd::split(kd, 4);
   for (int i = 0; i < 4; ++i) {
-    EXPECT_TRUE(allclose(jnp::index(keys, i), rnd::key_data(rnd::fold_in(ks[i], kHashCount2)), 0, 0));
+    EXPECT_TRUE(
+        allclose(jnp::index(keys, i), rnd::key_data(rnd::fold_in(ks[i], kHashCount2)), 0, 0));
   }
   auto same = nn::scan(KeyOut{}, {.split_rngs = {{"dropout", false}}});
-  Array k2 = same.apply(none, {.rngs = {{"dropout", kd}}}, std::monostate{}, jnp::zeros({3})).second;
+  Array k2 =
+      same.apply(none, {.rngs = {{"dropout", kd}}}, std::monostate{}, jnp::zeros({3})).second;
   for (int i = 0; i < 3; ++i) {
     EXPECT_TRUE(allclose(jnp::index(k2, i), rnd::key_data(rnd::fold_in(kd, kHashCount2)), 0, 0));
   }
   // A stream matched by no split_rngs filter does not reach the body (lift.py drops it).
   auto dropped = nn::scan(KeyOut{}, {.split_rngs = {{"params", true}}});
   EXPECT_TRUE(throws_error(
-      [&] { dropped.apply(none, {.rngs = {{"dropout", kd}}}, std::monostate{}, jnp::zeros({2})); },
+      [&] {
+        dropped.apply(none, {.rngs = {{"dropout", kd}}}, std::monostate{}, jnp::zeros({2}));
+      },
       {"dropout"}));
 }
 
@@ -184,8 +216,8 @@ TEST(NnScan, StackEqualsLoopOfDense) {
   Tree v = StackModel{}.init(rnd::key(3), x);
   Array h = x;
   for (int i = 0; i < 3; ++i) {
-    Tree layer = {{"params",
-                   Tree{{"kernel", jnp::index(v.at("params").at("stack").at("kernel").leaf(), i)},
+    Tree layer = {
+        {"params", Tree{{"kernel", jnp::index(v.at("params").at("stack").at("kernel").leaf(), i)},
                         {"bias", jnp::index(v.at("params").at("stack").at("bias").leaf(), i)}}}};
     h = nn::Dense{.features = 4}.apply(layer, h);
   }
@@ -196,9 +228,8 @@ TEST(NnScan, StackEqualsLoopOfDense) {
   Tree rv = {{"params", v.at("params").at("stack")}};
   Array hr = x;
   for (int i = 2; i >= 0; --i) {
-    Tree layer = {{"params",
-                   Tree{{"kernel", jnp::index(rv.at("params").at("kernel").leaf(), i)},
-                        {"bias", jnp::index(rv.at("params").at("bias").leaf(), i)}}}};
+    Tree layer = {{"params", Tree{{"kernel", jnp::index(rv.at("params").at("kernel").leaf(), i)},
+                                  {"bias", jnp::index(rv.at("params").at("bias").leaf(), i)}}}};
     hr = nn::Dense{.features = 4}.apply(layer, hr);
   }
   EXPECT_TRUE(allclose(rev.apply(rv, x), hr, 1e-6, 1e-6));
@@ -217,8 +248,7 @@ TEST(NnScan, BroadcastLstmAsFlaxTestScan) {
     }
   };
   struct Once : nn::Module<Once> {
-    std::pair<nn::LSTMCell::Carry, Array> call(const nn::LSTMCell::Carry& c,
-                                               const Array& x) const {
+    std::pair<nn::LSTMCell::Carry, Array> call(const nn::LSTMCell::Carry& c, const Array& x) const {
       return child("lstm_cell", nn::LSTMCell{.features = 2})(c, x);
     }
   };
@@ -264,8 +294,8 @@ TEST(NnScan, CarriedVariableAndBroadcastArgument) {
   Tree v = scanned.init(rnd::key(0), jnp::zeros({2}), b, xs);
   EXPECT_DOUBLE_EQ(v.at("counter").at("i").leaf().item<double>(), 6.0);  // 6 iterations at init
   EXPECT_EQ(v.at("params").at("Dense_0").at("kernel").leaf().shape(), Shape({2, 1}));
-  auto [out, upd] = scanned.apply_mutable(v, {.mutable_collections = "counter"}, jnp::zeros({2}),
-                                          b, xs);
+  auto [out, upd] =
+      scanned.apply_mutable(v, {.mutable_collections = "counter"}, jnp::zeros({2}), b, xs);
   EXPECT_DOUBLE_EQ(upd.at("counter").at("i").leaf().item<double>(), 12.0);
   EXPECT_TRUE(allclose(out.first, jnp::sum(xs, 0), 1e-6, 1e-6));
   EXPECT_EQ(out.second.shape(), Shape({6, 1}));
@@ -281,9 +311,8 @@ TEST(NnScan, SetupParameterWithLengthOnly) {
       return dense()(x) + p;
     }
   };
-  auto scanbody = nn::scan(Body{}, {.variable_axes = {{"params", 0}},
-                                    .split_rngs = {{"params", true}},
-                                    .length = 2});
+  auto scanbody = nn::scan(
+      Body{}, {.variable_axes = {{"params", 0}}, .split_rngs = {{"params", true}}, .length = 2});
   Array x = jnp::ones({1});
   Tree v = scanbody.init(rnd::key(0), x);
   EXPECT_EQ(v.at("params").at("p").leaf().shape(), Shape({2, 1}));
@@ -291,9 +320,9 @@ TEST(NnScan, SetupParameterWithLengthOnly) {
   // Two steps of dense(x) + p with each step's own slice.
   Array h = x;
   for (int i = 0; i < 2; ++i) {
-    Tree step = {{"params",
-                  Tree{{"kernel", jnp::index(v.at("params").at("dense").at("kernel").leaf(), i)},
-                       {"bias", jnp::index(v.at("params").at("dense").at("bias").leaf(), i)}}}};
+    Tree step = {
+        {"params", Tree{{"kernel", jnp::index(v.at("params").at("dense").at("kernel").leaf(), i)},
+                        {"bias", jnp::index(v.at("params").at("dense").at("bias").leaf(), i)}}}};
     h = nn::Dense{.features = 1}.apply(step, h) + jnp::index(v.at("params").at("p").leaf(), i);
   }
   EXPECT_TRUE(allclose(scanbody.apply(v, x), h, 1e-6, 1e-6));
@@ -306,11 +335,10 @@ TEST(NnScan, SetupParameterWithLengthOnly) {
 TEST(NnVmap, EnsembleShapesAndKeys) {
   struct Ens : nn::Module<Ens> {
     Array call(const Array& x) const {
-      return child("ens", nn::vmap(nn::Dense{.features = 3},
-                                   {.variable_axes = {{"params", 0}},
-                                    .split_rngs = {{"params", true}},
-                                    .in_axes = nn::broadcast,
-                                    .axis_size = 5}))(x);
+      return child("ens", nn::vmap(nn::Dense{.features = 3}, {.variable_axes = {{"params", 0}},
+                                                              .split_rngs = {{"params", true}},
+                                                              .in_axes = nn::broadcast,
+                                                              .axis_size = 5}))(x);
     }
   };
   Array x = wave({2, 4}, 0.2, DType::float32);
@@ -322,8 +350,9 @@ TEST(NnVmap, EnsembleShapesAndKeys) {
   for (int i = 0; i < 5; ++i) {
     Array k = jnp::index(v.at("params").at("ens").at("kernel").leaf(), i);
     EXPECT_TRUE(allclose(k, kernel_for(rnd::fold_in(keys[i], kHashEns1), {4, 3}), 0, 0));
-    Tree member = {{"params", Tree{{"kernel", k},
-                                   {"bias", jnp::index(v.at("params").at("ens").at("bias").leaf(), i)}}}};
+    Tree member = {
+        {"params",
+         Tree{{"kernel", k}, {"bias", jnp::index(v.at("params").at("ens").at("bias").leaf(), i)}}}};
     EXPECT_TRUE(allclose(jnp::index(y, i), nn::Dense{.features = 3}.apply(member, x), 1e-6, 1e-6));
   }
 }
@@ -364,9 +393,9 @@ TEST(NnVmap, SharedParamsAsFlaxTestVmap) {
 // ---- gradients ---------------------------------------------------------------------------------
 
 TEST(NnScan, GradThroughScanMatchesFiniteDifferences) {
-  auto stack = nn::scan(nn::Dense{.features = 3, .param_dtype = DType::float64},
-                        {.variable_axes = {{"params", 0}}, .split_rngs = {{"params", true}},
-                         .length = 2});
+  auto stack =
+      nn::scan(nn::Dense{.features = 3, .param_dtype = DType::float64},
+               {.variable_axes = {{"params", 0}}, .split_rngs = {{"params", true}}, .length = 2});
   Array x = wave({2, 3}, 0.4);
   Tree v = stack.init(rnd::key(0), x);
   const Array bias = v.at("params").at("bias").leaf();
@@ -386,9 +415,9 @@ TEST(NnScan, GradThroughScanMatchesFiniteDifferences) {
 }
 
 TEST(NnVmap, GradThroughVmapMatchesFiniteDifferences) {
-  auto ens = nn::vmap(nn::Dense{.features = 2, .param_dtype = DType::float64},
-                      {.variable_axes = {{"params", 0}}, .split_rngs = {{"params", true}},
-                       .in_axes = 0});
+  auto ens =
+      nn::vmap(nn::Dense{.features = 2, .param_dtype = DType::float64},
+               {.variable_axes = {{"params", 0}}, .split_rngs = {{"params", true}}, .in_axes = 0});
   Array x = wave({3, 2, 4}, 0.9);
   Tree v = ens.init(rnd::key(2), x);
   EXPECT_EQ(v.at("params").at("kernel").leaf().shape(), Shape({3, 4, 2}));
@@ -412,31 +441,42 @@ TEST(NnScan, Errors) {
   // in_axes with the wrong number of entries.
   auto bad_axes = nn::scan(Body2{}, {.in_axes = {0}});
   EXPECT_TRUE(throws_error(
-      [&] { bad_axes.apply(none, jnp::zeros({2}), jnp::zeros({3, 2}), jnp::zeros({3, 2})); },
+      [&] {
+        bad_axes.apply(none, jnp::zeros({2}), jnp::zeros({3, 2}), jnp::zeros({3, 2}));
+      },
       {"nn.scan", "in_axes has 1 entries", "2 scanned"}));
   // No scanned argument and no length: lift.scan's "length should be specified manually".
   auto no_len = nn::scan(Body2{}, {.in_axes = {nn::broadcast, nn::broadcast}});
-  EXPECT_TRUE(throws_error(
-      [&] { no_len.apply(none, jnp::zeros({2}), jnp::zeros({2}), jnp::zeros({2})); },
-      {"length should be specified manually"}));
+  EXPECT_TRUE(
+      throws_error([&] { no_len.apply(none, jnp::zeros({2}), jnp::zeros({2}), jnp::zeros({2})); },
+                   {"length should be specified manually"}));
   // Scanned arguments of different lengths: "Inconsistent scan lengths".
   auto scanned = nn::scan(Body2{}, {});
   EXPECT_TRUE(throws_error(
-      [&] { scanned.apply(none, jnp::zeros({2}), jnp::zeros({3, 2}), jnp::zeros({4, 2})); },
+      [&] {
+        scanned.apply(none, jnp::zeros({2}), jnp::zeros({3, 2}), jnp::zeros({4, 2}));
+      },
       {"Inconsistent scan lengths", "3", "4"}));
   // length disagreeing with the arguments.
   auto len5 = nn::scan(Body2{}, {.length = 5});
   EXPECT_TRUE(throws_error(
-      [&] { len5.apply(none, jnp::zeros({2}), jnp::zeros({3, 2}), jnp::zeros({3, 2})); },
+      [&] {
+        len5.apply(none, jnp::zeros({2}), jnp::zeros({3, 2}), jnp::zeros({3, 2}));
+      },
       {"length 5", "3"}));
   // Stacked variables whose axis size is not the scan length.
   Tree v = dense_stack(4, 3).init(rnd::key(0), jnp::ones({1, 4}));
-  EXPECT_TRUE(throws_error([&] { dense_stack(4, 2).apply(v, jnp::ones({1, 4})); },
-                           {"nn.scan", "params/bias", "3 entries on axis 0", "scan length is 2"}));
+  EXPECT_TRUE(throws_error(
+      [&] {
+        dense_stack(4, 2).apply(v, jnp::ones({1, 4}));
+      },
+      {"nn.scan", "params/bias", "3 entries on axis 0", "scan length is 2"}));
   // An axis out of range.
   auto far = nn::scan(Body2{}, {.in_axes = 3});
   EXPECT_TRUE(throws_error(
-      [&] { far.apply(none, jnp::zeros({2}), jnp::zeros({3, 2}), jnp::zeros({3, 2})); },
+      [&] {
+        far.apply(none, jnp::zeros({2}), jnp::zeros({3, 2}), jnp::zeros({3, 2}));
+      },
       {"axis 3", "rank 2"}));
 }
 
@@ -445,16 +485,25 @@ TEST(NnVmap, Errors) {
                       {.variable_axes = {{"params", 0}}, .split_rngs = {{"params", true}}});
   Tree v = ens.init(rnd::key(0), jnp::ones({3, 1, 4}));
   // Inconsistent batch axis sizes: params mapped over 3, the input over 2.
-  EXPECT_TRUE(throws_error([&] { ens.apply(v, jnp::ones({2, 1, 4})); },
-                           {"Inconsistent batch axis sizes", "2", "3"}));
-  auto no_size = nn::vmap(nn::Dense{.features = 2},
-                          {.variable_axes = {{"params", 0}}, .split_rngs = {{"params", true}},
-                           .in_axes = nn::broadcast});
-  EXPECT_TRUE(throws_error([&] { no_size.init(rnd::key(0), jnp::ones({1, 4})); },
-                           {"axis_size should be specified manually"}));
+  EXPECT_TRUE(throws_error(
+      [&] {
+        ens.apply(v, jnp::ones({2, 1, 4}));
+      },
+      {"Inconsistent batch axis sizes", "2", "3"}));
+  auto no_size = nn::vmap(nn::Dense{.features = 2}, {.variable_axes = {{"params", 0}},
+                                                     .split_rngs = {{"params", true}},
+                                                     .in_axes = nn::broadcast});
+  EXPECT_TRUE(throws_error(
+      [&] {
+        no_size.init(rnd::key(0), jnp::ones({1, 4}));
+      },
+      {"axis_size should be specified manually"}));
   auto two = nn::vmap(nn::Dense{.features = 2}, {.in_axes = {0, 0}});
-  EXPECT_TRUE(throws_error([&] { two.init(rnd::key(0), jnp::ones({2, 4})); },
-                           {"in_axes has 2 entries", "1 scanned/mapped"}));
+  EXPECT_TRUE(throws_error(
+      [&] {
+        two.init(rnd::key(0), jnp::ones({2, 4}));
+      },
+      {"in_axes has 2 entries", "1 scanned/mapped"}));
 }
 
 }  // namespace

@@ -84,7 +84,8 @@ Tree stack_at(const std::vector<Tree>& xs, int axis) {
     std::vector<Array> leaves;
     leaves.reserve(xs.size());
     for (const Tree& t : xs) {
-      if (!t.is_leaf()) throw Error("nn.scan/vmap: iterations returned trees of different structure");
+      if (!t.is_leaf())
+        throw Error("nn.scan/vmap: iterations returned trees of different structure");
       leaves.push_back(t.leaf());
     }
     return numpy::stack(leaves, axis);
@@ -95,8 +96,8 @@ Tree stack_at(const std::vector<Tree>& xs, int axis) {
     sub.reserve(xs.size());
     for (const Tree& t : xs) {
       if (!t.is_dict() || !t.contains(key)) {
-        throw Error("nn.scan/vmap: iterations returned trees of different structure (key \"" +
-                    key + "\")");
+        throw Error("nn.scan/vmap: iterations returned trees of different structure (key \"" + key +
+                    "\")");
       }
       sub.push_back(t.at(key));
     }
@@ -134,7 +135,8 @@ std::int64_t resolve_size(const char* what, const std::vector<std::int64_t>& siz
     return "{" + s + "}";
   };
   if (distinct.size() > 1) {
-    throw Error(std::string(what) + (scan ? ": Inconsistent scan lengths: " : ": Inconsistent batch axis sizes: ") +
+    throw Error(std::string(what) +
+                (scan ? ": Inconsistent scan lengths: " : ": Inconsistent batch axis sizes: ") +
                 list() + module_path_suffix());
   }
   if (!given) {
@@ -196,7 +198,7 @@ struct LiftRun::State {
   std::unique_ptr<core::Scope> root;
   core::Scope* inner = nullptr;
   // results
-  std::vector<Tree> broadcast;  // per group, current broadcast / carry values
+  std::vector<Tree> broadcast;             // per group, current broadcast / carry values
   std::vector<std::vector<Tree>> stacked;  // per group, per iteration
   std::vector<Tree> shared_out;
   std::vector<bool> shared_seen;

@@ -291,8 +291,8 @@ struct RNN : Module<RNN<Cell>> {
       detail::CarryHistory<Cell> body;
       static_cast<Cell&>(body) = cell;
       auto [last, history] = this->child(
-          "cell", Scan<detail::CarryHistory<Cell>>{.target = body, .options = scan_options})(
-          carry, xs);
+          "cell", Scan<detail::CarryHistory<Cell>>{.target = body, .options = scan_options})(carry,
+                                                                                             xs);
       const std::vector<Array> masks = detail::last_step_masks(*o.seq_lengths, steps);
       for (std::int64_t t = 0; t < steps; ++t) {
         Carry ct = detail::slice_at(history.first, t, g.time_axis);

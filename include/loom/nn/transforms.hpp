@@ -43,6 +43,12 @@
 //   1). loom runs that first pass too (one extra iteration) when it can change anything: when
 //   a broadcast collection is mutable or an rng stream reaches the body.
 // - unroll is accepted for parity; an eager loop has nothing to unroll.
+// Known differences from Flax: a module handle (nn::Child) passed into the target from outside
+// is not lifted (Flax lifts those scopes too; calling one inside the body uses the outer
+// variables); a broadcast variable that depends on the scanned data is not detected (Flax
+// raises "broadcasted variable has a data dependency"); vmap's out_axes std::nullopt and its
+// shared (axis std::nullopt) mutable collections take index 0's value, which jax.vmap requires
+// to be the same at every index anyway.
 #pragma once
 
 #include <cstdint>
@@ -69,8 +75,8 @@ inline constexpr std::nullopt_t broadcast = std::nullopt;
 /// in_axes: one axis for every argument (`0`, nn::broadcast) or one per argument
 /// (`{0, nn::broadcast}`, Flax's tuple).
 struct InAxes {
-  InAxes(int axis) : all(axis) {}                             // NOLINT
-  InAxes(std::nullopt_t) : all(std::nullopt) {}               // NOLINT
+  InAxes(int axis) : all(axis) {}                            // NOLINT
+  InAxes(std::nullopt_t) : all(std::nullopt) {}              // NOLINT
   InAxes(std::initializer_list<std::optional<int>> per_arg)  // NOLINT
       : per_arg(per_arg), is_list(true) {}
   std::optional<int> all = 0;
@@ -196,7 +202,8 @@ std::tuple<T...> stack_at(const std::vector<std::tuple<T...>>& xs, int axis) {
       for (const auto& x : xs) v.push_back(std::get<I>(x));
       return stack_at(v, axis);
     }()...};
-  }(std::index_sequence_for<T...>{});
+  }
+  (std::index_sequence_for<T...>{});
 }
 
 template <typename T>
@@ -250,15 +257,15 @@ struct Scan : Module<Scan<M>> {
     detail::LiftRun run(this->scope("scan"), detail::scan_groups(options), options.split_rngs,
                         what);
     run.set_size(n);
-    using R = std::decay_t<decltype(detail::run_in(std::declval<core::Scope&>(), target, init,
-                                                   xs...))>;
+    using R =
+        std::decay_t<decltype(detail::run_in(std::declval<core::Scope&>(), target, init, xs...))>;
     auto step = [&](std::int64_t i, bool shadow, const C& c) {
       core::Scope& s = run.enter(i, shadow);
       std::size_t k = 0;
       auto slice = [&](const auto& x) { return detail::arg_slice(x, axes[k++], i); };
       std::tuple<std::decay_t<Xs>...> sliced{slice(xs)...};
-      R out = std::apply(
-          [&](const auto&... a) -> R { return detail::run_in(s, target, c, a...); }, sliced);
+      R out = std::apply([&](const auto&... a) -> R { return detail::run_in(s, target, c, a...); },
+                         sliced);
       run.leave(i, shadow);
       return out;
     };
