@@ -3,6 +3,7 @@
 // builds a jnp.array of that dtype, so float32 kernels match JAX bit for bit.
 #include "loom/nn/initializers.hpp"
 
+#include <charconv>
 #include <cmath>
 #include <cstring>
 #include <string>
@@ -103,6 +104,21 @@ std::vector<double> orthonormal_columns(std::vector<double> a, std::int64_t m, s
   return q;
 }
 
+// The shortest decimal that reads back as x (Python's repr of a float, without its ".0").
+std::string num(double x) {
+  char buf[32];
+  const auto r = std::to_chars(buf, buf + sizeof buf, x);
+  return std::string(buf, r.ptr);
+}
+
+// An axis argument as JAX writes it: one axis as an int, several (or none) as a tuple.
+std::string axes_arg(const std::vector<int>& axes) {
+  if (axes.size() == 1) return std::to_string(axes[0]);
+  std::string s = "(";
+  for (std::size_t i = 0; i < axes.size(); ++i) s += (i ? ", " : "") + std::to_string(axes[i]);
+  return s + ")";
+}
+
 Array from_doubles(const std::vector<double>& v, const Shape& shape, DType dtype) {
   return Array(v, shape, dtype);
 }
@@ -117,36 +133,46 @@ Array ones(const random::Key&, const Shape& shape, DType dtype) {
 }
 
 Initializer zeros_init() {
-  return [](const random::Key& k, const Shape& s, DType d) { return zeros(k, s, d); };
+  return Initializer("zeros",
+                     [](const random::Key& k, const Shape& s, DType d) { return zeros(k, s, d); });
 }
 Initializer ones_init() {
-  return [](const random::Key& k, const Shape& s, DType d) { return ones(k, s, d); };
+  return Initializer("ones",
+                     [](const random::Key& k, const Shape& s, DType d) { return ones(k, s, d); });
 }
 Initializer constant(double value) {
-  return [value](const random::Key&, const Shape& s, DType d) { return numpy::full(s, value, d); };
+  return Initializer(
+      "constant(value=" + num(value) + ")",
+      [value](const random::Key&, const Shape& s, DType d) { return numpy::full(s, value, d); });
 }
 
 Initializer normal(double stddev) {
-  return [stddev](const random::Key& key, const Shape& shape, DType dtype) {
-    check_float(dtype, "normal");
-    return random::detail::normal_scaled(key, shape, dtype, to_dtype(stddev, dtype), "normal");
-  };
+  return Initializer("normal(stddev=" + num(stddev) + ")",
+                     [stddev](const random::Key& key, const Shape& shape, DType dtype) {
+                       check_float(dtype, "normal");
+                       return random::detail::normal_scaled(key, shape, dtype,
+                                                            to_dtype(stddev, dtype), "normal");
+                     });
 }
 
 Initializer uniform(double scale) {
-  return [scale](const random::Key& key, const Shape& shape, DType dtype) {
-    check_float(dtype, "uniform");
-    return random::detail::uniform_scaled(key, shape, dtype, 0.0, 1.0, to_dtype(scale, dtype),
-                                          "uniform");
-  };
+  return Initializer("uniform(scale=" + num(scale) + ")",
+                     [scale](const random::Key& key, const Shape& shape, DType dtype) {
+                       check_float(dtype, "uniform");
+                       return random::detail::uniform_scaled(key, shape, dtype, 0.0, 1.0,
+                                                             to_dtype(scale, dtype), "uniform");
+                     });
 }
 
 Initializer truncated_normal(double stddev, double lower, double upper) {
-  return [=](const random::Key& key, const Shape& shape, DType dtype) {
-    check_float(dtype, "truncated_normal");
-    return random::detail::truncated_normal_scaled(key, lower, upper, shape, dtype,
-                                                   to_dtype(stddev, dtype), "truncated_normal");
-  };
+  std::string description = "truncated_normal(stddev=" + num(stddev) + ", lower=" + num(lower) +
+                            ", upper=" + num(upper) + ")";
+  return Initializer(
+      std::move(description), [=](const random::Key& key, const Shape& shape, DType dtype) {
+        check_float(dtype, "truncated_normal");
+        return random::detail::truncated_normal_scaled(key, lower, upper, shape, dtype,
+                                                       to_dtype(stddev, dtype), "truncated_normal");
+      });
 }
 
 Fans compute_fans(const Shape& shape, std::vector<int> in_axis, std::vector<int> out_axis,
@@ -186,37 +212,42 @@ Initializer variance_scaling(double scale, std::string mode, std::string distrib
     throw Error("nn.initializers.variance_scaling: scale must be positive, got " +
                 std::to_string(scale));
   }
-  return [=](const random::Key& key, const Shape& shape, DType dtype) {
-    check_float(dtype, "variance_scaling");
-    const Fans f = compute_fans(shape, in_axis, out_axis, batch_axis);
-    double denominator;
-    if (mode == "fan_in")
-      denominator = f.fan_in;
-    else if (mode == "fan_out")
-      denominator = f.fan_out;
-    else if (mode == "fan_avg")
-      denominator = (f.fan_in + f.fan_out) / 2;
-    else
-      denominator = std::pow(f.fan_in * f.fan_out, 0.5);
-    const double variance = to_dtype(scale / denominator, dtype);
-    if (distribution == "truncated_normal") {
-      // The standard deviation of a standard normal truncated to (-2, 2).
-      double stddev;
-      if (dtype == DType::float32) {
-        stddev = std::sqrt(static_cast<float>(variance)) / 0.87962566103423978f;
-      } else {
-        stddev = std::sqrt(variance) / 0.87962566103423978;
-      }
-      return random::detail::truncated_normal_scaled(key, -2.0, 2.0, shape, dtype, stddev,
-                                                     "variance_scaling");
-    }
-    if (distribution == "normal") {
-      return random::detail::normal_scaled(key, shape, dtype, sqrt_dtype(variance, dtype),
-                                           "variance_scaling");
-    }
-    const double s = sqrt_dtype(to_dtype(3 * variance, dtype), dtype);
-    return random::detail::uniform_scaled(key, shape, dtype, -1.0, 1.0, s, "variance_scaling");
-  };
+  std::string description = "variance_scaling(scale=" + num(scale) + ", mode=" + mode +
+                            ", distribution=" + distribution + ", in_axis=" + axes_arg(in_axis) +
+                            ", out_axis=" + axes_arg(out_axis) +
+                            ", batch_axis=" + axes_arg(batch_axis) + ")";
+  return Initializer(
+      std::move(description), [=](const random::Key& key, const Shape& shape, DType dtype) {
+        check_float(dtype, "variance_scaling");
+        const Fans f = compute_fans(shape, in_axis, out_axis, batch_axis);
+        double denominator;
+        if (mode == "fan_in")
+          denominator = f.fan_in;
+        else if (mode == "fan_out")
+          denominator = f.fan_out;
+        else if (mode == "fan_avg")
+          denominator = (f.fan_in + f.fan_out) / 2;
+        else
+          denominator = std::pow(f.fan_in * f.fan_out, 0.5);
+        const double variance = to_dtype(scale / denominator, dtype);
+        if (distribution == "truncated_normal") {
+          // The standard deviation of a standard normal truncated to (-2, 2).
+          double stddev;
+          if (dtype == DType::float32) {
+            stddev = std::sqrt(static_cast<float>(variance)) / 0.87962566103423978f;
+          } else {
+            stddev = std::sqrt(variance) / 0.87962566103423978;
+          }
+          return random::detail::truncated_normal_scaled(key, -2.0, 2.0, shape, dtype, stddev,
+                                                         "variance_scaling");
+        }
+        if (distribution == "normal") {
+          return random::detail::normal_scaled(key, shape, dtype, sqrt_dtype(variance, dtype),
+                                               "variance_scaling");
+        }
+        const double s = sqrt_dtype(to_dtype(3 * variance, dtype), dtype);
+        return random::detail::uniform_scaled(key, shape, dtype, -1.0, 1.0, s, "variance_scaling");
+      });
 }
 
 Initializer lecun_normal(std::vector<int> in_axis, std::vector<int> out_axis,
@@ -261,75 +292,85 @@ Initializer kaiming_uniform(std::vector<int> in_axis, std::vector<int> out_axis,
 }
 
 Initializer orthogonal(double scale, int column_axis) {
-  return [=](const random::Key& key, const Shape& shape, DType dtype) -> Array {
-    check_float(dtype, "orthogonal");
-    if (shape.size() < 2) {
-      throw Error("nn.initializers.orthogonal: requires at least a 2-D shape, got " + shape.str());
-    }
-    const int col = column_axis < 0 ? column_axis + shape.size() : column_axis;
-    if (col < 0 || col >= shape.size()) {
-      throw Error("nn.initializers.orthogonal: column_axis " + std::to_string(column_axis) +
-                  " is out of bounds for shape " + shape.str());
-    }
-    if (shape.numel() == 0) return numpy::full(shape, 0.0, dtype);
-    const std::int64_t n_cols = shape[col];
-    const std::int64_t n_rows = shape.numel() / n_cols;
-    // jax.random.orthogonal(key, n_rows, m=n_cols): QR of a (max, min) normal matrix.
-    const std::int64_t big = std::max(n_rows, n_cols), small = std::min(n_rows, n_cols);
-    const Array z = random::normal(key, Shape{big, small}, dtype);
-    const std::vector<double> q = orthonormal_columns(z.to_vector<double>(), big, small);
-    // Q is (big, small); the (n_rows, n_cols) matrix is Q or Q^T.
-    const double s = to_dtype(scale, dtype);
-    std::vector<double> mat(static_cast<std::size_t>(n_rows * n_cols));
-    for (std::int64_t r = 0; r < n_rows; ++r)
-      for (std::int64_t c = 0; c < n_cols; ++c) {
-        const double v = n_rows >= n_cols ? q[static_cast<std::size_t>(r * small + c)]
-                                          : q[static_cast<std::size_t>(c * small + r)];
-        mat[static_cast<std::size_t>(r * n_cols + c)] = to_dtype(v, dtype);
-      }
-    // Reshape to (shape without col) + (n_cols,), then move the last axis to col.
-    std::vector<double> out(mat.size());
-    std::int64_t outer = 1, inner = 1;
-    for (int d = 0; d < col; ++d) outer *= shape[d];
-    for (int d = col + 1; d < shape.size(); ++d) inner *= shape[d];
-    for (std::int64_t a = 0; a < outer; ++a)
-      for (std::int64_t i = 0; i < inner; ++i)
-        for (std::int64_t c = 0; c < n_cols; ++c) {
-          const double v = mat[static_cast<std::size_t>((a * inner + i) * n_cols + c)];
-          out[static_cast<std::size_t>((a * n_cols + c) * inner + i)] = to_dtype(s * v, dtype);
+  std::string description =
+      "orthogonal(scale=" + num(scale) + ", column_axis=" + std::to_string(column_axis) + ")";
+  return Initializer(
+      std::move(description),
+      [=](const random::Key& key, const Shape& shape, DType dtype) -> Array {
+        check_float(dtype, "orthogonal");
+        if (shape.size() < 2) {
+          throw Error("nn.initializers.orthogonal: requires at least a 2-D shape, got " +
+                      shape.str());
         }
-    return from_doubles(out, shape, dtype);
-  };
+        const int col = column_axis < 0 ? column_axis + shape.size() : column_axis;
+        if (col < 0 || col >= shape.size()) {
+          throw Error("nn.initializers.orthogonal: column_axis " + std::to_string(column_axis) +
+                      " is out of bounds for shape " + shape.str());
+        }
+        if (shape.numel() == 0) return numpy::full(shape, 0.0, dtype);
+        const std::int64_t n_cols = shape[col];
+        const std::int64_t n_rows = shape.numel() / n_cols;
+        // jax.random.orthogonal(key, n_rows, m=n_cols): QR of a (max, min) normal matrix.
+        const std::int64_t big = std::max(n_rows, n_cols), small = std::min(n_rows, n_cols);
+        const Array z = random::normal(key, Shape{big, small}, dtype);
+        const std::vector<double> q = orthonormal_columns(z.to_vector<double>(), big, small);
+        // Q is (big, small); the (n_rows, n_cols) matrix is Q or Q^T.
+        const double s = to_dtype(scale, dtype);
+        std::vector<double> mat(static_cast<std::size_t>(n_rows * n_cols));
+        for (std::int64_t r = 0; r < n_rows; ++r)
+          for (std::int64_t c = 0; c < n_cols; ++c) {
+            const double v = n_rows >= n_cols ? q[static_cast<std::size_t>(r * small + c)]
+                                              : q[static_cast<std::size_t>(c * small + r)];
+            mat[static_cast<std::size_t>(r * n_cols + c)] = to_dtype(v, dtype);
+          }
+        // Reshape to (shape without col) + (n_cols,), then move the last axis to col.
+        std::vector<double> out(mat.size());
+        std::int64_t outer = 1, inner = 1;
+        for (int d = 0; d < col; ++d) outer *= shape[d];
+        for (int d = col + 1; d < shape.size(); ++d) inner *= shape[d];
+        for (std::int64_t a = 0; a < outer; ++a)
+          for (std::int64_t i = 0; i < inner; ++i)
+            for (std::int64_t c = 0; c < n_cols; ++c) {
+              const double v = mat[static_cast<std::size_t>((a * inner + i) * n_cols + c)];
+              out[static_cast<std::size_t>((a * n_cols + c) * inner + i)] = to_dtype(s * v, dtype);
+            }
+        return from_doubles(out, shape, dtype);
+      });
 }
 
 Initializer delta_orthogonal(double scale, int column_axis) {
-  return [=](const random::Key& key, const Shape& shape, DType dtype) -> Array {
-    check_float(dtype, "delta_orthogonal");
-    const int nd = shape.size();
-    if (nd < 3 || nd > 5) {
-      throw Error("nn.initializers.delta_orthogonal: requires a 3-D, 4-D or 5-D shape, got " +
-                  shape.str());
-    }
-    const std::int64_t in = shape[nd - 2], out = shape[nd - 1];
-    if (out < in) {
-      throw Error("nn.initializers.delta_orthogonal: fan_in must be <= fan_out, got shape " +
-                  shape.str() + " (in " + std::to_string(in) + " > out " + std::to_string(out) +
-                  ")");
-    }
-    for (int d = 0; d < nd - 2; ++d) {
-      if (shape[d] == 0) {
-        throw Error("nn.initializers.delta_orthogonal: spatial dimensions must be non-zero, got " +
-                    shape.str());
-      }
-    }
-    const Array ortho = orthogonal(scale, column_axis)(key, Shape{in, out}, dtype);
-    const std::vector<double> o = ortho.to_vector<double>();
-    std::vector<double> w(static_cast<std::size_t>(shape.numel()), 0.0);
-    std::int64_t centre = 0;  // flat index of the spatial centre, in units of in * out
-    for (int d = 0; d < nd - 2; ++d) centre = centre * shape[d] + (shape[d] - 1) / 2;
-    std::copy(o.begin(), o.end(), w.begin() + centre * in * out);
-    return from_doubles(w, shape, dtype);
-  };
+  std::string description =
+      "delta_orthogonal(scale=" + num(scale) + ", column_axis=" + std::to_string(column_axis) + ")";
+  return Initializer(
+      std::move(description),
+      [=](const random::Key& key, const Shape& shape, DType dtype) -> Array {
+        check_float(dtype, "delta_orthogonal");
+        const int nd = shape.size();
+        if (nd < 3 || nd > 5) {
+          throw Error("nn.initializers.delta_orthogonal: requires a 3-D, 4-D or 5-D shape, got " +
+                      shape.str());
+        }
+        const std::int64_t in = shape[nd - 2], out = shape[nd - 1];
+        if (out < in) {
+          throw Error("nn.initializers.delta_orthogonal: fan_in must be <= fan_out, got shape " +
+                      shape.str() + " (in " + std::to_string(in) + " > out " + std::to_string(out) +
+                      ")");
+        }
+        for (int d = 0; d < nd - 2; ++d) {
+          if (shape[d] == 0) {
+            throw Error(
+                "nn.initializers.delta_orthogonal: spatial dimensions must be non-zero, got " +
+                shape.str());
+          }
+        }
+        const Array ortho = orthogonal(scale, column_axis)(key, Shape{in, out}, dtype);
+        const std::vector<double> o = ortho.to_vector<double>();
+        std::vector<double> w(static_cast<std::size_t>(shape.numel()), 0.0);
+        std::int64_t centre = 0;  // flat index of the spatial centre, in units of in * out
+        for (int d = 0; d < nd - 2; ++d) centre = centre * shape[d] + (shape[d] - 1) / 2;
+        std::copy(o.begin(), o.end(), w.begin() + centre * in * out);
+        return from_doubles(w, shape, dtype);
+      });
 }
 
 }  // namespace loom::nn::initializers

@@ -51,6 +51,9 @@ class CollectionFilter {
   /// Every collection except those this filter lets through.
   CollectionFilter complement() const;
 
+  /// The same kind and names (as Flax compares filter values; {"a", "b"} != {"b", "a"}).
+  friend bool operator==(const CollectionFilter&, const CollectionFilter&) = default;
+
  private:
   enum class Kind : std::uint8_t { none, all, list, deny };
   Kind kind_ = Kind::none;

@@ -90,8 +90,11 @@ Array one_hot(const Array& x, std::int64_t num_classes, DType dtype = DType::flo
 struct PReLU : Module<PReLU> {
   DType param_dtype = DType::float32;
   double negative_slope_init = 0.01;
+  bool operator==(const PReLU&) const = default;
 
   Array call(const Array& inputs) const;
 };
 
 }  // namespace loom::nn
+
+LOOM_NN_HASH_FIELDS(loom::nn::PReLU, m.param_dtype, m.negative_slope_init)

@@ -82,6 +82,7 @@ Array dot_product_attention(const Array& query, const Array& key, const Array& v
 ///   auto y = mha.apply(v, {.rngs = {{"dropout", k}}}, q, kv, std::nullopt, mask, false);
 struct MultiHeadDotProductAttention : Module<MultiHeadDotProductAttention> {
   LOOM_NN_MULTI_HEAD_ATTENTION_FIELDS
+  bool operator==(const MultiHeadDotProductAttention&) const = default;
 
   /// inputs [batch..., length, features] -> [batch..., q_length, out_features].
   Array call(const Array& inputs_q, std::optional<Array> inputs_k = std::nullopt,
@@ -93,6 +94,7 @@ struct MultiHeadDotProductAttention : Module<MultiHeadDotProductAttention> {
 /// flax.linen.MultiHeadAttention: the same layer, auto-named "MultiHeadAttention_<k>".
 struct MultiHeadAttention : Module<MultiHeadAttention> {
   LOOM_NN_MULTI_HEAD_ATTENTION_FIELDS
+  bool operator==(const MultiHeadAttention&) const = default;
 
   Array call(const Array& inputs_q, std::optional<Array> inputs_k = std::nullopt,
              std::optional<Array> inputs_v = std::nullopt, std::optional<Array> mask = std::nullopt,
@@ -105,6 +107,7 @@ struct MultiHeadAttention : Module<MultiHeadAttention> {
 ///   loom::Array y = nn::SelfAttention{.num_heads = 2}(x, nn::make_causal_mask(tokens));
 struct SelfAttention : Module<SelfAttention> {
   LOOM_NN_MULTI_HEAD_ATTENTION_FIELDS
+  bool operator==(const SelfAttention&) const = default;
 
   Array call(const Array& inputs_q, std::optional<Array> mask = std::nullopt,
              std::optional<bool> deterministic = std::nullopt,
@@ -136,3 +139,7 @@ std::optional<Array> combine_masks(const std::vector<std::optional<Array>>& mask
                                    DType dtype = DType::float32);
 
 }  // namespace loom::nn
+
+LOOM_NN_HASH_FIELDS(loom::nn::MultiHeadDotProductAttention, m.num_heads, m.dtype, m.param_dtype, m.qkv_features, m.out_features, m.broadcast_dropout, m.dropout_rate, m.deterministic, m.kernel_init, m.out_kernel_init, m.bias_init, m.out_bias_init, m.use_bias, m.decode, m.normalize_qk)
+LOOM_NN_HASH_FIELDS(loom::nn::MultiHeadAttention, m.num_heads, m.dtype, m.param_dtype, m.qkv_features, m.out_features, m.broadcast_dropout, m.dropout_rate, m.deterministic, m.kernel_init, m.out_kernel_init, m.bias_init, m.out_bias_init, m.use_bias, m.decode, m.normalize_qk)
+LOOM_NN_HASH_FIELDS(loom::nn::SelfAttention, m.num_heads, m.dtype, m.param_dtype, m.qkv_features, m.out_features, m.broadcast_dropout, m.dropout_rate, m.deterministic, m.kernel_init, m.out_kernel_init, m.bias_init, m.out_bias_init, m.use_bias, m.decode, m.normalize_qk)

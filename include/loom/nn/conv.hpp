@@ -21,6 +21,7 @@
 #include <initializer_list>
 #include <optional>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "loom/lax.hpp"
@@ -34,6 +35,7 @@ struct PadPair {
   std::int64_t low = 0, high = 0;
   PadPair(std::int64_t p) : low(p), high(p) {}  // NOLINT: implicit, as Flax's int entries
   PadPair(std::int64_t lo, std::int64_t hi) : low(lo), high(hi) {}
+  bool operator==(const PadPair&) const = default;
 };
 
 /// Flax's PaddingLike: a string ("SAME", "VALID", "CIRCULAR", "REFLECT", "CAUSAL"), an int
@@ -55,6 +57,7 @@ struct PaddingLike {
   PaddingLike(std::vector<PadPair> p) : kind(Kind::sequence), pairs(std::move(p)) {}  // NOLINT
 
   bool is(const char* s) const { return kind == Kind::string && name == s; }
+  bool operator==(const PaddingLike&) const = default;
   /// As Flax prints it: 'SAME', 1, ((1, 1), (0, 2)).
   std::string str() const;
 };
@@ -63,6 +66,17 @@ struct PaddingLike {
 /// sequence forms; `rank` spatial dims. Other strings, and sequences of another length, are a
 /// loom::Error naming `op` ("Invalid padding format" as Flax, plus the module path).
 ///   nn::canonicalize_padding(1, 2, "Conv") -> lax::Padding::explicit_({{1, 1}, {1, 1}})
+namespace detail {
+// A mask field compares by value (shape, dtype and elements) where Flax's dataclass == would
+// compare the array objects (and fail on the truth value of a many-element array).
+inline bool same_mask(const std::optional<Array>& a, const std::optional<Array>& b) {
+  if (a.has_value() != b.has_value()) return false;
+  if (!a.has_value()) return true;
+  return a->shape() == b->shape() && a->dtype() == b->dtype() &&
+         a->to_vector<double>() == b->to_vector<double>();
+}
+}  // namespace detail
+
 lax::Padding canonicalize_padding(const PaddingLike& padding, std::size_t rank, const char* op);
 
 /// flax.linen.Conv: kernel (*kernel_size, in_features / feature_group_count, features) drawn
@@ -83,6 +97,15 @@ struct Conv : Module<Conv> {
   DType param_dtype = DType::float32;  // dtype the initializers produce
   initializers::Initializer kernel_init = initializers::lecun_normal();
   initializers::Initializer bias_init = initializers::zeros_init();
+  /// Every field, the mask by value (detail::same_mask).
+  bool operator==(const Conv& o) const {
+    auto fields = [](const Conv& c) {
+      return std::tie(c.features, c.kernel_size, c.strides, c.padding, c.input_dilation,
+                      c.kernel_dilation, c.feature_group_count, c.use_bias, c.dtype, c.param_dtype,
+                      c.kernel_init, c.bias_init);
+    };
+    return fields(*this) == fields(o) && detail::same_mask(mask, o.mask);
+  }
 
   /// inputs (*batch_dims, spatial..., in_features) -> (*batch_dims, spatial'..., features).
   Array call(const Array& inputs) const;
@@ -106,8 +129,26 @@ struct ConvTranspose : Module<ConvTranspose> {
   initializers::Initializer kernel_init = initializers::lecun_normal();
   initializers::Initializer bias_init = initializers::zeros_init();
   bool transpose_kernel = false;
+  bool operator==(const ConvTranspose& o) const {
+    auto fields = [](const ConvTranspose& c) {
+      return std::tie(c.features, c.kernel_size, c.strides, c.padding, c.kernel_dilation,
+                      c.use_bias, c.dtype, c.param_dtype, c.kernel_init, c.bias_init,
+                      c.transpose_kernel);
+    };
+    return fields(*this) == fields(o) && detail::same_mask(mask, o.mask);
+  }
 
   Array call(const Array& inputs) const;
 };
 
 }  // namespace loom::nn
+
+// The mask is left out of the hash (equal masks still hash equal: it is a subset of ==).
+LOOM_NN_HASH_FIELDS(loom::nn::Conv, m.features, m.kernel_size, m.strides, m.padding.kind,
+                    m.padding.name, m.padding.value, m.input_dilation, m.kernel_dilation,
+                    m.feature_group_count, m.use_bias, m.dtype, m.param_dtype, m.kernel_init,
+                    m.bias_init)
+LOOM_NN_HASH_FIELDS(loom::nn::ConvTranspose, m.features, m.kernel_size, m.strides,
+                    m.padding.kind, m.padding.name, m.padding.value, m.kernel_dilation,
+                    m.use_bias, m.dtype, m.param_dtype, m.kernel_init, m.bias_init,
+                    m.transpose_kernel)

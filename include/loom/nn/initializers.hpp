@@ -5,8 +5,19 @@
 //   loom::Array w = w_init(loom::random::key(0), {784, 128}, loom::DType::float32);
 //   loom::Array b = init::zeros_init()(loom::random::key(0), {128}, loom::DType::float32);
 //
-// An Initializer is a value (a std::function), so layers take one as a hyperparameter just as
-// Flax's `kernel_init=...`. Each factory takes JAX's parameters with JAX's defaults, and for the
+// An Initializer is a value (an nn::Function, nn/function.hpp), so layers take one as a
+// hyperparameter just as Flax's `kernel_init=...`, and it compares by a canonical description
+// of the factory and its parameters, so modules with the same initializers compare equal:
+//   init::lecun_normal() == init::lecun_normal()                               // true
+//   init::lecun_normal() == init::variance_scaling(1.0, "fan_in", "truncated_normal")  // true
+//   init::lecun_normal() == init::he_normal()                                  // false
+//   init::lecun_normal().description()
+//   // "variance_scaling(scale=1, mode=fan_in, distribution=truncated_normal, in_axis=-2,
+//   //  out_axis=-1, batch_axis=())"
+// (Flax's initializers are closures that compare by identity, so there two calls of
+// lecun_normal() differ; loom compares what they compute.) A user lambda converts to an
+// Initializer too and equals only its own copies; Initializer("name(...)", lambda) gives it a
+// description to compare by. Each factory takes JAX's parameters with JAX's defaults, and for the
 // same key, shape and dtype its float32 output has the same bits as JAX's (orthogonal and
 // delta_orthogonal excepted: they go through a QR decomposition, which rounds differently from
 // LAPACK's).
@@ -18,13 +29,16 @@
 #include <vector>
 
 #include "loom/array.hpp"
+#include "loom/nn/function.hpp"
 #include "loom/random.hpp"
 
 namespace loom::nn::initializers {
 
-/// init(key, shape, dtype) -> Array of that shape and dtype.
+/// init(key, shape, dtype) -> Array of that shape and dtype; comparable and hashable.
 ///   loom::nn::initializers::Initializer w_init = loom::nn::initializers::lecun_normal();
-using Initializer = std::function<Array(const random::Key& key, const Shape& shape, DType dtype)>;
+///   loom::nn::initializers::Initializer mine = [](const loom::random::Key&, const loom::Shape& s,
+///                                                 loom::DType d) { return jnp::full(s, 2.0, d); };
+using Initializer = Function<Array(const random::Key& key, const Shape& shape, DType dtype)>;
 
 /// Constant initializers (they ignore the key).
 /// zeros_init(): an Initializer returning zeros (Flax's nn.initializers.zeros_init()).

@@ -29,6 +29,7 @@ struct Dense : Module<Dense> {
   DType param_dtype = DType::float32;  // dtype the initializers produce
   initializers::Initializer kernel_init = initializers::lecun_normal();
   initializers::Initializer bias_init = initializers::zeros_init();
+  bool operator==(const Dense&) const = default;
 
   /// y = inputs @ kernel + bias over the last axis of inputs.
   Array call(const Array& inputs) const;
@@ -53,6 +54,7 @@ struct DenseGeneral : Module<DenseGeneral> {
   DType param_dtype = DType::float32;
   initializers::Initializer kernel_init = initializers::lecun_normal();
   initializers::Initializer bias_init = initializers::zeros_init();
+  bool operator==(const DenseGeneral&) const = default;
 
   Array call(const Array& inputs) const;
 };
@@ -73,6 +75,7 @@ struct Einsum : Module<Einsum> {
   DType param_dtype = DType::float32;
   initializers::Initializer kernel_init = initializers::lecun_normal();
   initializers::Initializer bias_init = initializers::zeros_init();
+  bool operator==(const Einsum&) const = default;
 
   Array call(const Array& inputs, std::optional<std::string> einsum_str = std::nullopt) const;
 };
@@ -94,6 +97,7 @@ struct Embed : Module<Embed> {
   DType param_dtype = DType::float32;
   initializers::Initializer embedding_init =
       initializers::variance_scaling(1.0, "fan_in", "normal", {-2}, {0});
+  bool operator==(const Embed&) const = default;
 
   /// The rows of the table at `inputs` (int32/uint32; other dtypes are a loom::Error).
   Array call(const Array& inputs) const;
@@ -102,3 +106,8 @@ struct Embed : Module<Embed> {
 };
 
 }  // namespace loom::nn
+
+LOOM_NN_HASH_FIELDS(loom::nn::Dense, m.features, m.use_bias, m.dtype, m.param_dtype, m.kernel_init, m.bias_init)
+LOOM_NN_HASH_FIELDS(loom::nn::DenseGeneral, m.features, m.axis, m.batch_dims, m.use_bias, m.dtype, m.param_dtype, m.kernel_init, m.bias_init)
+LOOM_NN_HASH_FIELDS(loom::nn::Einsum, m.shape, m.einsum_str, m.use_bias, m.dtype, m.param_dtype, m.kernel_init, m.bias_init)
+LOOM_NN_HASH_FIELDS(loom::nn::Embed, m.num_embeddings, m.features, m.dtype, m.param_dtype, m.embedding_init)

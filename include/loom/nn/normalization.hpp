@@ -60,6 +60,7 @@ struct BatchNorm : Module<BatchNorm> {
   // loom::distributed::bind_axis_name("batch") for data parallelism across processes.
   std::optional<std::string> axis_name;
   bool use_fast_variance = true;
+  bool operator==(const BatchNorm&) const = default;
 
   Array call(const Array& x, std::optional<bool> use_running_average = std::nullopt) const;
 };
@@ -79,6 +80,7 @@ struct LayerNorm : Module<LayerNorm> {
   numpy::Axes reduction_axes = -1;
   numpy::Axes feature_axes = -1;
   bool use_fast_variance = true;
+  bool operator==(const LayerNorm&) const = default;
 
   Array call(const Array& x) const;
 };
@@ -94,6 +96,7 @@ struct RMSNorm : Module<RMSNorm> {
   numpy::Axes reduction_axes = -1;
   numpy::Axes feature_axes = -1;
   bool use_fast_variance = true;  // unused without centring (as in Flax)
+  bool operator==(const RMSNorm&) const = default;
 
   Array call(const Array& x) const;
 };
@@ -117,6 +120,7 @@ struct GroupNorm : Module<GroupNorm> {
   initializers::Initializer scale_init = initializers::ones_init();
   std::optional<numpy::Axes> reduction_axes;  // must include the last axis
   bool use_fast_variance = true;
+  bool operator==(const GroupNorm&) const = default;
 
   Array call(const Array& x) const;
 };
@@ -134,8 +138,15 @@ struct InstanceNorm : Module<InstanceNorm> {
   initializers::Initializer scale_init = initializers::ones_init();
   numpy::Axes feature_axes = -1;
   bool use_fast_variance = true;
+  bool operator==(const InstanceNorm&) const = default;
 
   Array call(const Array& x) const;
 };
 
 }  // namespace loom::nn
+
+LOOM_NN_HASH_FIELDS(loom::nn::BatchNorm, m.use_running_average, m.axis, m.momentum, m.epsilon, m.dtype, m.param_dtype, m.use_bias, m.use_scale, m.bias_init, m.scale_init, m.axis_name, m.use_fast_variance)
+LOOM_NN_HASH_FIELDS(loom::nn::LayerNorm, m.epsilon, m.dtype, m.param_dtype, m.use_bias, m.use_scale, m.bias_init, m.scale_init, m.reduction_axes, m.feature_axes, m.use_fast_variance)
+LOOM_NN_HASH_FIELDS(loom::nn::RMSNorm, m.epsilon, m.dtype, m.param_dtype, m.use_scale, m.scale_init, m.reduction_axes, m.feature_axes, m.use_fast_variance)
+LOOM_NN_HASH_FIELDS(loom::nn::GroupNorm, m.num_groups, m.group_size, m.epsilon, m.dtype, m.param_dtype, m.use_bias, m.use_scale, m.bias_init, m.scale_init, m.reduction_axes, m.use_fast_variance)
+LOOM_NN_HASH_FIELDS(loom::nn::InstanceNorm, m.epsilon, m.dtype, m.param_dtype, m.use_bias, m.use_scale, m.bias_init, m.scale_init, m.feature_axes, m.use_fast_variance)

@@ -31,6 +31,7 @@
 #include <vector>
 
 #include "loom/nn/activation.hpp"
+#include "loom/nn/function.hpp"
 #include "loom/nn/initializers.hpp"
 #include "loom/nn/module.hpp"
 #include "loom/nn/transforms.hpp"
@@ -41,7 +42,7 @@
 namespace loom::nn {
 
 /// An elementwise activation (gate_fn, activation_fn).
-using ActivationFn = std::function<Array(const Array&)>;
+using ActivationFn = Function<Array(const Array&)>;
 
 namespace detail {
 /// Checks a cell's inputs (rank >= 1) and hidden state h (rank >= 1, batch dims = inputs').
@@ -63,6 +64,7 @@ struct LSTMCell : Module<LSTMCell> {
   std::optional<DType> dtype;  // computation dtype; empty: promote inputs and params
   DType param_dtype = DType::float32;
   initializers::Initializer carry_init = initializers::zeros_init();
+  bool operator==(const LSTMCell&) const = default;
 
   /// ((c', h'), h') for carry (c, h) and inputs (*batch, in).
   std::pair<Carry, Array> call(const Carry& carry, const Array& inputs) const;
@@ -80,6 +82,7 @@ struct DenseParams : Module<DenseParams> {
   DType param_dtype = DType::float32;
   initializers::Initializer kernel_init = initializers::lecun_normal();
   initializers::Initializer bias_init = initializers::zeros_init();
+  bool operator==(const DenseParams&) const = default;
   std::pair<Array, Array> call(const Array& inputs) const;
 };
 
@@ -97,6 +100,7 @@ struct OptimizedLSTMCell : Module<OptimizedLSTMCell> {
   std::optional<DType> dtype;
   DType param_dtype = DType::float32;
   initializers::Initializer carry_init = initializers::zeros_init();
+  bool operator==(const OptimizedLSTMCell&) const = default;
 
   std::pair<Carry, Array> call(const Carry& carry, const Array& inputs) const;
   Carry initialize_carry(const random::Key& rng, const Shape& input_shape) const;
@@ -117,6 +121,7 @@ struct GRUCell : Module<GRUCell> {
   std::optional<DType> dtype;
   DType param_dtype = DType::float32;
   initializers::Initializer carry_init = initializers::zeros_init();
+  bool operator==(const GRUCell&) const = default;
 
   std::pair<Carry, Array> call(const Carry& carry, const Array& inputs) const;
   /// h of shape (*input_shape[:-1], features) from carry_init(rng, ...).
@@ -140,6 +145,7 @@ struct MGUCell : Module<MGUCell> {
   DType param_dtype = DType::float32;
   initializers::Initializer carry_init = initializers::zeros_init();
   bool reset_gate = true;
+  bool operator==(const MGUCell&) const = default;
 
   std::pair<Carry, Array> call(const Carry& carry, const Array& inputs) const;
   Carry initialize_carry(const random::Key& rng, const Shape& input_shape) const;
@@ -159,6 +165,7 @@ struct SimpleCell : Module<SimpleCell> {
   DType param_dtype = DType::float32;
   initializers::Initializer carry_init = initializers::zeros_init();
   bool residual = false;
+  bool operator==(const SimpleCell&) const = default;
 
   std::pair<Carry, Array> call(const Carry& carry, const Array& inputs) const;
   Carry initialize_carry(const random::Key& rng, const Shape& input_shape) const;
@@ -250,6 +257,7 @@ struct RNN : Module<RNN<Cell>> {
   core::CollectionFilter variable_broadcast = "params";
   core::CollectionFilter variable_carry;
   SplitRngs split_rngs = {{"params", false}};
+  bool operator==(const RNN&) const = default;
 
   /// The outputs (and the final carry when return_carry); the carry from
   /// cell.initialize_carry(init_key or key(0), input shape without the time axis).
@@ -327,9 +335,10 @@ struct Bidirectional : Module<Bidirectional<Forward, Backward>> {
   using Carry = std::pair<typename Forward::Carry, typename Backward::Carry>;
   Forward forward_rnn;
   Backward backward_rnn;
-  std::function<Array(const Array&, const Array&)> merge_fn = concatenate_last;
+  Function<Array(const Array&, const Array&)> merge_fn = concatenate_last;
   bool time_major = false;
   bool return_carry = false;
+  bool operator==(const Bidirectional&) const = default;
 
   RNNOutput<Carry> call(const Array& inputs, const RNNOptions& options = {}) const {
     return run(inputs, nullptr, options);
@@ -365,3 +374,24 @@ struct Bidirectional : Module<Bidirectional<Forward, Backward>> {
 };
 
 }  // namespace loom::nn
+
+LOOM_NN_HASH_FIELDS(loom::nn::LSTMCell, m.features, m.gate_fn, m.activation_fn, m.kernel_init, m.recurrent_kernel_init, m.bias_init, m.dtype, m.param_dtype, m.carry_init)
+LOOM_NN_HASH_FIELDS(loom::nn::OptimizedLSTMCell, m.features, m.gate_fn, m.activation_fn, m.kernel_init, m.recurrent_kernel_init, m.bias_init, m.dtype, m.param_dtype, m.carry_init)
+LOOM_NN_HASH_FIELDS(loom::nn::GRUCell, m.features, m.gate_fn, m.activation_fn, m.kernel_init, m.recurrent_kernel_init, m.bias_init, m.dtype, m.param_dtype, m.carry_init)
+LOOM_NN_HASH_FIELDS(loom::nn::MGUCell, m.features, m.gate_fn, m.activation_fn, m.kernel_init, m.recurrent_kernel_init, m.forget_bias_init, m.activation_bias_init, m.dtype, m.param_dtype, m.carry_init, m.reset_gate)
+LOOM_NN_HASH_FIELDS(loom::nn::SimpleCell, m.features, m.activation_fn, m.kernel_init, m.recurrent_kernel_init, m.bias_init, m.dtype, m.param_dtype, m.carry_init, m.residual)
+LOOM_NN_HASH_FIELDS(loom::nn::DenseParams, m.features, m.use_bias, m.param_dtype, m.kernel_init, m.bias_init)
+template <typename Cell>
+struct std::hash<loom::nn::RNN<Cell>> {
+  std::size_t operator()(const loom::nn::RNN<Cell>& m) const {
+    return loom::nn::hash_fields(m, m.cell, m.time_major, m.return_carry, m.reverse, m.keep_order,
+                                 m.unroll);
+  }
+};
+template <typename Forward, typename Backward>
+struct std::hash<loom::nn::Bidirectional<Forward, Backward>> {
+  std::size_t operator()(const loom::nn::Bidirectional<Forward, Backward>& m) const {
+    return loom::nn::hash_fields(m, m.forward_rnn, m.backward_rnn, m.merge_fn, m.time_major,
+                                 m.return_carry);
+  }
+};

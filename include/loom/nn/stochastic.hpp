@@ -26,6 +26,7 @@ struct Dropout : Module<Dropout> {
   std::vector<int> broadcast_dims;    // axes sharing one mask value (negative from the end)
   std::optional<bool> deterministic;  // here or at call time, exactly once
   std::string rng_collection = "dropout";
+  bool operator==(const Dropout&) const = default;
 
   /// inputs unchanged when rate == 0 or deterministic; zeros when rate == 1; else
   /// where(bernoulli(rng, 1 - rate, mask shape), inputs / (1 - rate), 0).
@@ -34,3 +35,5 @@ struct Dropout : Module<Dropout> {
 };
 
 }  // namespace loom::nn
+
+LOOM_NN_HASH_FIELDS(loom::nn::Dropout, m.rate, m.broadcast_dims, m.deterministic, m.rng_collection)

@@ -17,6 +17,7 @@ struct Axes {
   Axes(std::initializer_list<int> list) : axes(std::vector<int>(list)) {}
   Axes(std::vector<int> list) : axes(std::move(list)) {}  // NOLINT
   std::optional<std::vector<int>> axes;                   // nullopt: every axis
+  bool operator==(const Axes&) const = default;
 };
 
 }  // namespace loom::numpy
