@@ -6,6 +6,7 @@
 
 #include "loom/array.hpp"
 #include "loom/autodiff.hpp"
+#include "loom/control_flow.hpp"
 #include "loom/core.hpp"
 #include "loom/distributed.hpp"
 #include "loom/dtype.hpp"

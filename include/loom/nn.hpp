@@ -23,3 +23,4 @@
 #include "loom/nn/stochastic.hpp"
 #include "loom/nn/summary.hpp"
 #include "loom/nn/transforms.hpp"
+#include "loom/nn/transforms_call.hpp"
