@@ -46,10 +46,6 @@ void attach_generic(Array& out, const Inputs& inputs, Vjp vjp, bool keep_output)
   out.set_node(std::move(node));
 }
 
-Vjp from_pullback(Pullback pullback) {
-  return [pb = std::move(pullback)](const Array& g, const Array&) { return pb(g); };
-}
-
 void accumulate(std::unordered_map<Node*, Array>& cts, Node* node, Array g) {
   if (g.dtype() != node->dtype) g = g.astype(node->dtype);
   if (g.shape() != node->shape) {
@@ -64,8 +60,10 @@ void accumulate(std::unordered_map<Node*, Array>& cts, Node* node, Array g) {
 }
 
 // The backward pass of trace `id`: cotangents of its leaves given cotangents of `outs`.
+// `sparse`: an invalid Array (not zeros) for a leaf that receives no cotangent.
 std::vector<Array> backward(std::uint64_t id, const std::vector<std::shared_ptr<Node>>& leaves,
-                            const std::vector<Array>& outs, const std::vector<Array>& cts_in) {
+                            const std::vector<Array>& outs, const std::vector<Array>& cts_in,
+                            bool sparse) {
   // Reverse topological order of the nodes that may depend on this trace (iterative DFS).
   std::vector<Node*> order;
   std::unordered_set<Node*> seen;
@@ -114,6 +112,10 @@ std::vector<Array> backward(std::uint64_t id, const std::vector<std::shared_ptr<
   result.reserve(leaves.size());
   for (const auto& leaf : leaves) {
     auto it = cts.find(leaf.get());
+    if (it == cts.end() && sparse) {
+      result.emplace_back();
+      continue;
+    }
     Array r = it != cts.end() ? it->second : numpy::zeros(leaf->shape, leaf->dtype);
     result.push_back(higher_order ? r : r.detached());
   }
@@ -124,17 +126,6 @@ std::vector<Array> backward(std::uint64_t id, const std::vector<std::shared_ptr<
 
 bool tracing() {
   return recording();
-}
-
-void record_impl(Array& out, std::initializer_list<const Array*> inputs, Pullback pullback) {
-  attach_generic(out, inputs, from_pullback(std::move(pullback)), false);
-}
-
-void record_impl(Array& out, const std::vector<Array>& inputs, Pullback pullback) {
-  std::vector<const Array*> ptrs;
-  ptrs.reserve(inputs.size());
-  for (const Array& a : inputs) ptrs.push_back(&a);
-  attach_generic(out, ptrs, from_pullback(std::move(pullback)), false);
 }
 
 void record_vjp(const Primitive& prim, Array& out, const std::vector<const Array*>& inputs,
@@ -186,7 +177,8 @@ Traced trace(const std::function<Tree(const std::vector<Array>&)>& f,
     output = f(traced);
   }
 
-  auto pullback = [leaf_nodes = std::move(leaf_nodes), output, id](const Tree& cotangent) {
+  auto pullback = [leaf_nodes = std::move(leaf_nodes), output, id](const Tree& cotangent,
+                                                                   bool sparse) {
     auto outs = tree_leaves(output);
     auto cts_in = tree_leaves(cotangent);
     if (!same_structure(tree_map([](const Array&) { return Array(); }, output),
@@ -200,9 +192,11 @@ Traced trace(const std::function<Tree(const std::vector<Array>&)>& f,
                     " for an output of shape " + outs[i].shape().str());
       }
     }
-    return backward(id, leaf_nodes, outs, cts_in);
+    return backward(id, leaf_nodes, outs, cts_in, sparse);
   };
-  return Traced{std::move(output), std::move(pullback)};
+  auto shared = std::make_shared<decltype(pullback)>(std::move(pullback));
+  return Traced{std::move(output), [shared](const Tree& ct) { return (*shared)(ct, false); },
+                [shared](const Tree& ct) { return (*shared)(ct, true); }};
 }
 
 void check_scalar_output(const Array& out, const char* fn_name) {

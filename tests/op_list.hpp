@@ -257,6 +257,18 @@ inline std::vector<OpCase> numpy_op_cases() {
                [](In in) { return rnd::choice(rnd::Key(in[0]), 5, {3}, false); },
                {key},
                false});
+  c.push_back({"random_bernoulli",
+               [](In in) { return rnd::bernoulli(rnd::Key(in[0]), 0.3, Shape{4}); },
+               {key},
+               false});
+  c.push_back({"random_bernoulli",
+               [](In in) { return rnd::bernoulli(rnd::Key(in[0]), in[1]); },
+               {key, wave64({2, 3}, 0.1, 0.4, 0.5)},
+               false});
+  c.push_back({"random_key_index",
+               [](In in) { return rnd::Key(in[0])[1].data(); },
+               {rnd::split(rnd::key(42), 3).data()},
+               false});
   return c;
 }
 

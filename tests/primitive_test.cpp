@@ -5,12 +5,14 @@
 
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <cstring>
 #include <string>
 #include <vector>
 
 #include "loom/loom.hpp"
 #include "op_list.hpp"
+#include "test_util.hpp"
 
 namespace {
 
@@ -110,6 +112,32 @@ TEST(Primitive, ImplsRecomputeFromNewInputs) {
   const Array y = loom::testing::op_list_detail::wave64({2, 3}, 2.0);
   EXPECT_TRUE(same_bits(sink.seen[0].impl({y}), jnp::exp(y)));
   EXPECT_TRUE(same_bits(sink.seen[1].impl({y}), jnp::sum(y, 1)));
+}
+
+TEST(Primitive, SecondOrderFlowsThroughTheNumpyVjps) {
+  // grad of (grad f . sin) against central finite differences of the first-order gradient: the
+  // VJPs of the reductions (composite under a higher-order trace), of slice/pad/concatenate/take/
+  // take_along_axis (bound transpose primitives) and of the elementwise ops (residuals with
+  // history) differentiate again.
+  namespace jnp = loom::numpy;
+  const Array x = loom::testing::op_list_detail::wave64({2, 3}, 0.4, 0.8);
+  const Array idx(std::vector<int>{0, 2, 2, 4}, loom::Shape{4}, DType::int32);
+  const Array idx2(std::vector<int>{2, 0, 1, 1}, loom::Shape{2, 2}, DType::int32);
+  auto f = [&](const Array& v) {
+    return jnp::sum(jnp::logsumexp(v, 1) * jnp::max(v * v, 1)) + jnp::sum(jnp::var(v, 0)) +
+           jnp::sum(jnp::std(v, 1)) + jnp::sum(jnp::min(v * v * v, 0)) + jnp::sum(jnp::prod(v, 1)) +
+           jnp::sum(jnp::square(jnp::take(jnp::pad(v, {{1, 0}, {0, 2}}, 0.0), idx, 1))) +
+           jnp::sum(jnp::square(jnp::concatenate({v, v * v}, 1))) +
+           jnp::sum(jnp::square(jnp::take_along_axis(v, idx2, 1))) +
+           jnp::sum(jnp::square(jnp::slice(v, {jnp::Slice{}, jnp::Slice{0, 3, 2}}))) +
+           jnp::sum(jnp::where(v > 0.0, jnp::exp(v), jnp::sin(v)) * jnp::mean(jnp::tanh(v), 0)) +
+           jnp::sum(jnp::power(jnp::abs(v) + 1.0, v) / (jnp::sqrt(v * v + 1.0)));
+  };
+  auto gf = [&](const Array& v) { return jnp::sum(loom::grad(f)(v) * jnp::sin(v)); };
+  const std::vector<double> h = loom::grad(gf)(x).to_vector<double>();
+  const std::vector<double> fd = loom::testing::finite_difference_grad(gf, x, 1e-5);
+  ASSERT_EQ(h.size(), fd.size());
+  for (std::size_t i = 0; i < h.size(); ++i) EXPECT_NEAR(h[i], fd[i], 1e-6 * (1 + std::abs(fd[i])));
 }
 
 TEST(Primitive, NothingIsBoundWithoutATransformation) {

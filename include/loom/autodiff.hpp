@@ -44,6 +44,8 @@ bool tracing();
 struct Traced {
   Tree output;
   std::function<std::vector<Array>(const Tree& cotangent)> pullback;
+  /// The same, with an invalid Array instead of zeros for leaves that get no cotangent.
+  std::function<std::vector<Array>(const Tree& cotangent)> sparse_pullback;
 };
 Traced trace(const std::function<Tree(const std::vector<Array>&)>& f,
              const std::vector<Array>& leaves);
@@ -171,3 +173,4 @@ auto vjp(F f, const X& x) {
 
 // Forward mode, Jacobians and custom rules build on the above.
 #include "loom/autodiff/forward.hpp"  // IWYU pragma: export
+#include "loom/autodiff/custom.hpp"  // IWYU pragma: export

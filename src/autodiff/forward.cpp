@@ -1,11 +1,12 @@
 // Forward mode by transposition (see loom/autodiff/forward.hpp): the recorded pullback of f is
 // linear in its cotangent, and its own pullback is the Jacobian-vector product.
+#include "loom/autodiff/forward.hpp"
+
 #include <cstdio>
 #include <string>
 
 #include "detail/dispatch.hpp"
 #include "detail/tape.hpp"
-#include "loom/autodiff/forward.hpp"
 #include "loom/numpy.hpp"
 
 namespace loom::detail {
@@ -54,8 +55,8 @@ void check_tangents(const std::vector<Array>& primals, const std::vector<Array>&
     if (p.shape() != t.shape() || p.dtype() != t.dtype()) {
       // As JAX's jvp: "primal and tangent arguments to jax.jvp do not match".
       throw Error(std::string(fn_name) + ": primal and tangent arguments do not match: primal " +
-                  std::to_string(i) + " is " + describe(p) + " but its tangent is " +
-                  describe(t) + " (a tangent must have its primal's shape and dtype)");
+                  std::to_string(i) + " is " + describe(p) + " but its tangent is " + describe(t) +
+                  " (a tangent must have its primal's shape and dtype)");
     }
   }
 }

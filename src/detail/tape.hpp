@@ -1,12 +1,7 @@
 // Private: the autodiff graph (see loom/autodiff.hpp and detail/primitive.hpp).
 //
-// Ops declare their VJP with detail::bind (detail/primitive.hpp). The legacy
-//
-//   detail::record(out, {&x}, [x = x.detached()](const Array& g) { return ...; });
-//
-// still works during the transition (first order only: its residuals are detached), but jit and
-// vmap do not see it. A pullback returns one cotangent per input, in the inputs' order; an
-// invalid Array() means "no contribution".
+// Ops declare their VJP with detail::bind (detail/primitive.hpp); a VJP returns one cotangent
+// per input, in the inputs' order; an invalid Array() means "no contribution".
 //
 // One graph serves every nested trace. A node's `stamp` is the largest trace id among the leaves
 // it descends from, so the backward pass of trace T skips every node stamped below T (it cannot
@@ -15,7 +10,6 @@
 #pragma once
 
 #include <functional>
-#include <initializer_list>
 #include <memory>
 #include <vector>
 
@@ -23,8 +17,6 @@
 #include "loom/array.hpp"
 
 namespace loom::detail {
-
-using Pullback = std::function<std::vector<Array>(const Array& cotangent)>;
 
 struct Node : std::enable_shared_from_this<Node> {
   std::vector<std::shared_ptr<Node>> parents;  // one per op input; null when untracked
@@ -52,17 +44,6 @@ struct NoRecordGuard {
   NoRecordGuard(const NoRecordGuard&) = delete;
   NoRecordGuard& operator=(const NoRecordGuard&) = delete;
 };
-
-void record_impl(Array& out, std::initializer_list<const Array*> inputs, Pullback pullback);
-void record_impl(Array& out, const std::vector<Array>& inputs, Pullback pullback);
-
-/// Legacy: attaches the VJP of `out` with respect to `inputs` when any input has history.
-inline void record(Array& out, std::initializer_list<const Array*> inputs, Pullback pullback) {
-  if (recording()) record_impl(out, inputs, std::move(pullback));
-}
-inline void record(Array& out, const std::vector<Array>& inputs, Pullback pullback) {
-  if (recording()) record_impl(out, inputs, std::move(pullback));
-}
 
 /// Attaches a node to `out` (when some input has history) whose VJP is `vjp`; `keep_output`
 /// saves the detached output for it. The engine's own entry for custom rules.
