@@ -91,6 +91,35 @@ TEST(LaxNnPrimitives, HessianVectorProductsMatchFiniteDifferences) {
   }
 }
 
+// Mixed second derivatives d/dx_j (v . grad_k f): for bilinear ops (contract, conv) the pure
+// Hessian is zero, so these are what exercise the VJPs of their backward primitives.
+TEST(LaxNnPrimitives, MixedSecondDerivativesMatchFiniteDifferences) {
+  for (const OpCase& c : testing::lax_nn_op_cases()) {
+    if (!c.differentiable) continue;
+    const Array w = weights_like(c.fn(c.inputs));
+    for (std::size_t k = 0; k < c.inputs.size(); ++k) {
+      for (std::size_t j = 0; j < c.inputs.size(); ++j) {
+        if (j == k || c.inputs[k].dtype() != DType::float64 ||
+            c.inputs[j].dtype() != DType::float64) {
+          continue;
+        }
+        const Array v = weights_like(c.inputs[k]) - 0.4;
+        auto cross = [&c, k, j, w, v](const Array& xj) {
+          auto fk = [&c, k, j, &w, &xj](const Array& xk) {
+            std::vector<Array> in = c.inputs;
+            in[k] = xk;
+            in[j] = xj;
+            return numpy::sum(c.fn(in).astype(DType::float64) * w);
+          };
+          return numpy::sum(grad(fk)(c.inputs[k]) * v);
+        };
+        EXPECT_TRUE(testing::grad_matches_fd(cross, c.inputs[j], 1e-5))
+            << c.name << " d/d input " << j << " of grad " << k;
+      }
+    }
+  }
+}
+
 TEST(LaxNnPrimitives, CompositeVjpIsOffByDefault) {
   EXPECT_FALSE(detail::use_composite_vjp());
   {
