@@ -95,7 +95,7 @@ TEST(Vmap, InAxesNoneAndOutAxes) {
   for (int b = 0; b < 3; ++b) loop.push_back(f(jnp::index(x, b, 1), w));
   EXPECT_TRUE(close(got, jnp::stack(loop, 1)));
   // An unbatched result is broadcast along out_axes.
-  Array c = loom::vmap([](const Array& a, const Array& b) { return b * 2.0; },
+  Array c = loom::vmap([](const Array&, const Array& b) { return b * 2.0; },
                        {.in_axes = {0, std::nullopt}})(x, w);
   EXPECT_EQ(c.shape(), (loom::Shape{4, 4}));
 }
