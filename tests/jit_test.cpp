@@ -6,6 +6,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <cstring>
 #include <thread>
 
@@ -32,6 +33,23 @@ bool same_bits(const Tree& a, const Tree& b) {
   if (la.size() != lb.size()) return false;
   for (std::size_t i = 0; i < la.size(); ++i)
     if (!same_bits(la[i], lb[i])) return false;
+  return true;
+}
+// Within float32 rounding: under jit the fused backward kernels (here softmax cross-entropy's)
+// run their composite form (loom/jit.hpp lists them), which may differ in the last bits.
+bool near_bits(const Array& a, const Array& b) {
+  if (a.shape() != b.shape() || a.dtype() != b.dtype()) return false;
+  auto va = a.astype(loom::DType::float64).to_vector<double>();
+  auto vb = b.astype(loom::DType::float64).to_vector<double>();
+  for (std::size_t i = 0; i < va.size(); ++i)
+    if (!(std::abs(va[i] - vb[i]) <= 1e-6 + 1e-5 * std::abs(vb[i]))) return false;
+  return true;
+}
+bool near_bits(const Tree& a, const Tree& b) {
+  auto la = loom::tree_leaves(a), lb = loom::tree_leaves(b);
+  if (la.size() != lb.size()) return false;
+  for (std::size_t i = 0; i < la.size(); ++i)
+    if (!near_bits(la[i], lb[i])) return false;
   return true;
 }
 
@@ -204,7 +222,8 @@ TEST(Jit, DeadCodeIsRemoved) {
 }
 
 // Flax's MNIST CNN (examples/mnist) trained one SGD-momentum step: the jitted step equals the
-// eager one bit for bit, on two consecutive steps with different batches.
+// eager one to float32 rounding (the fused cross-entropy backward runs its composite form under
+// jit), on two consecutive steps with different batches.
 struct StepOut {
   Tree params, opt_state;
   Array loss;
@@ -231,9 +250,9 @@ TEST(Jit, CnnTrainingStepEqualsEager) {
     Array labels(std::vector<std::int32_t>{1, 3, 5, 7 - i}, loom::Shape{4});
     auto [p1, s1, l1] = step(pe, se, images, labels);
     auto [p2, s2, l2] = jstep(pj, sj, images, labels);
-    EXPECT_TRUE(same_bits(l1, l2)) << "step " << i;
-    EXPECT_TRUE(same_bits(p1, p2)) << "step " << i;
-    EXPECT_TRUE(same_bits(s1, s2)) << "step " << i;
+    EXPECT_TRUE(near_bits(l1, l2)) << "step " << i;
+    EXPECT_TRUE(near_bits(p1, p2)) << "step " << i;
+    EXPECT_TRUE(near_bits(s1, s2)) << "step " << i;
     pe = p1, se = s1, pj = p2, sj = s2;
   }
   EXPECT_EQ(jstep.cache_hits(), 1u);
@@ -259,7 +278,7 @@ TEST(Jit, CnnGradEqualsEager) {
     Tree a = g(params, images, labels), b = jg(params, images, labels);
     for (auto& [path, leaf] : loom::tree_leaves_with_path(a)) {
       const Array& other = b.at_path(path).leaf();
-      EXPECT_TRUE(same_bits(leaf, other)) << "step " << i << " " << path.front() << "/" << path.back();
+      EXPECT_TRUE(near_bits(leaf, other)) << "step " << i << " " << path.front() << "/" << path.back();
     }
   }
 }

@@ -1,5 +1,11 @@
 // loom::jit: trace a function once per signature into a graph of primitives and replay it
-// (jax.jit). No fusion: results equal eager execution bit for bit.
+// (jax.jit). No fusion: results equal eager execution bit for bit, with one documented
+// exception: a VJP whose eager form is a hand-written backward kernel (the jax.nn activations,
+// glu, softmax, log_softmax and standardize; LayerNorm/RMSNorm rows; the fused softmax
+// cross-entropy with integer labels and sigmoid binary cross-entropy; the var, std, max, min,
+// prod and logsumexp reductions) computes its cotangent with composite loom ops while a jit or
+// vmap capture traces it, since the kernel is not a primitive the graph could replay. The
+// composite cotangent equals the kernel's to float rounding (the last bits may differ).
 //
 //   auto f = loom::jit([](const loom::Array& x, const loom::Array& y) {
 //     return jnp::sum(jnp::tanh(x) * y);

@@ -15,6 +15,7 @@
 // the kernel path.
 #pragma once
 
+#include "detail/primitive.hpp"
 #include "detail/tape.hpp"
 
 namespace loom::detail {
@@ -22,9 +23,12 @@ namespace loom::detail {
 /// Test hook: run every composite VJP path even when nothing records (first order).
 inline thread_local bool g_force_composite_vjp = false;
 
-/// True inside a VJP that must stay differentiable (see the file comment).
+/// True inside a VJP that must stay differentiable (see the file comment), and inside one a
+/// jit/vmap capture traces: the fast backward kernel is not a bound primitive, so a capture
+/// would bake its result in as a constant; the composite ops are primitives it replays. (The
+/// composite cotangent can differ from the kernel's in the last bits: jit's documented list.)
 inline bool use_composite_vjp() {
-  return recording() || g_force_composite_vjp;
+  return recording() || current_capture() != nullptr || g_force_composite_vjp;
 }
 
 /// Sets g_force_composite_vjp for a scope (tests).

@@ -13,6 +13,7 @@
 #include <cstring>
 #include <string>
 
+#include "detail/host_read.hpp"
 #include "detail/dispatch.hpp"
 #include "detail/primitive.hpp"
 #include "detail/tape.hpp"
@@ -304,6 +305,7 @@ void check_integer_indices(const Array& indices, const char* op) {
 // Indices as int64 in [0, n), negative ones counted from the end; anything else is an error.
 std::vector<std::int64_t> checked_indices(const Array& indices, std::int64_t n, const char* op,
                                           int axis, const Shape& shape) {
+  loom::detail::KernelRead reading;
   const std::vector<double> raw = indices.to_vector<double>();  // exact for 32-bit integers
   std::vector<std::int64_t> idx(raw.begin(), raw.end());
   for (std::int64_t& i : idx) {
@@ -905,7 +907,10 @@ Array one_hot(const Array& indices, std::int64_t num_classes, DType dtype) {
   out_shape.push_back(num_classes);
   Array out = zeros(out_shape, dtype);
   // As jax.nn.one_hot: row k is (indices == arange(num_classes)); anything else is all zeros.
-  const std::vector<double> v = indices.to_vector<double>();
+  const std::vector<double> v = [&] {
+    loom::detail::KernelRead reading;
+    return indices.to_vector<double>();
+  }();
   detail::dispatch(dtype, [&]<typename T>() {
     T* p = out.mutable_data<T>();
     for (std::size_t j = 0; j < v.size(); ++j) {

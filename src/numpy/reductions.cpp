@@ -21,6 +21,7 @@
 #include <string>
 #include <string_view>
 
+#include "detail/composite_vjp.hpp"
 #include "detail/dispatch.hpp"
 #include "detail/primitive.hpp"
 #include "detail/tape.hpp"
@@ -403,10 +404,11 @@ Array broadcast_back(const Array& g, const Plan& p, const Shape& x_shape, double
   return divide(b, weak_scalar(divisor, b));  // T(divisor) division, as the kernel did
 }
 
-// A second-order VJP (a grad trace records the backward pass) is built of differentiable ops;
-// a first-order one runs the fused kernel below it.
+// A second-order VJP (a grad trace records the backward pass) is built of differentiable ops,
+// and so is one a jit/vmap capture traces (the fused kernel below is not a primitive of its
+// own, so a capture could not replay it); an eager first-order one runs the fused kernel.
 bool higher_order() {
-  return detail::recording();
+  return detail::use_composite_vjp();
 }
 
 // x in (O, R, I) layout with its history (to_layout detaches).

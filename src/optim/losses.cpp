@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "detail/host_read.hpp"
 #include "detail/composite_vjp.hpp"
 #include "detail/dispatch.hpp"
 #include "detail/primitive.hpp"
@@ -267,6 +268,7 @@ Array cosine_distance(const Array& predictions, const Array& targets, double eps
 }
 
 Array accuracy(const Array& logits, const Array& labels) {
+  loom::detail::KernelRead reading;
   const std::vector<std::int32_t> lab = checked_labels(logits, labels, "accuracy");
   const std::vector<std::int32_t> pred =
       jnp::argmax(logits, -1).astype(DType::int32).to_vector<std::int32_t>();

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "detail/host_read.hpp"
 #include "detail/dispatch.hpp"
 #include "loom/numpy/manipulation.hpp"
 #include "loom/random.hpp"
@@ -392,7 +393,10 @@ Array bernoulli(const Key& key, const Array& p, std::optional<Shape> shape) {
     throw Error("random.bernoulli: p of shape " + p.shape().str() +
                 " must broadcast to the requested shape " + s.str());
   }
-  const std::vector<double> pv = p.to_vector<double>();
+  const std::vector<double> pv = [&] {
+    loom::detail::KernelRead reading;
+    return p.to_vector<double>();
+  }();
   for (double v : pv) detail::check_probability(v, "bernoulli");
   const Array u = detail::uniform_scaled(key, s, p.dtype(), 0.0, 1.0, 1.0, "bernoulli");
   const std::vector<std::int64_t> map = detail::broadcast_map(p.shape(), s);
