@@ -16,6 +16,9 @@ packages=(
   libopenmpi-dev openmpi-bin     # loom::distributed over MPI; mpirun -np 2 tests
 )
 
+# With arguments, installs those packages instead (scripts/install-bench-deps.sh uses this).
+if [ $# -gt 0 ]; then packages=("$@"); fi
+
 missing=()
 for p in "${packages[@]}"; do
   if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
@@ -24,7 +27,7 @@ for p in "${packages[@]}"; do
 done
 
 if [ ${#missing[@]} -gt 0 ]; then
-  echo "install-deps: installing ${missing[*]}"
+  echo "$(basename "$0"): installing ${missing[*]}"
   SUDO=""
   if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
   export DEBIAN_FRONTEND=noninteractive

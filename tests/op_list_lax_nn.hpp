@@ -22,19 +22,11 @@
 namespace loom::testing {
 
 namespace op_list_lax_nn_detail {
-
-// sin(0.37 i + phase) * scale + shift: distinct values, none at 0 for the phases used below.
+// The same deterministic inputs as tests/op_list.hpp: sin(0.37 i + phase) * scale + shift.
 inline Array waves(Shape shape, double phase, double scale = 1.0, double shift = 0.0) {
-  std::vector<double> v(static_cast<std::size_t>(shape.numel()));
-  for (std::size_t i = 0; i < v.size(); ++i)
-    v[i] = std::sin(0.37 * double(i) + phase) * scale + shift;
-  return Array(v, shape, DType::float64);
+  return op_list_detail::wave64(shape, phase, scale, shift);
 }
-
-inline Array ints(std::vector<std::int32_t> v, Shape shape) {
-  return Array(v, shape, DType::int32);
-}
-
+using op_list_detail::ints;
 }  // namespace op_list_lax_nn_detail
 
 /// Every primitive bound in src/lax, src/nn and src/optim.
