@@ -14,8 +14,13 @@ CaptureSink*& current_capture() {
 }
 
 void bind_impl(const Primitive& prim, Array& out, const std::vector<const Array*>& inputs,
-               Impl impl, Vjp vjp) {
-  if (CaptureSink* sink = current_capture()) sink->on_primitive(prim, out, inputs, impl);
+               Impl impl, Vjp vjp, BatchRule batch) {
+  if (CaptureSink* sink = current_capture()) {
+    // The rule rides inside the impl (RuledImpl) only when a capture will keep it; a grad
+    // trace alone never needs it.
+    if (batch) impl = Impl(RuledImpl{std::move(impl), std::move(batch)});
+    sink->on_primitive(prim, out, inputs, impl);
+  }
   if (vjp && recording()) record_vjp(prim, out, inputs, std::move(vjp));
 }
 

@@ -5,7 +5,9 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdio>
 #include <cstring>
+#include <string>
 
 #include "loom/loom.hpp"
 #include "op_list_lax_nn.hpp"
@@ -50,6 +52,7 @@ Array batch_of(const Array& a) {
 }
 
 TEST(Vmap, EveryOpEqualsALoop) {
+  loom::detail::vmap_counts() = {};
   for (const auto& c : all_cases()) {
     SCOPED_TRACE(c.name);
     try {
@@ -83,6 +86,19 @@ TEST(Vmap, EveryOpEqualsALoop) {
     } catch (const loom::Error& e) {
       ADD_FAILURE() << c.name << ": " << e.what();
     }
+  }
+  // Which primitives ran once on the batch and which still loop over the examples (issue 9's
+  // list of primitives without a batching rule).
+  const loom::detail::VmapCounts counts = loom::detail::vmap_counts();
+  std::string ruled, looped;
+  for (const auto& [name, n] : counts.rule) ruled += " " + name;
+  for (const auto& [name, n] : counts.loop) looped += " " + name;
+  std::printf("vmap batching rules used:%s\nvmap primitives still looping:%s\n", ruled.c_str(),
+              looped.c_str());
+  for (const char* name : {"contract", "sum", "mean", "max", "reshape", "transpose", "slice",
+                           "concatenate", "broadcast_to", "softmax", "log_softmax"}) {
+    EXPECT_TRUE(counts.loop.count(name) == 0) << name << " loops";
+    EXPECT_TRUE(counts.rule.count(name) == 1) << name << " has no rule in the op lists";
   }
 }
 

@@ -19,13 +19,16 @@
 // argument's in_axes entry. How it works: f is traced once on example 0 of the batched
 // arguments (see loom/jit.hpp: its side effects run once, and reading a batched value on the
 // host inside f is a loom::Error), then the graph is evaluated on the whole batch: primitives
-// that broadcast elementwise run once on the batch, every other primitive runs once per example
-// and the results are stacked (exact; a primitive with no batched input runs once). Results
-// equal a loop over the examples bit for bit. vmap nests (an inner vmap's batched evaluation
+// that broadcast elementwise run once on the batch, primitives with a batching rule
+// (contractions, reductions, shape ops, softmax, losses, conv, pooling...) run once on the batch
+// with their axes shifted past the batch axis, and the rest run once per example and the results
+// are stacked (a primitive with no batched input runs once). Results equal a loop over the
+// examples up to floating-point reassociation (a batched GEMM may sum in another order). vmap nests (an inner vmap's batched evaluation
 // is what the outer one traces) and composes with grad and jit.
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <tuple>
@@ -66,6 +69,13 @@ VmapBatch vmap_prepare(const std::vector<Array>& leaves, const std::vector<int>&
 /// at `out_axes`.
 std::vector<Array> vmap_evaluate(const Graph& graph, const VmapBatch& batch,
                                  std::optional<int> out_axes);
+/// How vmap ran each primitive with a batched input on this thread, by primitive name: once on
+/// the batch (elementwise or its batching rule) or once per example (loop). Accumulates until
+/// reset (`vmap_counts() = {}`); for tests and for finding primitives that still loop.
+struct VmapCounts {
+  std::map<std::string, std::int64_t> elementwise, rule, loop;
+};
+VmapCounts& vmap_counts();
 [[noreturn]] void throw_vmap_in_axes_count(std::size_t in_axes, std::size_t args);
 
 }  // namespace detail

@@ -57,6 +57,34 @@ struct Primitive {
 using Impl = std::function<Array(const std::vector<Array>& inputs)>;
 using Vjp = std::function<std::vector<Array>(const Array& cotangent, const Array& output)>;
 
+/// vmap's batching rule (JAX's per-primitive batcher): the op applied to a whole batch at once.
+/// `in[i]` carries the batch on axis 0 where `batched[i]` and is shared by every example
+/// otherwise (at least one is batched); the result carries the batch on axis 0. Written in
+/// loom ops, so it composes with an enclosing grad/jit/vmap. Returning an invalid Array() means
+/// "not covered" (vmap then loops over the examples). Passed as bind's optional last argument:
+///
+///   detail::bind(kSum, out, {&x}, impl, vjp,
+///                /*batch=*/[axes, keepdims](const std::vector<Array>& in,
+///                                           const std::vector<bool>&) {
+///                  return sum(in[0], shifted(axes), keepdims);
+///                });
+using BatchRule =
+    std::function<Array(const std::vector<Array>& in, const std::vector<bool>& batched)>;
+
+/// An Impl carrying its primitive's batching rule: how a rule reaches a capture's graph node
+/// without widening CaptureSink (jit replays it as the plain impl; vmap looks the rule up).
+struct RuledImpl {
+  Impl impl;
+  BatchRule batch;
+  Array operator()(const std::vector<Array>& in) const { return impl(in); }
+};
+
+/// The batching rule bound with `impl`, or null when the op has none.
+inline const BatchRule* batch_rule_of(const Impl& impl) {
+  const RuledImpl* r = impl.target<RuledImpl>();
+  return r != nullptr && r->batch ? &r->batch : nullptr;
+}
+
 /// Number of transformations (grad traces, jit/vmap captures) active on this thread.
 extern thread_local int g_transform_depth;
 
@@ -78,7 +106,7 @@ CaptureSink*& current_capture();
 
 /// Registers `out` as the result of `prim` applied to `inputs` with every active transformation.
 void bind_impl(const Primitive& prim, Array& out, const std::vector<const Array*>& inputs,
-               Impl impl, Vjp vjp);
+               Impl impl, Vjp vjp, BatchRule batch = {});
 
 template <typename ImplF, typename VjpF>
 inline void bind(const Primitive& prim, Array& out, std::initializer_list<const Array*> inputs,
@@ -96,6 +124,26 @@ inline void bind(const Primitive& prim, Array& out, const std::vector<Array>& in
   ptrs.reserve(inputs.size());
   for (const Array& a : inputs) ptrs.push_back(&a);
   bind_impl(prim, out, ptrs, Impl(std::forward<ImplF>(impl)), Vjp(std::forward<VjpF>(vjp)));
+}
+
+/// bind with a batching rule for vmap (see BatchRule).
+template <typename ImplF, typename VjpF, typename BatchF>
+inline void bind(const Primitive& prim, Array& out, std::initializer_list<const Array*> inputs,
+                 ImplF&& impl, VjpF&& vjp, BatchF&& batch) {
+  if (!transforming()) return;
+  bind_impl(prim, out, std::vector<const Array*>(inputs), Impl(std::forward<ImplF>(impl)),
+            Vjp(std::forward<VjpF>(vjp)), BatchRule(std::forward<BatchF>(batch)));
+}
+
+template <typename ImplF, typename VjpF, typename BatchF>
+inline void bind(const Primitive& prim, Array& out, const std::vector<Array>& inputs,
+                 ImplF&& impl, VjpF&& vjp, BatchF&& batch) {
+  if (!transforming()) return;
+  std::vector<const Array*> ptrs;
+  ptrs.reserve(inputs.size());
+  for (const Array& a : inputs) ptrs.push_back(&a);
+  bind_impl(prim, out, ptrs, Impl(std::forward<ImplF>(impl)), Vjp(std::forward<VjpF>(vjp)),
+            BatchRule(std::forward<BatchF>(batch)));
 }
 
 /// Reverse-mode half of bind_impl, implemented by the autodiff engine (src/autodiff.cpp):

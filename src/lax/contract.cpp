@@ -492,6 +492,26 @@ Array contract(const Array& a, const std::vector<int>& la, const Array& b,
         const Array gc = g.dtype() == a.dtype() ? g : g.astype(a.dtype());
         return std::vector<Array>{need_a ? contract(gc, lc, b, lb, la, a.shape()) : Array(),
                                   need_b ? contract(a, la, gc, lc, lb, b.shape()) : Array()};
+      },
+      // The batch is one more label (jax's _dot_general_batch_rule): a batch index when both
+      // sides carry it, a free index of the batched side otherwise, so one shared operand makes
+      // a single bigger GEMM instead of one per example.
+      [la, lb, lc, c_shape](const std::vector<Array>& in, const std::vector<bool>& batched) {
+        int top = -1;
+        for (const auto* l : {&la, &lb, &lc})
+          for (int x : *l) top = std::max(top, x);
+        const int bl = top + 1;
+        auto with = [bl](bool on, const std::vector<int>& l) {
+          if (!on) return l;
+          std::vector<int> out{bl};
+          out.insert(out.end(), l.begin(), l.end());
+          return out;
+        };
+        const std::int64_t size = in[batched[0] ? 0 : 1].shape()[0];
+        Shape cs = c_shape;
+        cs.insert(0, size);
+        return contract(in[0], with(batched[0], la), in[1], with(batched[1], lb), with(true, lc),
+                        cs);
       });
   return out;
 }
@@ -524,6 +544,11 @@ Array permute(const Array& x, const std::vector<int>& perm) {
           for (std::size_t i = 0; i < perm.size(); ++i)
             inv[static_cast<std::size_t>(perm[i])] = static_cast<int>(i);
           return std::vector<Array>{permute(g, inv)};
+        },
+        [perm](const std::vector<Array>& in, const std::vector<bool>&) {
+          std::vector<int> p{0};
+          for (int a : perm) p.push_back(a + 1);
+          return permute(in[0], p);
         });
   }
   return out;

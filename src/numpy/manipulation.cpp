@@ -13,6 +13,7 @@
 #include <cstring>
 #include <string>
 
+#include "detail/batching.hpp"
 #include "detail/host_read.hpp"
 #include "detail/dispatch.hpp"
 #include "detail/primitive.hpp"
@@ -244,6 +245,12 @@ Array strided_gather(const Array& x, std::int64_t offset, const Dims& ss, const 
         [offset, ss, shape](const In& in) { return strided_gather(in[0], offset, ss, shape); },
         [offset, ss, x_shape = x.shape()](const Array& g, const Array&) {
           return std::vector<Array>{strided_scatter(g, x_shape, offset, ss)};
+        },
+        [offset, ss, shape](const In& in, const std::vector<bool>&) {
+          // Each example is one contiguous block of the batched operand.
+          Dims bs{in[0].size() / in[0].shape()[0]};
+          bs.insert(bs.end(), ss.begin(), ss.end());
+          return strided_gather(in[0], offset, bs, detail::batched_shape(in[0].shape()[0], shape));
         });
   return out;
 }
@@ -260,6 +267,11 @@ Array strided_scatter(const Array& g, const Shape& shape, std::int64_t offset, c
         [shape, offset, ss](const In& in) { return strided_scatter(in[0], shape, offset, ss); },
         [offset, ss, g_shape = g.shape()](const Array& gg, const Array&) {
           return std::vector<Array>{strided_gather(gg, offset, ss, g_shape)};
+        },
+        [shape, offset, ss](const In& in, const std::vector<bool>&) {
+          Dims bs{shape.numel()};
+          bs.insert(bs.end(), ss.begin(), ss.end());
+          return strided_scatter(in[0], detail::batched_shape(in[0].shape()[0], shape), offset, bs);
         });
   return out;
 }
@@ -350,6 +362,11 @@ Array scatter_add_take(const Array& g, const Shape& x_shape, const std::vector<s
         [idx, O, N, I, g_shape = g.shape()](const Array& gg, const Array&) {
           return std::vector<Array>{
               reshape(take(reshape(gg, {O, N, I}), indices_array(idx), 1), g_shape.to_vector())};
+        },
+        [x_shape, idx, O, N, I](const In& in, const std::vector<bool>&) {
+          // The batch is an outer loop of the scatter: O grows by the batch size.
+          const std::int64_t size = in[0].shape()[0];
+          return scatter_add_take(in[0], detail::batched_shape(size, x_shape), idx, size * O, N, I);
         });
   return out;
 }
@@ -435,6 +452,11 @@ Array reshape(const Array& x, std::vector<std::int64_t> shape) {
         kReshape, out, {&x}, [shape](const In& in) { return reshape(in[0], shape); },
         [in_shape = x.shape()](const Array& g, const Array&) {
           return std::vector<Array>{reshape(g, in_shape.to_vector())};
+        },
+        [shape](const In& in, const std::vector<bool>&) {
+          std::vector<std::int64_t> s{in[0].shape()[0]};
+          s.insert(s.end(), shape.begin(), shape.end());
+          return reshape(in[0], s);
         });
   return out;
 }
@@ -485,6 +507,11 @@ Array transpose(const Array& x, std::vector<int> axes) {
         kTranspose, out, {&x}, [perm](const In& in) { return transpose(in[0], perm); },
         [inv = inverse_permutation(perm)](const Array& g, const Array&) {
           return std::vector<Array>{transpose(g, inv)};
+        },
+        [perm](const In& in, const std::vector<bool>&) {
+          std::vector<int> p{0};
+          for (int a : perm) p.push_back(a + 1);
+          return transpose(in[0], p);
         });
   return out;
 }
@@ -570,6 +597,14 @@ Array broadcast_to(const Array& x, Shape shape) {
         kBroadcastTo, out, {&x}, [shape](const In& in) { return broadcast_to(in[0], shape); },
         [in_shape = x.shape()](const Array& g, const Array&) {
           return std::vector<Array>{detail::unbroadcast(g, in_shape)};
+        },
+        [shape](const In& in, const std::vector<bool>&) {
+          // Size-1 axes after the batch give the example the target's rank, then broadcast.
+          const Array& x = in[0];
+          std::vector<std::int64_t> s{x.shape()[0]};
+          for (int d = x.ndim() - 1; d < shape.size(); ++d) s.push_back(1);
+          for (int d = 1; d < x.ndim(); ++d) s.push_back(x.shape()[d]);
+          return broadcast_to(reshape(x, s), detail::batched_shape(x.shape()[0], shape));
         });
   return out;
 }
@@ -628,6 +663,13 @@ Array concatenate(const std::vector<Array>& xs, int axis) {
             gs.push_back(part);
           }
           return gs;
+        },
+        [ax](const In& in, const std::vector<bool>& batched) {
+          const std::int64_t size = detail::batch_size(in, batched);
+          std::vector<Array> parts;
+          for (std::size_t k = 0; k < in.size(); ++k)
+            parts.push_back(detail::with_batch(in[k], batched[k], size));
+          return concatenate(parts, ax + 1);
         });
   }
   return out;
@@ -746,6 +788,11 @@ Array slice(const Array& x, const std::vector<Slice>& slices) {
         kSlice, out, {&x}, [slices](const In& in) { return slice(in[0], slices); },
         [in_shape = x.shape(), offset, ss](const Array& g, const Array&) {
           return std::vector<Array>{strided_scatter(g, in_shape, offset, ss)};
+        },
+        [slices](const In& in, const std::vector<bool>&) {
+          std::vector<Slice> s{Slice{}};
+          s.insert(s.end(), slices.begin(), slices.end());
+          return slice(in[0], s);
         });
   return out;
 }
@@ -805,6 +852,12 @@ Array pad(const Array& x, const std::vector<std::pair<std::int64_t, std::int64_t
         [pad_width, constant_value](const In& in) { return pad(in[0], pad_width, constant_value); },
         [in_shape = x.shape(), offset, ds](const Array& g, const Array&) {
           return std::vector<Array>{strided_gather(g, offset, ds, in_shape)};
+        },
+        [pad_width, constant_value](const In& in, const std::vector<bool>&) {
+          const int nd = in[0].ndim() - 1;
+          std::vector<std::pair<std::int64_t, std::int64_t>> pw{{0, 0}};
+          for (int d = 0; d < nd; ++d) pw.push_back(pad_width.size() == 1 ? pad_width[0] : pad_width[std::size_t(d)]);
+          return pad(in[0], pw, constant_value);
         });
   return out;
 }
@@ -842,6 +895,12 @@ Array take(const Array& x, const Array& indices, std::optional<int> axis) {
         kTake, out, {&x, &indices}, [ax](const In& in) { return take(in[0], in[1], ax); },
         [in_shape = x.shape(), idx, O, n, I](const Array& g, const Array&) {
           return std::vector<Array>{scatter_add_take(g, in_shape, idx, O, n, I), Array()};
+        },
+        [ax](const In& in, const std::vector<bool>& batched) {
+          if (!batched[1]) return take(in[0], in[1], ax + 1);
+          // Batched indices into a shared array: the batch lands at `ax`; move it to the front.
+          if (!batched[0]) return moveaxis(take(in[0], in[1], ax), ax, 0);
+          return Array();  // both batched: per example
         });
   return out;
 }
@@ -894,6 +953,11 @@ Array take_along_axis(const Array& x, const Array& indices, int axis) {
           // x was broadcast to `shape` first: the scatter's sum comes back through unbroadcast.
           return std::vector<Array>{detail::unbroadcast(scatter_add_flat(g, shape, src), x_shape),
                                     Array()};
+        },
+        [ax](const In& in, const std::vector<bool>& batched) {
+          const std::int64_t size = detail::batch_size(in, batched);
+          return take_along_axis(detail::with_batch(in[0], batched[0], size),
+                                 detail::with_batch(in[1], batched[1], size), ax + 1);
         });
   return out;
 }
@@ -923,7 +987,10 @@ Array one_hot(const Array& indices, std::int64_t num_classes, DType dtype) {
   if (detail::transforming())
     detail::bind(
         kOneHot, out, {&indices},
-        [num_classes, dtype](const In& in) { return one_hot(in[0], num_classes, dtype); }, nullptr);
+        [num_classes, dtype](const In& in) { return one_hot(in[0], num_classes, dtype); }, nullptr,
+        [num_classes, dtype](const In& in, const std::vector<bool>&) {
+          return one_hot(in[0], num_classes, dtype);  // the class axis is last either way
+        });
   return out;
 }
 

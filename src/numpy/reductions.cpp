@@ -21,6 +21,7 @@
 #include <string>
 #include <string_view>
 
+#include "detail/batching.hpp"
 #include "detail/composite_vjp.hpp"
 #include "detail/dispatch.hpp"
 #include "detail/primitive.hpp"
@@ -512,7 +513,8 @@ Array var_impl(const Array& x, const Axes& axes, bool keepdims, int ddof, bool t
             });
           });
           return std::vector<Array>{from_layout(dx, p, x.shape())};
-        });
+        },
+        [axes, keepdims, ddof, take_sqrt](const In& in, const std::vector<bool>&) { return var_impl(in[0], detail::shift_axes(axes, in[0].ndim() - 1), keepdims, ddof, take_sqrt); });
   return out;
 }
 
@@ -555,7 +557,8 @@ Array chooser(const Array& x, const Axes& axes, bool keepdims, const char* op) {
             });
           });
           return std::vector<Array>{from_layout(dx, p, x.shape())};
-        });
+        },
+        [axes, keepdims, op](const In& in, const std::vector<bool>&) { return chooser<Op>(in[0], detail::shift_axes(axes, in[0].ndim() - 1), keepdims, op); });
   return out;
 }
 
@@ -618,7 +621,18 @@ Array arg_chooser(const Array& x, std::optional<int> axis, bool keepdims, const 
     detail::bind(
         kMax ? kArgmax : kArgmin, out, {&x},
         [axis, keepdims, op](const In& in) { return arg_chooser<kMax>(in[0], axis, keepdims, op); },
-        nullptr);
+        nullptr,
+        [axis, keepdims, op](const In& in, const std::vector<bool>&) {
+          const Array& x = in[0];
+          if (axis) return arg_chooser<kMax>(x, detail::shift_axis(*axis, x.ndim() - 1), keepdims, op);
+          // No axis: over each example's flattened elements.
+          const std::int64_t size = x.shape()[0];
+          Array r = arg_chooser<kMax>(reshape(x, {size, -1}), 1, false, op);
+          if (!keepdims) return r;
+          std::vector<std::int64_t> s(std::size_t(x.ndim()), 1);
+          s[0] = size;
+          return reshape(r, s);
+        });
   return out;
 }
 
@@ -636,7 +650,8 @@ Array bool_reduce(const Array& x, const Axes& axes, bool keepdims, const char* o
         [axes, keepdims, op, is_any](const In& in) {
           return bool_reduce(in[0], axes, keepdims, op, is_any);
         },
-        nullptr);
+        nullptr,
+        [axes, keepdims, op, is_any](const In& in, const std::vector<bool>&) { return bool_reduce(in[0], detail::shift_axes(axes, in[0].ndim() - 1), keepdims, op, is_any); });
   return out;
 }
 
@@ -652,7 +667,8 @@ Array sum(const Array& x, Axes axes, bool keepdims) {
         kSum, out, {&x}, [axes, keepdims](const In& in) { return sum(in[0], axes, keepdims); },
         [p, x_shape = x.shape()](const Array& g, const Array&) {
           return std::vector<Array>{broadcast_back(g, p, x_shape, 1.0)};
-        });
+        },
+        [axes, keepdims](const In& in, const std::vector<bool>&) { return sum(in[0], detail::shift_axes(axes, in[0].ndim() - 1), keepdims); });
   return out;
 }
 
@@ -672,7 +688,8 @@ Array mean(const Array& x, Axes axes, bool keepdims) {
         kMean, out, {&x}, [axes, keepdims](const In& in) { return mean(in[0], axes, keepdims); },
         [p, x_shape = x.shape()](const Array& g, const Array&) {
           return std::vector<Array>{broadcast_back(g, p, x_shape, static_cast<double>(p.R))};
-        });
+        },
+        [axes, keepdims](const In& in, const std::vector<bool>&) { return mean(in[0], detail::shift_axes(axes, in[0].ndim() - 1), keepdims); });
   return out;
 }
 
@@ -747,7 +764,8 @@ Array prod(const Array& x, Axes axes, bool keepdims) {
             }
           });
           return std::vector<Array>{from_layout(dx, p, x.shape())};
-        });
+        },
+        [axes, keepdims](const In& in, const std::vector<bool>&) { return prod(in[0], detail::shift_axes(axes, in[0].ndim() - 1), keepdims); });
   return out;
 }
 
@@ -800,7 +818,8 @@ Array logsumexp(const Array& x, Axes axes, bool keepdims) {
             });
           });
           return std::vector<Array>{from_layout(dx, p, x.shape())};
-        });
+        },
+        [axes, keepdims](const In& in, const std::vector<bool>&) { return logsumexp(in[0], detail::shift_axes(axes, in[0].ndim() - 1), keepdims); });
   return out;
 }
 

@@ -1,7 +1,9 @@
 // loom::vmap's batched evaluation of a graph traced on one example (see loom/vmap.hpp).
 //
 // Every value is an Array plus whether it carries the batch; batched values always keep the
-// batch on axis 0 here, and results move it to out_axes at the end.
+// batch on axis 0 here, and results move it to out_axes at the end. A node with a batched input
+// runs, in order of preference: once on aligned operands (Batching::elementwise), its batching
+// rule once on the batch (BatchRule, bound with the op), or its impl once per example.
 #include "loom/vmap.hpp"
 
 #include <string>
@@ -47,6 +49,20 @@ Array run_elementwise(const GraphNode& node, const std::vector<BatchedValue>& in
   return node.impl(args);
 }
 
+// A primitive with a batching rule: once on the whole batch; invalid when the rule does not
+// cover this case.
+Array run_rule(const BatchRule& rule, const std::vector<BatchedValue>& in) {
+  std::vector<Array> args;
+  std::vector<bool> batched;
+  args.reserve(in.size());
+  batched.reserve(in.size());
+  for (const BatchedValue& v : in) {
+    args.push_back(v.value);
+    batched.push_back(v.batched);
+  }
+  return rule(args, batched);
+}
+
 // Any other primitive: once per example, stacked along a new axis 0.
 Array run_loop(const GraphNode& node, const std::vector<BatchedValue>& in, std::int64_t size) {
   std::vector<Array> results;
@@ -61,6 +77,11 @@ Array run_loop(const GraphNode& node, const std::vector<BatchedValue>& in, std::
 }
 
 }  // namespace
+
+VmapCounts& vmap_counts() {
+  thread_local VmapCounts counts;
+  return counts;
+}
 
 void throw_vmap_in_axes_count(std::size_t in_axes, std::size_t args) {
   throw Error("vmap: in_axes has " + std::to_string(in_axes) + " entries but f was called with " +
@@ -140,8 +161,16 @@ std::vector<Array> vmap_evaluate(const Graph& g, const VmapBatch& batch,
       out = {node.impl(args), false};
     } else if (node.prim.batching == Batching::elementwise) {
       out = {run_elementwise(node, in, batch.size), true};
+      ++vmap_counts().elementwise[node.prim.name];
     } else {
-      out = {run_loop(node, in, batch.size), true};
+      const BatchRule* rule = batch_rule_of(node.impl);
+      if (rule != nullptr) out = {run_rule(*rule, in), true};
+      if (out.value.valid()) {
+        ++vmap_counts().rule[node.prim.name];
+      } else {
+        out = {run_loop(node, in, batch.size), true};
+        ++vmap_counts().loop[node.prim.name];
+      }
     }
     Shape expected = node.shape;
     if (out.batched) expected.insert(0, batch.size);
