@@ -22,6 +22,7 @@
 #include "lax/blas_threads.hpp"
 #include "lax/window.hpp"
 #include "loom/lax.hpp"
+#include "loom/numpy/manipulation.hpp"
 
 namespace loom::lax {
 namespace {
@@ -482,6 +483,20 @@ Array conv_general_dilated(const Array& lhs0, const Array& rhs0,
             const Array& gy0, const Array&) {
           const Array gy = gy0.dtype() == lhs.dtype() ? gy0 : gy0.astype(lhs.dtype());
           return conv_vjp(lhs, rhs, gy, p);
+        },
+        // A batched input with shared filters folds the batch into N (a per-example filter loops).
+        [window_strides, padding, lhs_dilation_in, rhs_dilation_in, feature_group_count](
+            const std::vector<Array>& in, const std::vector<bool>& batched) {
+          if (batched[1]) return Array();
+          const Shape& s = in[0].shape();
+          std::vector<std::int64_t> folded{s[0] * s[1]};
+          for (int d = 2; d < s.size(); ++d) folded.push_back(s[d]);
+          const Array y = conv_general_dilated(numpy::reshape(in[0], folded), in[1],
+                                               window_strides, padding, lhs_dilation_in,
+                                               rhs_dilation_in, feature_group_count);
+          std::vector<std::int64_t> out{s[0], s[1]};
+          for (int d = 1; d < y.ndim(); ++d) out.push_back(y.shape()[d]);
+          return numpy::reshape(y, out);
         });
   }
   return out;

@@ -179,6 +179,13 @@ Array pad(const Array& operand, const Array& padding_value, const std::vector<Pa
           // The padding value fills every position no operand element took.
           Array dv = numpy::sum(g) - numpy::sum(dx);
           return std::vector<Array>{dx, dv};
+        },
+        // A shared padding value: one more unpadded leading axis (a per-example value loops).
+        [config](const std::vector<Array>& in, const std::vector<bool>& batched) {
+          if (batched[1]) return Array();
+          std::vector<PadConfig> c{PadConfig{}};
+          c.insert(c.end(), config.begin(), config.end());
+          return pad(in[0], in[1], c);
         });
   }
   return out;

@@ -330,6 +330,15 @@ Array reduce_window(const Array& x, ReduceOp op, const std::vector<std::int64_t>
             if (gy.size() > 0) select_positions<T>(*gp, op, x.data<T>(), sel->data());
           });
           return std::vector<Array>{select_scatter(gy, sel, x.shape())};
+        },
+        // The batch is one more axis with a window of 1 (no padding, stride 1).
+        [op, window, strides, padding](const std::vector<Array>& in, const std::vector<bool>&) {
+          std::vector<std::int64_t> w{1}, s{1};
+          w.insert(w.end(), window.begin(), window.end());
+          s.insert(s.end(), strides.begin(), strides.end());
+          Padding p = padding;
+          if (p.kind == Padding::Kind::explicit_pairs) p.pairs.insert(p.pairs.begin(), {0, 0});
+          return reduce_window(in[0], op, w, s, p);
         });
   }
   return out;

@@ -220,6 +220,16 @@ Array normalize_rows(const Array& x, const Array& scale, const Array& bias, std:
           grads.push_back(numpy::sum(g.reshaped_view(Shape{rows, n}), 0).reshaped_view(bias_shape));
         }
         return grads;
+      },
+      // Rows of n trailing elements: a batched x is just more rows when scale and bias are
+      // shared (per-example scales loop).
+      [n, epsilon, centred, has_scale = scale.valid(), has_bias = bias.valid()](
+          const std::vector<Array>& in, const std::vector<bool>& batched) {
+        for (std::size_t i = 1; i < in.size(); ++i) {
+          if (batched[i]) return Array();
+        }
+        return normalize_rows(in[0], has_scale ? in[1] : Array(),
+                              has_bias ? in[has_scale ? 2 : 1] : Array(), n, epsilon, centred);
       });
   return y;
 }

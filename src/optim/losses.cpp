@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "detail/batching.hpp"
 #include "detail/host_read.hpp"
 #include "detail/composite_vjp.hpp"
 #include "detail/dispatch.hpp"
@@ -173,6 +174,13 @@ Array softmax_cross_entropy_with_integer_labels(const Array& logits, const Array
                                            grain);
                                      });
         return std::vector<Array>{dx, Array()};
+      },
+      // Rows are independent: the batch is more rows (a shared operand repeated along it).
+      [](const std::vector<Array>& in, const std::vector<bool>& batched) {
+        const std::int64_t size = loom::detail::batch_size(in, batched);
+        return softmax_cross_entropy_with_integer_labels(
+            loom::detail::with_batch(in[0], batched[0], size),
+            loom::detail::with_batch(in[1], batched[1], size));
       });
   return out;
 }
@@ -202,7 +210,8 @@ Array sigmoid_binary_cross_entropy(const Array& logits, const Array& labels) {
     }
   });
   if (!loom::detail::transforming()) return out;
-  // Batching::loop: the op requires equal shapes, so it does not broadcast as elementwise ops do.
+  // Not Batching::elementwise: the op requires equal shapes, so it does not broadcast; the batch
+  // rule repeats a shared operand along the batch instead.
   static constexpr loom::detail::Primitive kSigmoidBce{.name = "sigmoid_binary_cross_entropy"};
   loom::detail::bind(
       kSigmoidBce, out, {&logits, &labels},
@@ -230,6 +239,11 @@ Array sigmoid_binary_cross_entropy(const Array& logits, const Array& labels) {
           }
         });
         return std::vector<Array>{cast(dx, lt), cast(dy, yt)};
+      },
+      [](const std::vector<Array>& in, const std::vector<bool>& batched) {
+        const std::int64_t size = loom::detail::batch_size(in, batched);
+        return sigmoid_binary_cross_entropy(loom::detail::with_batch(in[0], batched[0], size),
+                                            loom::detail::with_batch(in[1], batched[1], size));
       });
   return out;
 }
