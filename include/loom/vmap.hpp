@@ -76,6 +76,10 @@ struct VmapCounts {
   std::map<std::string, std::int64_t> elementwise, rule, loop;
 };
 VmapCounts& vmap_counts();
+/// Whether vmap uses batching rules on this thread (default true); false runs every
+/// non-elementwise primitive once per example, as before the rules existed (for benchmarks and
+/// for checking a rule against the loop).
+bool& vmap_rules_enabled();
 [[noreturn]] void throw_vmap_in_axes_count(std::size_t in_axes, std::size_t args);
 
 }  // namespace detail

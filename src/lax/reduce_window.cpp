@@ -253,6 +253,34 @@ Array select_gather(const Array& u, const Positions& sel, const Shape& gy_shape)
   return out;
 }
 
+// select_scatter with the positions selected from x by this very call: the max/min VJP as a jit
+// or vmap capture records it (a primitive of gy and x), so that a replay or a batch selects
+// from its own x rather than from the traced one. Constant in x; linear in gy.
+Array select_scatter_from(const Array& gy, const Array& x,
+                          const std::shared_ptr<const WindowGeom>& gp, ReduceOp op) {
+  auto sel = std::make_shared<std::vector<std::int64_t>>(std::size_t(gy.size()));
+  Array dx = Array::empty(x.shape(), gy.dtype());
+  ::loom::detail::dispatch_float(x.dtype(), "reduce_window", [&]<typename T>() {
+    if (gy.size() > 0) select_positions<T>(*gp, op, x.data<T>(), sel->data());
+    T* d = dx.mutable_data<T>();
+    std::memset(d, 0, dx.nbytes());
+    const T* gv = gy.data<T>();
+    for (std::size_t i = 0; i < sel->size(); ++i) {
+      if ((*sel)[i] >= 0) d[(*sel)[i]] += gv[i];
+    }
+  });
+  static constexpr ::loom::detail::Primitive kScatterFrom{.name = "reduce_window_select_scatter"};
+  if (::loom::detail::transforming()) {
+    ::loom::detail::bind(
+        kScatterFrom, dx, {&gy, &x},
+        [gp, op](const std::vector<Array>& in) { return select_scatter_from(in[0], in[1], gp, op); },
+        [sel = Positions(sel), gy_shape = gy.shape()](const Array& u, const Array&) {
+          return std::vector<Array>{select_gather(u, sel, gy_shape), Array()};
+        });
+  }
+  return dx;
+}
+
 // The transpose of the window sum (its VJP): every output's cotangent added to each element of
 // its window. Its own VJP is the window sum again.
 Array window_sum_transpose(const Array& gy, const std::shared_ptr<const WindowGeom>& g,
@@ -273,6 +301,20 @@ Array window_sum_transpose(const Array& gy, const std::shared_ptr<const WindowGe
         },
         [window, strides, padding](const Array& u, const Array&) {
           return std::vector<Array>{reduce_window(u, ReduceOp::sum, window, strides, padding)};
+        },
+        // As reduce_window's rule: the batch is one more axis with a window of 1.
+        [x_shape, window, strides, padding](const std::vector<Array>& in,
+                                            const std::vector<bool>&) {
+          Shape xs = x_shape;
+          xs.insert(0, in[0].shape()[0]);
+          std::vector<std::int64_t> w{1}, s{1};
+          w.insert(w.end(), window.begin(), window.end());
+          s.insert(s.end(), strides.begin(), strides.end());
+          Padding p = padding;
+          if (p.kind == Padding::Kind::explicit_pairs) p.pairs.insert(p.pairs.begin(), {0, 0});
+          const auto pads = win::resolve_padding("reduce_window", p, xs.to_vector(), w, s);
+          return window_sum_transpose(
+              in[0], std::make_shared<const WindowGeom>(make_geom(xs, w, s, pads)), xs, w, s, p);
         });
   }
   return dx;
@@ -325,6 +367,8 @@ Array reduce_window(const Array& x, ReduceOp op, const std::vector<std::int64_t>
             return std::vector<Array>{
                 window_sum_transpose(gy, gp, x.shape(), window, strides, padding)};
           }
+          if (::loom::detail::current_capture() != nullptr)
+            return std::vector<Array>{select_scatter_from(gy, x, gp, op)};
           auto sel = std::make_shared<std::vector<std::int64_t>>(std::size_t(gy.size()));
           ::loom::detail::dispatch_float(x.dtype(), "reduce_window", [&]<typename T>() {
             if (gy.size() > 0) select_positions<T>(*gp, op, x.data<T>(), sel->data());

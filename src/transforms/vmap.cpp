@@ -83,6 +83,11 @@ VmapCounts& vmap_counts() {
   return counts;
 }
 
+bool& vmap_rules_enabled() {
+  thread_local bool enabled = true;
+  return enabled;
+}
+
 void throw_vmap_in_axes_count(std::size_t in_axes, std::size_t args) {
   throw Error("vmap: in_axes has " + std::to_string(in_axes) + " entries but f was called with " +
               std::to_string(args) + " arguments (give one axis or std::nullopt per argument)");
@@ -164,7 +169,7 @@ std::vector<Array> vmap_evaluate(const Graph& g, const VmapBatch& batch,
       ++vmap_counts().elementwise[node.prim.name];
     } else {
       const BatchRule* rule = batch_rule_of(node.impl);
-      if (rule != nullptr) out = {run_rule(*rule, in), true};
+      if (rule != nullptr && vmap_rules_enabled()) out = {run_rule(*rule, in), true};
       if (out.value.valid()) {
         ++vmap_counts().rule[node.prim.name];
       } else {
