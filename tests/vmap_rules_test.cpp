@@ -209,4 +209,21 @@ TEST(VmapRules, MaxPoolGradientSelectsFromItsOwnInput) {
   EXPECT_TRUE(allclose(loom::vmap(loom::grad(f))(both), both, 0, 0));
 }
 
+// take's VJP scatters to the indices it runs on (an embedding's per-example gradient): under
+// vmap with batched indices and under jit replayed on new indices (analytic: the gradient of
+// sum(E[i]) is 1 on the rows taken, counted with multiplicity).
+TEST(VmapRules, TakeGradientScattersToItsOwnIndices) {
+  const Array e = wave({4, 2}, 0.3);
+  auto f = [](const Array& table, const Array& i) { return jnp::sum(jnp::take(table, i, 0)); };
+  const Array idx = Array(std::vector<std::int32_t>{0, 3, 2, 2}, loom::Shape{2, 2});
+  const Array per = loom::vmap(loom::grad(f), {.in_axes = {std::nullopt, 0}})(e, idx);
+  const Array expect = loom::testing::f64({1, 1, 0, 0, 0, 0, 1, 1,  //
+                                           0, 0, 0, 0, 2, 2, 0, 0},
+                                          {2, 4, 2});
+  EXPECT_TRUE(allclose(per, expect, 0, 0));
+  auto g = loom::jit(loom::grad(f));
+  g(e, jnp::index(idx, 0, 0));
+  EXPECT_TRUE(allclose(g(e, jnp::index(idx, 1, 0)), jnp::index(expect, 1, 0), 0, 0));
+}
+
 }  // namespace

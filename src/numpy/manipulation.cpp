@@ -336,9 +336,9 @@ Array indices_array(const std::vector<std::int64_t>& idx) {
   return Array(v, Shape{static_cast<std::int64_t>(v.size())}, DType::int32);
 }
 
-// out[o, idx[k], i] += g[o, k, i]: the VJP of take (floating g only); its own VJP is the take.
-Array scatter_add_take(const Array& g, const Shape& x_shape, const std::vector<std::int64_t>& idx,
-                       std::int64_t O, std::int64_t N, std::int64_t I) {
+Array scatter_add_take_raw(const Array& g, const Shape& x_shape,
+                           const std::vector<std::int64_t>& idx, std::int64_t O, std::int64_t N,
+                           std::int64_t I) {
   Array out = zeros(x_shape, g.dtype());
   const std::int64_t K = static_cast<std::int64_t>(idx.size());
   detail::dispatch_float(g.dtype(), "take", [&]<typename T>() {
@@ -352,6 +352,13 @@ Array scatter_add_take(const Array& g, const Shape& x_shape, const std::vector<s
       }
     }
   });
+  return out;
+}
+
+// out[o, idx[k], i] += g[o, k, i]: the VJP of take (floating g only); its own VJP is the take.
+Array scatter_add_take(const Array& g, const Shape& x_shape, const std::vector<std::int64_t>& idx,
+                       std::int64_t O, std::int64_t N, std::int64_t I) {
+  Array out = scatter_add_take_raw(g, x_shape, idx, O, N, I);
   static constexpr detail::Primitive kScatterAdd{.name = "take_scatter_add"};
   if (detail::transforming())
     detail::bind(
@@ -367,6 +374,34 @@ Array scatter_add_take(const Array& g, const Shape& x_shape, const std::vector<s
           // The batch is an outer loop of the scatter: O grows by the batch size.
           const std::int64_t size = in[0].shape()[0];
           return scatter_add_take(in[0], detail::batched_shape(size, x_shape), idx, size * O, N, I);
+        });
+  return out;
+}
+
+// scatter_add_take with the indices read by this very call: take's VJP as a jit/vmap capture
+// records it (a primitive of g and the indices), so that a replay or a batch scatters to its
+// own indices rather than to the traced ones.
+Array scatter_add_take_from(const Array& g, const Array& indices, const Shape& x_shape, int ax) {
+  const std::int64_t N = x_shape[ax];
+  const std::vector<std::int64_t> idx = checked_indices(indices, N, "take", ax, x_shape);
+  std::int64_t O = 1, I = 1;
+  for (int d = 0; d < ax; ++d) O *= x_shape[d];
+  for (int d = ax + 1; d < x_shape.size(); ++d) I *= x_shape[d];
+  Array out = scatter_add_take_raw(g, x_shape, idx, O, N, I);
+  static constexpr detail::Primitive kScatterAddFrom{.name = "take_scatter_add"};
+  if (detail::transforming())
+    detail::bind(
+        kScatterAddFrom, out, {&g, &indices},
+        [x_shape, ax](const In& in) { return scatter_add_take_from(in[0], in[1], x_shape, ax); },
+        [indices, O, N, I, g_shape = g.shape()](const Array& gg, const Array&) {
+          return std::vector<Array>{
+              reshape(take(reshape(gg, {O, N, I}), ravel(indices), 1), g_shape.to_vector()),
+              Array()};
+        },
+        [x_shape, ax](const In& in, const std::vector<bool>& batched) {
+          if (batched[1]) return Array();  // per-example indices: per example
+          return scatter_add_take_from(in[0], in[1],
+                                       detail::batched_shape(in[0].shape()[0], x_shape), ax + 1);
         });
   return out;
 }
@@ -893,7 +928,9 @@ Array take(const Array& x, const Array& indices, std::optional<int> axis) {
   if (detail::transforming())
     detail::bind(
         kTake, out, {&x, &indices}, [ax](const In& in) { return take(in[0], in[1], ax); },
-        [in_shape = x.shape(), idx, O, n, I](const Array& g, const Array&) {
+        [in_shape = x.shape(), idx, O, n, I, indices, ax](const Array& g, const Array&) {
+          if (detail::current_capture() != nullptr)
+            return std::vector<Array>{scatter_add_take_from(g, indices, in_shape, ax), Array()};
           return std::vector<Array>{scatter_add_take(g, in_shape, idx, O, n, I), Array()};
         },
         [ax](const In& in, const std::vector<bool>& batched) {
