@@ -50,8 +50,8 @@ TEST(VmapRules, MatmulRunsOnceOnTheBatch) {
   // Both operands batched: a batched contraction, still one primitive run.
   const Array ws = wave({5, 6, 4}, 0.7);
   counts() = {};
-  const Array both = loom::vmap([](const Array& x, const Array& m) { return jnp::matmul(x, m); })(
-      xs, ws);
+  const Array both =
+      loom::vmap([](const Array& x, const Array& m) { return jnp::matmul(x, m); })(xs, ws);
   EXPECT_EQ(counts().rule["contract"], 1);
   EXPECT_TRUE(counts().loop.empty()) << names(counts().loop);
   std::vector<Array> expect;
@@ -66,28 +66,27 @@ TEST(VmapRules, InAxesNonZeroAndUnbatchedOperands) {
   const Array table = wave({7, 2}, 0.5);
   const Array idx = Array(std::vector<std::int32_t>{0, 6, 3, 3, 1, 2, 5, 4}, loom::Shape{4, 2});
   auto f = [](const Array& a, const Array& t, const Array& i) {
-    const Array rows = jnp::take(t, i, 0);                      // (2, 2) rows of the shared table
-    const Array joined = jnp::concatenate({a, rows, t}, 0);     // batched with unbatched
-    const Array s = jnp::sum(jnp::transpose(joined), {-1});      // (2,)
+    const Array rows = jnp::take(t, i, 0);                   // (2, 2) rows of the shared table
+    const Array joined = jnp::concatenate({a, rows, t}, 0);  // batched with unbatched
+    const Array s = jnp::sum(jnp::transpose(joined), {-1});  // (2,)
     return loom::nn::softmax(jnp::broadcast_to(s, {3, 2}) + jnp::max(a, {0}), -1);
   };
   counts() = {};
   const Array got = loom::vmap(f, {.in_axes = {1, std::nullopt, 0}, .out_axes = 2})(x, table, idx);
   EXPECT_TRUE(counts().loop.empty()) << names(counts().loop);
-  for (const char* name : {"take", "concatenate", "transpose", "sum", "broadcast_to", "max",
-                           "softmax"})
+  for (const char* name :
+       {"take", "concatenate", "transpose", "sum", "broadcast_to", "max", "softmax"})
     EXPECT_GE(counts().rule[name], 1) << name;
   std::vector<Array> expect;
-  for (int b = 0; b < 4; ++b) expect.push_back(f(jnp::index(x, b, 1), table, jnp::index(idx, b, 0)));
+  for (int b = 0; b < 4; ++b)
+    expect.push_back(f(jnp::index(x, b, 1), table, jnp::index(idx, b, 0)));
   EXPECT_TRUE(allclose(got, jnp::stack(expect, 2), 1e-12, 1e-12));
 }
 
 TEST(VmapRules, NestedVmapUsesRulesAtBothLevels) {
   const Array w = wave({4, 3}, 0.9);
   const Array x = wave({2, 5, 4}, 0.4);
-  auto f = [&](const Array& v) {
-    return loom::nn::log_softmax(jnp::matmul(v, w)) - jnp::mean(v);
-  };
+  auto f = [&](const Array& v) { return loom::nn::log_softmax(jnp::matmul(v, w)) - jnp::mean(v); };
   counts() = {};
   const Array got = loom::vmap(loom::vmap(f))(x);
   EXPECT_TRUE(counts().loop.empty()) << names(counts().loop);
@@ -120,8 +119,10 @@ TEST(VmapRules, ComposesWithJitAndGrad) {
 // The MLP of the benchmark, small: per-example gradients vs a loop of grad, and the last
 // layer's gradient vs its analytic form (softmax(z) - onehot(y)) outer h.
 TEST(VmapRules, PerExampleGradientsOfAnMlp) {
-  Tree params = {{"w1", wave({8, 6}, 0.1) * 0.5}, {"b1", wave({6}, 0.2) * 0.1},
-                 {"w2", wave({6, 3}, 0.3) * 0.5}, {"b2", wave({3}, 0.4) * 0.1}};
+  Tree params = {{"w1", wave({8, 6}, 0.1) * 0.5},
+                 {"b1", wave({6}, 0.2) * 0.1},
+                 {"w2", wave({6, 3}, 0.3) * 0.5},
+                 {"b2", wave({3}, 0.4) * 0.1}};
   const Array xs = wave({5, 8}, 0.7);
   const Array ys = Array(std::vector<std::int32_t>{0, 2, 1, 1, 0}, loom::Shape{5});
   auto hidden = [](const Tree& p, const Array& x) {
@@ -140,9 +141,8 @@ TEST(VmapRules, PerExampleGradientsOfAnMlp) {
   for (const char* name : {"w1", "b1", "w2", "b2"}) {
     std::vector<Array> loop;
     for (int b = 0; b < 5; ++b)
-      loop.push_back(loom::grad(loss)(params, jnp::index(xs, b, 0), jnp::index(ys, b, 0))
-                         .at(name)
-                         .leaf());
+      loop.push_back(
+          loom::grad(loss)(params, jnp::index(xs, b, 0), jnp::index(ys, b, 0)).at(name).leaf());
     EXPECT_TRUE(allclose(per.at(name).leaf(), jnp::stack(loop, 0), 1e-12, 1e-12)) << name;
   }
   for (int b = 0; b < 5; ++b) {
@@ -170,10 +170,10 @@ TEST(VmapRules, PerExampleGradientsOfASmallCnn) {
           lax::conv_general_dilated(img, p.at("k").leaf(), {1, 1}, lax::Padding::same()));
       const Array pooled =
           lax::reduce_window(c, pool, {1, 3, 3, 1}, {1, 3, 3, 1}, lax::Padding::valid());
-      const Array z = jnp::matmul(jnp::reshape(pooled, {1, -1}), p.at("w").leaf()) +
-                      p.at("b").leaf();
-      return jnp::mean(loom::optim::softmax_cross_entropy_with_integer_labels(
-          z, jnp::expand_dims(y, {0})));
+      const Array z =
+          jnp::matmul(jnp::reshape(pooled, {1, -1}), p.at("w").leaf()) + p.at("b").leaf();
+      return jnp::mean(
+          loom::optim::softmax_cross_entropy_with_integer_labels(z, jnp::expand_dims(y, {0})));
     };
     counts() = {};
     const Tree per =
@@ -185,9 +185,8 @@ TEST(VmapRules, PerExampleGradientsOfASmallCnn) {
     for (const char* name : {"k", "w", "b"}) {
       std::vector<Array> loop;
       for (int b = 0; b < 4; ++b)
-        loop.push_back(loom::grad(loss)(params, jnp::index(xs, b, 0), jnp::index(ys, b, 0))
-                           .at(name)
-                           .leaf());
+        loop.push_back(
+            loom::grad(loss)(params, jnp::index(xs, b, 0), jnp::index(ys, b, 0)).at(name).leaf());
       EXPECT_TRUE(allclose(per.at(name).leaf(), jnp::stack(loop, 0), 1e-10, 1e-12)) << name;
     }
   }

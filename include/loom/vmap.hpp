@@ -23,8 +23,8 @@
 // (contractions, reductions, shape ops, softmax, losses, conv, pooling...) run once on the batch
 // with their axes shifted past the batch axis, and the rest run once per example and the results
 // are stacked (a primitive with no batched input runs once). Results equal a loop over the
-// examples up to floating-point reassociation (a batched GEMM may sum in another order). vmap nests (an inner vmap's batched evaluation
-// is what the outer one traces) and composes with grad and jit.
+// examples up to floating-point reassociation (a batched GEMM may sum in another order). vmap nests
+// (an inner vmap's batched evaluation is what the outer one traces) and composes with grad and jit.
 #pragma once
 
 #include <cstdint>

@@ -136,8 +136,8 @@ inline void bind(const Primitive& prim, Array& out, std::initializer_list<const 
 }
 
 template <typename ImplF, typename VjpF, typename BatchF>
-inline void bind(const Primitive& prim, Array& out, const std::vector<Array>& inputs,
-                 ImplF&& impl, VjpF&& vjp, BatchF&& batch) {
+inline void bind(const Primitive& prim, Array& out, const std::vector<Array>& inputs, ImplF&& impl,
+                 VjpF&& vjp, BatchF&& batch) {
   if (!transforming()) return;
   std::vector<const Array*> ptrs;
   ptrs.reserve(inputs.size());

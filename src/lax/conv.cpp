@@ -491,9 +491,9 @@ Array conv_general_dilated(const Array& lhs0, const Array& rhs0,
           const Shape& s = in[0].shape();
           std::vector<std::int64_t> folded{s[0] * s[1]};
           for (int d = 2; d < s.size(); ++d) folded.push_back(s[d]);
-          const Array y = conv_general_dilated(numpy::reshape(in[0], folded), in[1],
-                                               window_strides, padding, lhs_dilation_in,
-                                               rhs_dilation_in, feature_group_count);
+          const Array y =
+              conv_general_dilated(numpy::reshape(in[0], folded), in[1], window_strides, padding,
+                                   lhs_dilation_in, rhs_dilation_in, feature_group_count);
           std::vector<std::int64_t> out{s[0], s[1]};
           for (int d = 1; d < y.ndim(); ++d) out.push_back(y.shape()[d]);
           return numpy::reshape(y, out);

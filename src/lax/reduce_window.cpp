@@ -273,7 +273,9 @@ Array select_scatter_from(const Array& gy, const Array& x,
   if (::loom::detail::transforming()) {
     ::loom::detail::bind(
         kScatterFrom, dx, {&gy, &x},
-        [gp, op](const std::vector<Array>& in) { return select_scatter_from(in[0], in[1], gp, op); },
+        [gp, op](const std::vector<Array>& in) {
+          return select_scatter_from(in[0], in[1], gp, op);
+        },
         [sel = Positions(sel), gy_shape = gy.shape()](const Array& u, const Array&) {
           return std::vector<Array>{select_gather(u, sel, gy_shape), Array()};
         });

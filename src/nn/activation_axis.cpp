@@ -249,7 +249,7 @@ Array glu(const Array& x0, int axis) {
         });
         return std::vector<Array>{dx};
       },
-            [a](const std::vector<Array>& in, const std::vector<bool>&) { return glu(in[0], a + 1); });
+      [a](const std::vector<Array>& in, const std::vector<bool>&) { return glu(in[0], a + 1); });
   return out;
 }
 
@@ -323,7 +323,8 @@ Array softmax_impl(const Array& x0, const numpy::Axes& axes, bool is_log, const 
               return std::vector<Array>{dx};
             },
             [ax, is_log, op](const std::vector<Array>& in, const std::vector<bool>&) {
-              return softmax_impl(in[0], loom::detail::shift_axes(numpy::Axes(ax), in[0].ndim() - 1), is_log, op);
+              return softmax_impl(
+                  in[0], loom::detail::shift_axes(numpy::Axes(ax), in[0].ndim() - 1), is_log, op);
             });
         return out;
       });
@@ -420,7 +421,8 @@ Array standardize(const Array& x0, numpy::Axes axes, double epsilon) {
               return std::vector<Array>{dx};
             },
             [ax, epsilon](const std::vector<Array>& in, const std::vector<bool>&) {
-              return standardize(in[0], loom::detail::shift_axes(numpy::Axes(ax), in[0].ndim() - 1), epsilon);
+              return standardize(in[0], loom::detail::shift_axes(numpy::Axes(ax), in[0].ndim() - 1),
+                                 epsilon);
             });
         return out;
       });

@@ -14,8 +14,8 @@
 #include <string>
 
 #include "detail/batching.hpp"
-#include "detail/host_read.hpp"
 #include "detail/dispatch.hpp"
+#include "detail/host_read.hpp"
 #include "detail/primitive.hpp"
 #include "detail/tape.hpp"
 #include "loom/numpy/creation.hpp"
@@ -891,7 +891,8 @@ Array pad(const Array& x, const std::vector<std::pair<std::int64_t, std::int64_t
         [pad_width, constant_value](const In& in, const std::vector<bool>&) {
           const int nd = in[0].ndim() - 1;
           std::vector<std::pair<std::int64_t, std::int64_t>> pw{{0, 0}};
-          for (int d = 0; d < nd; ++d) pw.push_back(pad_width.size() == 1 ? pad_width[0] : pad_width[std::size_t(d)]);
+          for (int d = 0; d < nd; ++d)
+            pw.push_back(pad_width.size() == 1 ? pad_width[0] : pad_width[std::size_t(d)]);
           return pad(in[0], pw, constant_value);
         });
   return out;

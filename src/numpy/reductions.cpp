@@ -514,7 +514,10 @@ Array var_impl(const Array& x, const Axes& axes, bool keepdims, int ddof, bool t
           });
           return std::vector<Array>{from_layout(dx, p, x.shape())};
         },
-        [axes, keepdims, ddof, take_sqrt](const In& in, const std::vector<bool>&) { return var_impl(in[0], detail::shift_axes(axes, in[0].ndim() - 1), keepdims, ddof, take_sqrt); });
+        [axes, keepdims, ddof, take_sqrt](const In& in, const std::vector<bool>&) {
+          return var_impl(in[0], detail::shift_axes(axes, in[0].ndim() - 1), keepdims, ddof,
+                          take_sqrt);
+        });
   return out;
 }
 
@@ -558,7 +561,9 @@ Array chooser(const Array& x, const Axes& axes, bool keepdims, const char* op) {
           });
           return std::vector<Array>{from_layout(dx, p, x.shape())};
         },
-        [axes, keepdims, op](const In& in, const std::vector<bool>&) { return chooser<Op>(in[0], detail::shift_axes(axes, in[0].ndim() - 1), keepdims, op); });
+        [axes, keepdims, op](const In& in, const std::vector<bool>&) {
+          return chooser<Op>(in[0], detail::shift_axes(axes, in[0].ndim() - 1), keepdims, op);
+        });
   return out;
 }
 
@@ -624,7 +629,8 @@ Array arg_chooser(const Array& x, std::optional<int> axis, bool keepdims, const 
         nullptr,
         [axis, keepdims, op](const In& in, const std::vector<bool>&) {
           const Array& x = in[0];
-          if (axis) return arg_chooser<kMax>(x, detail::shift_axis(*axis, x.ndim() - 1), keepdims, op);
+          if (axis)
+            return arg_chooser<kMax>(x, detail::shift_axis(*axis, x.ndim() - 1), keepdims, op);
           // No axis: over each example's flattened elements.
           const std::int64_t size = x.shape()[0];
           Array r = arg_chooser<kMax>(reshape(x, {size, -1}), 1, false, op);
@@ -651,7 +657,10 @@ Array bool_reduce(const Array& x, const Axes& axes, bool keepdims, const char* o
           return bool_reduce(in[0], axes, keepdims, op, is_any);
         },
         nullptr,
-        [axes, keepdims, op, is_any](const In& in, const std::vector<bool>&) { return bool_reduce(in[0], detail::shift_axes(axes, in[0].ndim() - 1), keepdims, op, is_any); });
+        [axes, keepdims, op, is_any](const In& in, const std::vector<bool>&) {
+          return bool_reduce(in[0], detail::shift_axes(axes, in[0].ndim() - 1), keepdims, op,
+                             is_any);
+        });
   return out;
 }
 
@@ -668,7 +677,9 @@ Array sum(const Array& x, Axes axes, bool keepdims) {
         [p, x_shape = x.shape()](const Array& g, const Array&) {
           return std::vector<Array>{broadcast_back(g, p, x_shape, 1.0)};
         },
-        [axes, keepdims](const In& in, const std::vector<bool>&) { return sum(in[0], detail::shift_axes(axes, in[0].ndim() - 1), keepdims); });
+        [axes, keepdims](const In& in, const std::vector<bool>&) {
+          return sum(in[0], detail::shift_axes(axes, in[0].ndim() - 1), keepdims);
+        });
   return out;
 }
 
@@ -689,7 +700,9 @@ Array mean(const Array& x, Axes axes, bool keepdims) {
         [p, x_shape = x.shape()](const Array& g, const Array&) {
           return std::vector<Array>{broadcast_back(g, p, x_shape, static_cast<double>(p.R))};
         },
-        [axes, keepdims](const In& in, const std::vector<bool>&) { return mean(in[0], detail::shift_axes(axes, in[0].ndim() - 1), keepdims); });
+        [axes, keepdims](const In& in, const std::vector<bool>&) {
+          return mean(in[0], detail::shift_axes(axes, in[0].ndim() - 1), keepdims);
+        });
   return out;
 }
 
@@ -765,7 +778,9 @@ Array prod(const Array& x, Axes axes, bool keepdims) {
           });
           return std::vector<Array>{from_layout(dx, p, x.shape())};
         },
-        [axes, keepdims](const In& in, const std::vector<bool>&) { return prod(in[0], detail::shift_axes(axes, in[0].ndim() - 1), keepdims); });
+        [axes, keepdims](const In& in, const std::vector<bool>&) {
+          return prod(in[0], detail::shift_axes(axes, in[0].ndim() - 1), keepdims);
+        });
   return out;
 }
 
@@ -819,7 +834,9 @@ Array logsumexp(const Array& x, Axes axes, bool keepdims) {
           });
           return std::vector<Array>{from_layout(dx, p, x.shape())};
         },
-        [axes, keepdims](const In& in, const std::vector<bool>&) { return logsumexp(in[0], detail::shift_axes(axes, in[0].ndim() - 1), keepdims); });
+        [axes, keepdims](const In& in, const std::vector<bool>&) {
+          return logsumexp(in[0], detail::shift_axes(axes, in[0].ndim() - 1), keepdims);
+        });
   return out;
 }
 

@@ -8,9 +8,9 @@
 #include <vector>
 
 #include "detail/batching.hpp"
-#include "detail/host_read.hpp"
 #include "detail/composite_vjp.hpp"
 #include "detail/dispatch.hpp"
+#include "detail/host_read.hpp"
 #include "detail/primitive.hpp"
 #include "detail/tape.hpp"
 #include "loom/numpy.hpp"
