@@ -73,8 +73,14 @@ Captured capture(const std::function<std::vector<Array>(const std::vector<Array>
                  const std::vector<Array>& args, const std::vector<bool>& traced,
                  const char* transform);
 
-/// Runs the graph's impls in order on new arguments (each value freed after its last use).
+/// Runs the graph's impls in order on new arguments (each value freed after its last use), or
+/// its fused plan when it has one and no transformation is active around the replay.
 std::vector<Array> replay(const Graph& graph, const std::vector<Array>& args);
+
+/// jit's fusion pass (src/transforms/fusion.cpp): the graph with a replay plan that runs
+/// chains of float32 elementwise nodes as one fused node and writes values into the buffer of
+/// an input that dies there. The nodes are kept for replays under a transformation.
+std::shared_ptr<const Graph> fuse(std::shared_ptr<const Graph> graph);
 
 /// Summary of a graph, for tests and benchmarks.
 struct GraphInfo {
@@ -82,8 +88,16 @@ struct GraphInfo {
   std::size_t num_nodes = 0;       // after dead-code elimination
   std::size_t num_constants = 0;   // Arrays baked into the graph
   std::size_t peak_live_bytes = 0; // intermediates alive at once during a replay (not args)
+  // jit's fusion pass (JitOptions::fuse): what a replay runs.
+  std::size_t num_steps = 0;        // fused groups plus unfused nodes (num_nodes without fusion)
+  std::size_t num_fused_groups = 0; // fused elementwise nodes
+  std::size_t num_fused_nodes = 0;  // original nodes running inside them
+  std::size_t num_in_place = 0;     // values written into a dying input's buffer
+  std::size_t unfused_peak_live_bytes = 0;  // peak_live_bytes of the node-by-node replay
 };
 GraphInfo graph_info(const Graph& graph);
+/// The graph as text, one line per node (see Jitted::graph_str).
+std::string graph_str(const Graph& graph);
 
 /// True when a jit/vmap capture is active on this thread (the caller is being traced).
 bool capturing();
@@ -166,6 +180,9 @@ struct JitOptions {
   /// argument must be listed. They are hashed with std::hash and compared with ==; a value
   /// not seen before traces f again.
   std::vector<int> static_argnums;
+  /// Replay with the fusion pass's plan: fused elementwise chains and in-place buffer reuse
+  /// (same bits as without). false replays node by node (for comparison and benchmarks).
+  bool fuse = true;
 };
 
 namespace detail {
@@ -263,7 +280,8 @@ class Jitted {
                 return out;
               },
               leaves, std::vector<bool>(leaves.size(), true), "jit");
-          return detail::JitEntry{c.graph, std::make_shared<const R>(detail::skeleton_of(*traced))};
+          return detail::JitEntry{options_.fuse ? detail::fuse(c.graph) : c.graph,
+                                  std::make_shared<const R>(detail::skeleton_of(*traced))};
         },
         &hit);
     // A fresh trace already computed the result, unless an outer capture must see the
@@ -284,18 +302,28 @@ class Jitted {
   /// peak bytes of intermediates alive at once.
   template <typename... Args>
   detail::GraphInfo graph_info(const Args&... args) const {
+    return detail::graph_info(*entry_for(args...)->graph);
+  }
+
+  /// The same graph as text, one line per node ("%3 = add(%1, c0) float32(128, 512)"; fused
+  /// groups and in-place steps marked), for inspecting what a step runs.
+  template <typename... Args>
+  std::string graph_str(const Args&... args) const {
+    return detail::graph_str(*entry_for(args...)->graph);
+  }
+
+ private:
+  template <typename... Args>
+  std::shared_ptr<const detail::JitEntry> entry_for(const Args&... args) const {
     (*this)(args...);
     detail::JitSignature sig;
     std::vector<Array> leaves;
     int index = 0;
     (add_arg(args, index++, sig, leaves), ...);
     bool hit = false;
-    auto entry = cache_->get(sig, [&]() -> detail::JitEntry { throw Error("jit: lost entry"); },
-                             &hit);
-    return detail::graph_info(*entry->graph);
+    return cache_->get(sig, [&]() -> detail::JitEntry { throw Error("jit: lost entry"); }, &hit);
   }
 
- private:
   bool is_static(int index) const {
     for (int i : options_.static_argnums)
       if (i == index) return true;
