@@ -95,7 +95,7 @@ TEST(JitFusion, ActivationsAndReluMaskEqualEagerBitForBit) {
     SCOPED_TRACE(n);
     auto info = expect_fused_equals_eager(
         [](const std::vector<Array>& x) {
-          Array a = nn::silu(x[0] * 2.0);   // silu writes y before reading x again
+          Array a = nn::silu(x[0] * 2.0);  // silu writes y before reading x again
           Array b = nn::gelu(a - x[1]);
           Array c = nn::sigmoid(b) + nn::softplus(x[1]) + nn::gelu(x[0], false);
           Array d = jnp::where(x[0] > 0.0, c, 0.0);  // relu's mask into a gradient
@@ -113,9 +113,9 @@ TEST(JitFusion, BroadcastOperandsEqualEagerBitForBit) {
       SCOPED_TRACE(std::to_string(rows) + "x" + std::to_string(cols));
       auto info = expect_fused_equals_eager(
           [](const std::vector<Array>& x) {
-            Array h = nn::relu(x[0] + x[1]);                   // Dense bias (B, F) + (F,)
-            Array z = jnp::exp(x[0] - x[2]) * x[2];            // softmax's (B, 1) column
-            Array s = jnp::where(h > 0.5, z, x[3]) * 3.0;      // a 0-d operand
+            Array h = nn::relu(x[0] + x[1]);                             // Dense bias (B, F) + (F,)
+            Array z = jnp::exp(x[0] - x[2]) * x[2];                      // softmax's (B, 1) column
+            Array s = jnp::where(h > 0.5, z, x[3]) * 3.0;                // a 0-d operand
             return std::vector<Array>{s + jnp::reshape(x[1], {1, -1})};  // (1, F)
           },
           {normal(5, {rows, cols}), normal(6, {cols}), normal(7, {rows, 1}), normal(8, {})});
@@ -143,7 +143,7 @@ TEST(JitFusion, ValuesReadTwiceOrViewedAreNotFusedAway) {
   for (std::int64_t n : {5, 4096}) {
     auto info = expect_fused_equals_eager(
         [n](const std::vector<Array>& x) {
-          Array a = x[0] * 2.0 + 1.0;       // read by sum (not fusable) and by exp
+          Array a = x[0] * 2.0 + 1.0;  // read by sum (not fusable) and by exp
           Array s = jnp::sum(a);
           Array b = jnp::exp(a) - x[0];
           Array v = jnp::reshape(b, {n, 1});  // a view of b, alive after b's last fused use

@@ -1,10 +1,24 @@
 // loom::jit: trace a function once per signature into a graph of primitives and replay it
-// (jax.jit). No fusion: results equal eager execution bit for bit, with one documented
-// exception: a VJP whose eager form is a hand-written backward kernel (the jax.nn activations,
-// glu, softmax, log_softmax and standardize; LayerNorm/RMSNorm rows; the fused softmax
-// cross-entropy with integer labels and sigmoid binary cross-entropy; the var, std, max, min,
-// prod and logsumexp reductions) computes its cotangent with composite loom ops while a jit or
-// vmap capture traces it, since the kernel is not a primitive the graph could replay. The
+// (jax.jit). Results equal eager execution bit for bit, with one documented exception (below).
+//
+// Fusion (JitOptions::fuse, on by default): after tracing, chains of float32 elementwise
+// primitives of one shape (add, subtract, multiply, divide, maximum, minimum, negative, exp,
+// log, log1p, expm1, tanh, sqrt, rsqrt, abs, sin, cos, floor, ceil, the float32 comparisons,
+// where, and the jax.nn activations without parameters: relu, relu6, sigmoid, log_sigmoid,
+// softplus, silu, gelu, selu, hard_*), with operands that are whole arrays, scalars, trailing
+// rows (a Dense bias) or columns (softmax's (B, 1)), run as one fused node block by block in L1;
+// a value is written to memory only where a node outside the chain or the result reads it, and
+// into the buffer of an input that dies there when it can (never an argument, a constant or a
+// buffer a reshape view shares). Each fused op runs its eager kernel's own block kernel in the
+// eager order, so no fusion changes rounding: a fused replay equals the unfused one bit for
+// bit (tests/jit_fusion_test.cpp). A replay inside another transformation (grad of jit, jit
+// inside vmap or jit) runs node by node, since each primitive must bind there.
+//
+// The exception to "equals eager": a VJP whose eager form is a hand-written backward kernel
+// (the jax.nn activations, glu, softmax, log_softmax and standardize; LayerNorm/RMSNorm rows; the
+// fused softmax cross-entropy with integer labels and sigmoid binary cross-entropy; the var, std,
+// max, min, prod and logsumexp reductions) computes its cotangent with composite loom ops while a
+// jit or vmap capture traces it, since the kernel is not a primitive the graph could replay. The
 // composite cotangent equals the kernel's to float rounding (the last bits may differ).
 //
 //   auto f = loom::jit([](const loom::Array& x, const loom::Array& y) {
@@ -32,7 +46,8 @@
 // - jit composes: grad inside f, grad(jit(f)) (the replay runs the same bound primitives, so
 //   an outer grad records them), jit inside vmap or inside another jit.
 // Replay runs only the primitives the outputs need (dead code removed), frees each
-// intermediate after its last use, and is thread-safe: the graph is immutable and the cache
+// intermediate after its last use (buffers come from the allocator's per-thread cache; there is
+// no static arena), and is thread-safe: the graph is immutable and the cache
 // is locked, so several threads may call one jitted function at once.
 #pragma once
 
@@ -89,10 +104,10 @@ struct GraphInfo {
   std::size_t num_constants = 0;   // Arrays baked into the graph
   std::size_t peak_live_bytes = 0; // intermediates alive at once during a replay (not args)
   // jit's fusion pass (JitOptions::fuse): what a replay runs.
-  std::size_t num_steps = 0;        // fused groups plus unfused nodes (num_nodes without fusion)
-  std::size_t num_fused_groups = 0; // fused elementwise nodes
-  std::size_t num_fused_nodes = 0;  // original nodes running inside them
-  std::size_t num_in_place = 0;     // values written into a dying input's buffer
+  std::size_t num_steps = 0;         // fused groups plus unfused nodes (num_nodes without fusion)
+  std::size_t num_fused_groups = 0;  // fused elementwise nodes
+  std::size_t num_fused_nodes = 0;   // original nodes running inside them
+  std::size_t num_in_place = 0;      // values written into a dying input's buffer
   std::size_t unfused_peak_live_bytes = 0;  // peak_live_bytes of the node-by-node replay
 };
 GraphInfo graph_info(const Graph& graph);
@@ -321,7 +336,8 @@ class Jitted {
     int index = 0;
     (add_arg(args, index++, sig, leaves), ...);
     bool hit = false;
-    return cache_->get(sig, [&]() -> detail::JitEntry { throw Error("jit: lost entry"); }, &hit);
+    return cache_->get(
+        sig, [&]() -> detail::JitEntry { throw Error("jit: lost entry"); }, &hit);
   }
 
   bool is_static(int index) const {

@@ -291,27 +291,27 @@ constexpr detail::Primitive elementwise_prim(const char* name, bool uses_output 
 // Each computes the expression its op's eager kernel computes on float32 (run_binary's
 // functor, unary_float's fn or vmath kernel, where's select), so a fused replay rounds as
 // eager execution does.
-#define LOOM_BLOCK_BINARY(fn, expr)                                            \
-  void fn(const float* a, const float* b, float* o, std::int64_t n) {          \
-    for (std::int64_t i = 0; i < n; ++i) {                                     \
-      const float x = a[i], y = b[i];                                          \
-      o[i] = expr;                                                             \
-    }                                                                          \
+#define LOOM_BLOCK_BINARY(fn, expr)                                   \
+  void fn(const float* a, const float* b, float* o, std::int64_t n) { \
+    for (std::int64_t i = 0; i < n; ++i) {                            \
+      const float x = a[i], y = b[i];                                 \
+      o[i] = expr;                                                    \
+    }                                                                 \
   }
 LOOM_BLOCK_BINARY(add_f32, x + y)
 LOOM_BLOCK_BINARY(subtract_f32, x - y)
-LOOM_BLOCK_BINARY(multiply_f32, x * y)
+LOOM_BLOCK_BINARY(multiply_f32, x* y)
 LOOM_BLOCK_BINARY(divide_f32, x / y)
 LOOM_BLOCK_BINARY(maximum_f32, nan_max(x, y))
 LOOM_BLOCK_BINARY(minimum_f32, nan_min(x, y))
 #undef LOOM_BLOCK_BINARY
 
-#define LOOM_BLOCK_UNARY(fn, expr)                                    \
-  void fn(const float* a, float* o, std::int64_t n) {                 \
-    for (std::int64_t i = 0; i < n; ++i) {                            \
-      const float v = a[i];                                           \
-      o[i] = expr;                                                    \
-    }                                                                 \
+#define LOOM_BLOCK_UNARY(fn, expr)                    \
+  void fn(const float* a, float* o, std::int64_t n) { \
+    for (std::int64_t i = 0; i < n; ++i) {            \
+      const float v = a[i];                           \
+      o[i] = expr;                                    \
+    }                                                 \
   }
 LOOM_BLOCK_UNARY(negative_f32, -v)
 LOOM_BLOCK_UNARY(log1p_f32, std::log1p(v))
@@ -351,7 +351,8 @@ Array subtract(const Array& a, const Array& b) {
   Array out = binary(a, b, Kind::arithmetic, "subtract", [](auto x, auto y) {
     return wrapping(x, y, [](auto u, auto v) { return u - v; });
   });
-  static constexpr detail::Primitive kSubtract = elementwise_prim("subtract", false, {.binary = subtract_f32});
+  static constexpr detail::Primitive kSubtract =
+      elementwise_prim("subtract", false, {.binary = subtract_f32});
   if (detail::transforming())
     detail::bind(
         kSubtract, out, {&a, &b}, [](const In& in) { return subtract(in[0], in[1]); },
@@ -365,7 +366,8 @@ Array multiply(const Array& a, const Array& b) {
   Array out = binary(a, b, Kind::arithmetic, "multiply", [](auto x, auto y) {
     return wrapping(x, y, [](auto u, auto v) { return u * v; });
   });
-  static constexpr detail::Primitive kMultiply = elementwise_prim("multiply", false, {.binary = multiply_f32});
+  static constexpr detail::Primitive kMultiply =
+      elementwise_prim("multiply", false, {.binary = multiply_f32});
   if (detail::transforming())
     detail::bind(
         kMultiply, out, {&a, &b}, [](const In& in) { return multiply(in[0], in[1]); },
@@ -378,7 +380,8 @@ Array multiply(const Array& a, const Array& b) {
 
 Array divide(const Array& a, const Array& b) {
   Array out = binary(a, b, Kind::true_divide, "divide", [](auto x, auto y) { return x / y; });
-  static constexpr detail::Primitive kDivide = elementwise_prim("divide", false, {.binary = divide_f32});
+  static constexpr detail::Primitive kDivide =
+      elementwise_prim("divide", false, {.binary = divide_f32});
   if (detail::transforming())
     detail::bind(
         kDivide, out, {&a, &b}, [](const In& in) { return divide(in[0], in[1]); },
@@ -432,7 +435,8 @@ std::vector<Array> select_vjp(const Array& g, const Array& a, const Array& b, bo
 Array maximum(const Array& a, const Array& b) {
   Array out =
       binary(a, b, Kind::arithmetic, "maximum", [](auto x, auto y) { return nan_max(x, y); });
-  static constexpr detail::Primitive kMaximum = elementwise_prim("maximum", false, {.binary = maximum_f32});
+  static constexpr detail::Primitive kMaximum =
+      elementwise_prim("maximum", false, {.binary = maximum_f32});
   if (detail::transforming())
     detail::bind(
         kMaximum, out, {&a, &b}, [](const In& in) { return maximum(in[0], in[1]); },
@@ -443,7 +447,8 @@ Array maximum(const Array& a, const Array& b) {
 Array minimum(const Array& a, const Array& b) {
   Array out =
       binary(a, b, Kind::arithmetic, "minimum", [](auto x, auto y) { return nan_min(x, y); });
-  static constexpr detail::Primitive kMinimum = elementwise_prim("minimum", false, {.binary = minimum_f32});
+  static constexpr detail::Primitive kMinimum =
+      elementwise_prim("minimum", false, {.binary = minimum_f32});
   if (detail::transforming())
     detail::bind(
         kMinimum, out, {&a, &b}, [](const In& in) { return minimum(in[0], in[1]); },
@@ -463,7 +468,8 @@ Array negative(const Array& x) {
     } else
       return -v;
   });
-  static constexpr detail::Primitive kNegative = elementwise_prim("negative", false, {.unary = negative_f32});
+  static constexpr detail::Primitive kNegative =
+      elementwise_prim("negative", false, {.unary = negative_f32});
   if (detail::transforming())
     detail::bind(
         kNegative, out, {&x}, [](const In& in) { return negative(in[0]); },
@@ -474,7 +480,8 @@ Array negative(const Array& x) {
 Array exp(const Array& x) {
   Array out = unary_float(
       x, "exp", [](auto v) { return std::exp(v); }, vmath::exp_f32);
-  static constexpr detail::Primitive kExp = elementwise_prim("exp", true, {.unary = vmath::exp_f32});
+  static constexpr detail::Primitive kExp =
+      elementwise_prim("exp", true, {.unary = vmath::exp_f32});
   if (detail::transforming())
     detail::bind(
         kExp, out, {&x}, [](const In& in) { return exp(in[0]); },
@@ -485,7 +492,8 @@ Array exp(const Array& x) {
 Array log(const Array& x) {
   Array out = unary_float(
       x, "log", [](auto v) { return std::log(v); }, vmath::log_f32);
-  static constexpr detail::Primitive kLog = elementwise_prim("log", false, {.unary = vmath::log_f32});
+  static constexpr detail::Primitive kLog =
+      elementwise_prim("log", false, {.unary = vmath::log_f32});
   if (detail::transforming())
     detail::bind(
         kLog, out, {&x}, [](const In& in) { return log(in[0]); },
@@ -495,7 +503,8 @@ Array log(const Array& x) {
 
 Array log1p(const Array& x) {
   Array out = unary_float(x, "log1p", [](auto v) { return std::log1p(v); });
-  static constexpr detail::Primitive kLog1p = elementwise_prim("log1p", false, {.unary = log1p_f32});
+  static constexpr detail::Primitive kLog1p =
+      elementwise_prim("log1p", false, {.unary = log1p_f32});
   if (detail::transforming())
     detail::bind(
         kLog1p, out, {&x}, [](const In& in) { return log1p(in[0]); },
@@ -576,7 +585,8 @@ Array sign(const Array& x) {
 Array tanh(const Array& x) {
   Array out = unary_float(
       x, "tanh", [](auto v) { return std::tanh(v); }, vmath::tanh_f32);
-  static constexpr detail::Primitive kTanh = elementwise_prim("tanh", true, {.unary = vmath::tanh_f32});
+  static constexpr detail::Primitive kTanh =
+      elementwise_prim("tanh", true, {.unary = vmath::tanh_f32});
   if (detail::transforming())
     detail::bind(
         kTanh, out, {&x}, [](const In& in) { return tanh(in[0]); },
@@ -617,7 +627,8 @@ Array floor(const Array& x) {
   detail::check_valid(x, "floor");
   if (!is_floating(x.dtype())) return x;
   Array out = unary_float(x, "floor", [](auto v) { return std::floor(v); });
-  static constexpr detail::Primitive kFloor = elementwise_prim("floor", false, {.unary = floor_f32});  // zero gradient
+  static constexpr detail::Primitive kFloor =
+      elementwise_prim("floor", false, {.unary = floor_f32});  // zero gradient
   if (detail::transforming())
     detail::bind(
         kFloor, out, {&x}, [](const In& in) { return floor(in[0]); }, nullptr);
@@ -628,7 +639,8 @@ Array ceil(const Array& x) {
   detail::check_valid(x, "ceil");
   if (!is_floating(x.dtype())) return x;
   Array out = unary_float(x, "ceil", [](auto v) { return std::ceil(v); });
-  static constexpr detail::Primitive kCeil = elementwise_prim("ceil", false, {.unary = ceil_f32});  // zero gradient
+  static constexpr detail::Primitive kCeil =
+      elementwise_prim("ceil", false, {.unary = ceil_f32});  // zero gradient
   if (detail::transforming())
     detail::bind(
         kCeil, out, {&x}, [](const In& in) { return ceil(in[0]); }, nullptr);
@@ -651,8 +663,7 @@ Array ceil(const Array& x) {
   Array fn(const Array& a, const Array& b) {                                             \
     Array out = binary(a, b, Kind::kind, #fn, [](auto x, auto y) { return expr; });      \
     static constexpr detail::Primitive kPrim = elementwise_prim(                         \
-        #fn, false,                                                                      \
-        {.compare = Kind::kind == Kind::comparison ? fn##_f32 : nullptr});               \
+        #fn, false, {.compare = Kind::kind == Kind::comparison ? fn##_f32 : nullptr});   \
     if (detail::transforming())                                                          \
       detail::bind(                                                                      \
           kPrim, out, {&a, &b}, [](const In& in) { return fn(in[0], in[1]); }, nullptr); \
@@ -744,7 +755,8 @@ Array where(const Array& cond0, const Array& x0, const Array& y0) {
       }
     });
   });
-  static constexpr detail::Primitive kWhere = elementwise_prim("where", false, {.select = where_f32});
+  static constexpr detail::Primitive kWhere =
+      elementwise_prim("where", false, {.select = where_f32});
   if (detail::transforming())
     detail::bind(
         kWhere, out, {&cond0, &x0, &y0}, [](const In& in) { return where(in[0], in[1], in[2]); },

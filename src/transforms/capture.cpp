@@ -180,8 +180,8 @@ class Tracer final : public CaptureSink {
   std::unordered_map<Key, std::int32_t, KeyHash> constant_index_;
   std::unordered_map<const void*, Array> traced_buffers_;
   std::vector<Array> alive_;
-  std::vector<const void*> node_data_;                      // each node's output buffer
-  std::unordered_map<const void*, int> buffer_values_;      // values seen per buffer
+  std::vector<const void*> node_data_;                  // each node's output buffer
+  std::unordered_map<const void*, int> buffer_values_;  // values seen per buffer
 };
 
 thread_local Tracer* g_tracer = nullptr;  // the innermost jit/vmap tracer on this thread

@@ -26,7 +26,7 @@
 namespace loom::detail {
 namespace {
 
-constexpr std::int64_t kBlock = 1024;           // elements per block (4 KiB of float32)
+constexpr std::int64_t kBlock = 1024;          // elements per block (4 KiB of float32)
 constexpr std::int64_t kFusedGrain = 1 << 14;  // elements per thread before going parallel
 
 struct Aval {
@@ -46,7 +46,8 @@ Aval aval_of(const Graph& g, const ValueRef& r) {
       const GraphNode& n = g.nodes[std::size_t(r.index)];
       return {n.shape, n.dtype};
     }
-    case ValueRef::Kind::none: break;
+    case ValueRef::Kind::none:
+      break;
   }
   return {Shape{}, DType::float32};
 }
@@ -202,7 +203,8 @@ class Planner {
       plan.fused_nodes += members_[std::size_t(gid)].size();
     }
     for (std::size_t i = 0; i < n_; ++i)
-      if (materialized[i] && last_[i] >= 0) plan.steps[std::size_t(last_[i])].release.push_back(std::int32_t(i));
+      if (materialized[i] && last_[i] >= 0)
+        plan.steps[std::size_t(last_[i])].release.push_back(std::int32_t(i));
     // Peak bytes alive at once; an in-place output takes over its input's bytes.
     std::size_t live = 0, peak = 0;
     std::vector<char> handed_over(n_, 0);
@@ -399,7 +401,8 @@ void run_group(const FusedGroup& fg, const Graph& g, std::vector<Array>& values,
       fg.shape.numel(),
       [&](std::int64_t begin, std::int64_t end) {
         std::vector<float> fslots(std::size_t((fg.float_slots + 1) * kBlock));
-        std::unique_ptr<bool[]> bslots = std::make_unique<bool[]>(std::size_t((fg.bool_slots + 1) * kBlock));
+        std::unique_ptr<bool[]> bslots =
+            std::make_unique<bool[]>(std::size_t((fg.bool_slots + 1) * kBlock));
         std::vector<std::vector<float>> fgather(fg.inputs.size());
         std::vector<std::unique_ptr<bool[]>> bgather(fg.inputs.size());
         std::vector<void*> cur(fg.inputs.size());
@@ -422,16 +425,21 @@ void run_group(const FusedGroup& fg, const Graph& g, std::vector<Array>& values,
                        s * std::int64_t(itemsize(fi.dtype));
             } else if (fi.period > 1 || s == begin) {  // a scalar is filled once
               if (fi.dtype == DType::bool_)
-                gather(static_cast<const bool*>(in[i]), fi.repeat, fi.period, s, n, bgather[i].get());
+                gather(static_cast<const bool*>(in[i]), fi.repeat, fi.period, s, n,
+                       bgather[i].get());
               else
-                gather(static_cast<const float*>(in[i]), fi.repeat, fi.period, s, n, fgather[i].data());
+                gather(static_cast<const float*>(in[i]), fi.repeat, fi.period, s, n,
+                       fgather[i].data());
             }
           }
           auto at = [&](const FusedLoc& l) -> void* {
             switch (l.kind) {
-              case FusedLoc::Kind::external: return cur[std::size_t(l.index)];
-              case FusedLoc::Kind::float_slot: return fslots.data() + l.index * kBlock;
-              case FusedLoc::Kind::bool_slot: return bslots.get() + l.index * kBlock;
+              case FusedLoc::Kind::external:
+                return cur[std::size_t(l.index)];
+              case FusedLoc::Kind::float_slot:
+                return fslots.data() + l.index * kBlock;
+              case FusedLoc::Kind::bool_slot:
+                return bslots.get() + l.index * kBlock;
               case FusedLoc::Kind::output: {
                 const auto k = std::size_t(l.index);
                 const std::size_t item = itemsize(g.nodes[std::size_t(fg.outputs[k].node)].dtype);
@@ -446,13 +454,14 @@ void run_group(const FusedGroup& fg, const Graph& g, std::vector<Array>& values,
             if (k.unary) {
               k.unary(static_cast<const float*>(at(m.in[0])), static_cast<float*>(o), n);
             } else if (k.binary) {
-              k.binary(static_cast<const float*>(at(m.in[0])), static_cast<const float*>(at(m.in[1])),
-                       static_cast<float*>(o), n);
+              k.binary(static_cast<const float*>(at(m.in[0])),
+                       static_cast<const float*>(at(m.in[1])), static_cast<float*>(o), n);
             } else if (k.compare) {
               k.compare(static_cast<const float*>(at(m.in[0])),
                         static_cast<const float*>(at(m.in[1])), static_cast<bool*>(o), n);
             } else {
-              k.select(static_cast<const bool*>(at(m.in[0])), static_cast<const float*>(at(m.in[1])),
+              k.select(static_cast<const bool*>(at(m.in[0])),
+                       static_cast<const float*>(at(m.in[1])),
                        static_cast<const float*>(at(m.in[2])), static_cast<float*>(o), n);
             }
           }
@@ -465,10 +474,14 @@ void run_group(const FusedGroup& fg, const Graph& g, std::vector<Array>& values,
 
 std::string ref_str(const ValueRef& r) {
   switch (r.kind) {
-    case ValueRef::Kind::arg: return "a" + std::to_string(r.index);
-    case ValueRef::Kind::constant: return "c" + std::to_string(r.index);
-    case ValueRef::Kind::node: return "%" + std::to_string(r.index);
-    case ValueRef::Kind::none: break;
+    case ValueRef::Kind::arg:
+      return "a" + std::to_string(r.index);
+    case ValueRef::Kind::constant:
+      return "c" + std::to_string(r.index);
+    case ValueRef::Kind::node:
+      return "%" + std::to_string(r.index);
+    case ValueRef::Kind::none:
+      break;
   }
   return "_";
 }
@@ -493,10 +506,14 @@ std::vector<Array> run_plan(const Graph& g, const std::vector<Array>& args) {
   std::vector<Array> values(g.nodes.size());
   auto get = [&](const ValueRef& r) -> Array {
     switch (r.kind) {
-      case ValueRef::Kind::arg: return args[std::size_t(r.index)];
-      case ValueRef::Kind::constant: return g.constants[std::size_t(r.index)];
-      case ValueRef::Kind::node: return values[std::size_t(r.index)];
-      case ValueRef::Kind::none: break;
+      case ValueRef::Kind::arg:
+        return args[std::size_t(r.index)];
+      case ValueRef::Kind::constant:
+        return g.constants[std::size_t(r.index)];
+      case ValueRef::Kind::node:
+        return values[std::size_t(r.index)];
+      case ValueRef::Kind::none:
+        break;
     }
     return Array();
   };
@@ -541,8 +558,9 @@ std::string graph_str(const Graph& g) {
         s += "  " + node_str(g, std::size_t(m.node));
         for (const FusedOutput& o : fg.outputs) {
           if (o.node != m.node) continue;
-          s += o.in_place >= 0 ? "  [in place of " + ref_str(fg.inputs[std::size_t(o.in_place)].ref) + "]"
-                               : "  [materialized]";
+          s += o.in_place >= 0
+                   ? "  [in place of " + ref_str(fg.inputs[std::size_t(o.in_place)].ref) + "]"
+                   : "  [materialized]";
         }
         s += "\n";
       }

@@ -73,8 +73,8 @@ struct FusedGroup {
 
 /// One step of the fused replay: an original node (its impl) or a fused group.
 struct PlanStep {
-  std::int32_t node = -1;   // >= 0: run nodes[node].impl
-  std::int32_t group = -1;  // >= 0: run groups[group]
+  std::int32_t node = -1;             // >= 0: run nodes[node].impl
+  std::int32_t group = -1;            // >= 0: run groups[group]
   std::vector<std::int32_t> release;  // node values whose last use is this step
 };
 
