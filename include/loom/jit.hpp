@@ -1,10 +1,24 @@
 // loom::jit: trace a function once per signature into a graph of primitives and replay it
-// (jax.jit). No fusion: results equal eager execution bit for bit, with one documented
-// exception: a VJP whose eager form is a hand-written backward kernel (the jax.nn activations,
-// glu, softmax, log_softmax and standardize; LayerNorm/RMSNorm rows; the fused softmax
-// cross-entropy with integer labels and sigmoid binary cross-entropy; the var, std, max, min,
-// prod and logsumexp reductions) computes its cotangent with composite loom ops while a jit or
-// vmap capture traces it, since the kernel is not a primitive the graph could replay. The
+// (jax.jit). Results equal eager execution bit for bit, with one documented exception (below).
+//
+// Fusion (JitOptions::fuse, on by default): after tracing, chains of float32 elementwise
+// primitives of one shape (add, subtract, multiply, divide, maximum, minimum, negative, exp,
+// log, log1p, expm1, tanh, sqrt, rsqrt, abs, sin, cos, floor, ceil, the float32 comparisons,
+// where, and the jax.nn activations without parameters: relu, relu6, sigmoid, log_sigmoid,
+// softplus, silu, gelu, selu, hard_*), with operands that are whole arrays, scalars, trailing
+// rows (a Dense bias) or columns (softmax's (B, 1)), run as one fused node block by block in L1;
+// a value is written to memory only where a node outside the chain or the result reads it, and
+// into the buffer of an input that dies there when it can (never an argument, a constant or a
+// buffer a reshape view shares). Each fused op runs its eager kernel's own block kernel in the
+// eager order, so no fusion changes rounding: a fused replay equals the unfused one bit for
+// bit (tests/jit_fusion_test.cpp). A replay inside another transformation (grad of jit, jit
+// inside vmap or jit) runs node by node, since each primitive must bind there.
+//
+// The exception to "equals eager": a VJP whose eager form is a hand-written backward kernel
+// (the jax.nn activations, glu, softmax, log_softmax and standardize; LayerNorm/RMSNorm rows; the
+// fused softmax cross-entropy with integer labels and sigmoid binary cross-entropy; the var, std,
+// max, min, prod and logsumexp reductions) computes its cotangent with composite loom ops while a
+// jit or vmap capture traces it, since the kernel is not a primitive the graph could replay. The
 // composite cotangent equals the kernel's to float rounding (the last bits may differ).
 //
 //   auto f = loom::jit([](const loom::Array& x, const loom::Array& y) {
@@ -32,7 +46,8 @@
 // - jit composes: grad inside f, grad(jit(f)) (the replay runs the same bound primitives, so
 //   an outer grad records them), jit inside vmap or inside another jit.
 // Replay runs only the primitives the outputs need (dead code removed), frees each
-// intermediate after its last use, and is thread-safe: the graph is immutable and the cache
+// intermediate after its last use (buffers come from the allocator's per-thread cache; there is
+// no static arena), and is thread-safe: the graph is immutable and the cache
 // is locked, so several threads may call one jitted function at once.
 #pragma once
 
@@ -73,8 +88,14 @@ Captured capture(const std::function<std::vector<Array>(const std::vector<Array>
                  const std::vector<Array>& args, const std::vector<bool>& traced,
                  const char* transform);
 
-/// Runs the graph's impls in order on new arguments (each value freed after its last use).
+/// Runs the graph's impls in order on new arguments (each value freed after its last use), or
+/// its fused plan when it has one and no transformation is active around the replay.
 std::vector<Array> replay(const Graph& graph, const std::vector<Array>& args);
+
+/// jit's fusion pass (src/transforms/fusion.cpp): the graph with a replay plan that runs
+/// chains of float32 elementwise nodes as one fused node and writes values into the buffer of
+/// an input that dies there. The nodes are kept for replays under a transformation.
+std::shared_ptr<const Graph> fuse(std::shared_ptr<const Graph> graph);
 
 /// Summary of a graph, for tests and benchmarks.
 struct GraphInfo {
@@ -82,8 +103,16 @@ struct GraphInfo {
   std::size_t num_nodes = 0;       // after dead-code elimination
   std::size_t num_constants = 0;   // Arrays baked into the graph
   std::size_t peak_live_bytes = 0; // intermediates alive at once during a replay (not args)
+  // jit's fusion pass (JitOptions::fuse): what a replay runs.
+  std::size_t num_steps = 0;         // fused groups plus unfused nodes (num_nodes without fusion)
+  std::size_t num_fused_groups = 0;  // fused elementwise nodes
+  std::size_t num_fused_nodes = 0;   // original nodes running inside them
+  std::size_t num_in_place = 0;      // values written into a dying input's buffer
+  std::size_t unfused_peak_live_bytes = 0;  // peak_live_bytes of the node-by-node replay
 };
 GraphInfo graph_info(const Graph& graph);
+/// The graph as text, one line per node (see Jitted::graph_str).
+std::string graph_str(const Graph& graph);
 
 /// True when a jit/vmap capture is active on this thread (the caller is being traced).
 bool capturing();
@@ -166,6 +195,9 @@ struct JitOptions {
   /// argument must be listed. They are hashed with std::hash and compared with ==; a value
   /// not seen before traces f again.
   std::vector<int> static_argnums;
+  /// Replay with the fusion pass's plan: fused elementwise chains and in-place buffer reuse
+  /// (same bits as without). false replays node by node (for comparison and benchmarks).
+  bool fuse = true;
 };
 
 namespace detail {
@@ -263,7 +295,8 @@ class Jitted {
                 return out;
               },
               leaves, std::vector<bool>(leaves.size(), true), "jit");
-          return detail::JitEntry{c.graph, std::make_shared<const R>(detail::skeleton_of(*traced))};
+          return detail::JitEntry{options_.fuse ? detail::fuse(c.graph) : c.graph,
+                                  std::make_shared<const R>(detail::skeleton_of(*traced))};
         },
         &hit);
     // A fresh trace already computed the result, unless an outer capture must see the
@@ -284,18 +317,29 @@ class Jitted {
   /// peak bytes of intermediates alive at once.
   template <typename... Args>
   detail::GraphInfo graph_info(const Args&... args) const {
+    return detail::graph_info(*entry_for(args...)->graph);
+  }
+
+  /// The same graph as text, one line per node ("%3 = add(%1, c0) float32(128, 512)"; fused
+  /// groups and in-place steps marked), for inspecting what a step runs.
+  template <typename... Args>
+  std::string graph_str(const Args&... args) const {
+    return detail::graph_str(*entry_for(args...)->graph);
+  }
+
+ private:
+  template <typename... Args>
+  std::shared_ptr<const detail::JitEntry> entry_for(const Args&... args) const {
     (*this)(args...);
     detail::JitSignature sig;
     std::vector<Array> leaves;
     int index = 0;
     (add_arg(args, index++, sig, leaves), ...);
     bool hit = false;
-    auto entry = cache_->get(sig, [&]() -> detail::JitEntry { throw Error("jit: lost entry"); },
-                             &hit);
-    return detail::graph_info(*entry->graph);
+    return cache_->get(
+        sig, [&]() -> detail::JitEntry { throw Error("jit: lost entry"); }, &hit);
   }
 
- private:
   bool is_static(int index) const {
     for (int i : options_.static_argnums)
       if (i == index) return true;

@@ -47,11 +47,28 @@ enum class Batching : std::uint8_t {
   elementwise,
 };
 
+/// How jit's fuser (src/transforms/fusion.cpp) runs a float32 elementwise primitive on one
+/// block of n <= 1024 contiguous elements, operands already gathered to the block (scalars and
+/// broadcast rows expanded). At most one pointer is set, and it must compute bit for bit what
+/// the op's eager kernel computes on float32 (bool for comparisons' outputs and where's
+/// condition): call the same vmath kernels / scalar expressions. Outputs may alias an input
+/// (elementwise kernels read element i before writing it).
+///   static constexpr detail::Primitive kExp{.name = "exp", ..., .block = {.unary = exp_block}};
+struct BlockKernel {
+  void (*unary)(const float* x, float* out, std::int64_t n) = nullptr;
+  void (*binary)(const float* a, const float* b, float* out, std::int64_t n) = nullptr;
+  void (*compare)(const float* a, const float* b, bool* out, std::int64_t n) = nullptr;
+  void (*select)(const bool* c, const float* x, const float* y, float* out,
+                 std::int64_t n) = nullptr;
+  constexpr bool fusable() const { return unary || binary || compare || select; }
+};
+
 /// The static description of one primitive; one `static constexpr` instance per op.
 struct Primitive {
   const char* name;
   Batching batching = Batching::loop;
   bool vjp_uses_output = false;  // the VJP reads the op's output (exp, tanh, sqrt, softmax ...)
+  BlockKernel block{};           // float32 elementwise ops: the fuser's block kernel
 };
 
 using Impl = std::function<Array(const std::vector<Array>& inputs)>;

@@ -180,6 +180,26 @@ void blocks(std::int64_t n, F&& f) {
       1 << 13);
 }
 
+// jit's fuser block kernel for a forward kernel that captures nothing (its parameters, if any,
+// would need state a function pointer cannot carry): the same fwd, kBlock elements at a time,
+// through a scratch block since some fwds write y before their last read of x (silu) and the
+// fuser may pass y == x.
+template <typename Fwd>
+constexpr auto block_kernel() -> void (*)(const float*, float*, std::int64_t) {
+  if constexpr (std::is_empty_v<Fwd> && std::is_default_constructible_v<Fwd>) {
+    return [](const float* x, float* y, std::int64_t n) {
+      float t[kBlock];
+      for (std::int64_t s = 0; s < n; s += kBlock) {
+        const std::int64_t len = std::min(kBlock, n - s);
+        Fwd{}(x + s, t, len);
+        std::copy(t, t + len, y + s);
+      }
+    };
+  } else {
+    return nullptr;
+  }
+}
+
 // An elementwise activation computed in x's floating dtype (float32 for integers and bool).
 // fwd(x, y, n) writes y; bwd(x, y, g, dx, n) writes dx (x: input, y: output, g: cotangent).
 // It binds itself as a primitive: impl(x) is the activation itself (jit replays it, vmap
@@ -200,8 +220,10 @@ Array elementwise(const Array& x0, const char* op, Fwd fwd, Bwd bwd, Impl impl,
   });
   if (!loom::detail::transforming()) return out;
   // One instantiation per call site (its lambdas' types), so one name per static.
-  static const loom::detail::Primitive prim{
-      .name = op, .batching = loom::detail::Batching::elementwise, .vjp_uses_output = true};
+  static const loom::detail::Primitive prim{.name = op,
+                                            .batching = loom::detail::Batching::elementwise,
+                                            .vjp_uses_output = true,
+                                            .block = {.unary = block_kernel<Fwd>()}};
   loom::detail::bind(
       prim, out, {&x}, [impl](const std::vector<Array>& in) { return impl(in[0]); },
       [x, bwd, composite, op](const Array& g0, const Array& y) {

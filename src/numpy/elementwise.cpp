@@ -282,8 +282,51 @@ std::vector<Array> one(Array g) {
 using In = std::vector<Array>;
 constexpr detail::Batching kElementwise = detail::Batching::elementwise;
 
-constexpr detail::Primitive elementwise_prim(const char* name, bool uses_output = false) {
-  return {.name = name, .batching = kElementwise, .vjp_uses_output = uses_output};
+constexpr detail::Primitive elementwise_prim(const char* name, bool uses_output = false,
+                                             detail::BlockKernel block = {}) {
+  return {.name = name, .batching = kElementwise, .vjp_uses_output = uses_output, .block = block};
+}
+
+// ---- jit's float32 block kernels (detail::BlockKernel) ------------------------------------
+// Each computes the expression its op's eager kernel computes on float32 (run_binary's
+// functor, unary_float's fn or vmath kernel, where's select), so a fused replay rounds as
+// eager execution does.
+#define LOOM_BLOCK_BINARY(fn, expr)                                   \
+  void fn(const float* a, const float* b, float* o, std::int64_t n) { \
+    for (std::int64_t i = 0; i < n; ++i) {                            \
+      const float x = a[i], y = b[i];                                 \
+      o[i] = expr;                                                    \
+    }                                                                 \
+  }
+LOOM_BLOCK_BINARY(add_f32, x + y)
+LOOM_BLOCK_BINARY(subtract_f32, x - y)
+LOOM_BLOCK_BINARY(multiply_f32, x* y)
+LOOM_BLOCK_BINARY(divide_f32, x / y)
+LOOM_BLOCK_BINARY(maximum_f32, nan_max(x, y))
+LOOM_BLOCK_BINARY(minimum_f32, nan_min(x, y))
+#undef LOOM_BLOCK_BINARY
+
+#define LOOM_BLOCK_UNARY(fn, expr)                    \
+  void fn(const float* a, float* o, std::int64_t n) { \
+    for (std::int64_t i = 0; i < n; ++i) {            \
+      const float v = a[i];                           \
+      o[i] = expr;                                    \
+    }                                                 \
+  }
+LOOM_BLOCK_UNARY(negative_f32, -v)
+LOOM_BLOCK_UNARY(log1p_f32, std::log1p(v))
+LOOM_BLOCK_UNARY(expm1_f32, std::expm1(v))
+LOOM_BLOCK_UNARY(sqrt_f32, std::sqrt(v))
+LOOM_BLOCK_UNARY(rsqrt_f32, 1.0f / std::sqrt(v))
+LOOM_BLOCK_UNARY(abs_f32, std::abs(v))
+LOOM_BLOCK_UNARY(sin_f32, std::sin(v))
+LOOM_BLOCK_UNARY(cos_f32, std::cos(v))
+LOOM_BLOCK_UNARY(floor_f32, std::floor(v))
+LOOM_BLOCK_UNARY(ceil_f32, std::ceil(v))
+#undef LOOM_BLOCK_UNARY
+
+void where_f32(const bool* c, const float* x, const float* y, float* o, std::int64_t n) {
+  for (std::int64_t i = 0; i < n; ++i) o[i] = c[i] ? x[i] : y[i];
 }
 
 }  // namespace
@@ -294,7 +337,7 @@ Array add(const Array& a, const Array& b) {
   Array out = binary(a, b, Kind::arithmetic, "add", [](auto x, auto y) {
     return wrapping(x, y, [](auto u, auto v) { return u + v; });
   });
-  static constexpr detail::Primitive kAdd = elementwise_prim("add");
+  static constexpr detail::Primitive kAdd = elementwise_prim("add", false, {.binary = add_f32});
   if (detail::transforming())
     detail::bind(
         kAdd, out, {&a, &b}, [](const In& in) { return add(in[0], in[1]); },
@@ -308,7 +351,8 @@ Array subtract(const Array& a, const Array& b) {
   Array out = binary(a, b, Kind::arithmetic, "subtract", [](auto x, auto y) {
     return wrapping(x, y, [](auto u, auto v) { return u - v; });
   });
-  static constexpr detail::Primitive kSubtract = elementwise_prim("subtract");
+  static constexpr detail::Primitive kSubtract =
+      elementwise_prim("subtract", false, {.binary = subtract_f32});
   if (detail::transforming())
     detail::bind(
         kSubtract, out, {&a, &b}, [](const In& in) { return subtract(in[0], in[1]); },
@@ -322,7 +366,8 @@ Array multiply(const Array& a, const Array& b) {
   Array out = binary(a, b, Kind::arithmetic, "multiply", [](auto x, auto y) {
     return wrapping(x, y, [](auto u, auto v) { return u * v; });
   });
-  static constexpr detail::Primitive kMultiply = elementwise_prim("multiply");
+  static constexpr detail::Primitive kMultiply =
+      elementwise_prim("multiply", false, {.binary = multiply_f32});
   if (detail::transforming())
     detail::bind(
         kMultiply, out, {&a, &b}, [](const In& in) { return multiply(in[0], in[1]); },
@@ -335,7 +380,8 @@ Array multiply(const Array& a, const Array& b) {
 
 Array divide(const Array& a, const Array& b) {
   Array out = binary(a, b, Kind::true_divide, "divide", [](auto x, auto y) { return x / y; });
-  static constexpr detail::Primitive kDivide = elementwise_prim("divide");
+  static constexpr detail::Primitive kDivide =
+      elementwise_prim("divide", false, {.binary = divide_f32});
   if (detail::transforming())
     detail::bind(
         kDivide, out, {&a, &b}, [](const In& in) { return divide(in[0], in[1]); },
@@ -389,7 +435,8 @@ std::vector<Array> select_vjp(const Array& g, const Array& a, const Array& b, bo
 Array maximum(const Array& a, const Array& b) {
   Array out =
       binary(a, b, Kind::arithmetic, "maximum", [](auto x, auto y) { return nan_max(x, y); });
-  static constexpr detail::Primitive kMaximum = elementwise_prim("maximum");
+  static constexpr detail::Primitive kMaximum =
+      elementwise_prim("maximum", false, {.binary = maximum_f32});
   if (detail::transforming())
     detail::bind(
         kMaximum, out, {&a, &b}, [](const In& in) { return maximum(in[0], in[1]); },
@@ -400,7 +447,8 @@ Array maximum(const Array& a, const Array& b) {
 Array minimum(const Array& a, const Array& b) {
   Array out =
       binary(a, b, Kind::arithmetic, "minimum", [](auto x, auto y) { return nan_min(x, y); });
-  static constexpr detail::Primitive kMinimum = elementwise_prim("minimum");
+  static constexpr detail::Primitive kMinimum =
+      elementwise_prim("minimum", false, {.binary = minimum_f32});
   if (detail::transforming())
     detail::bind(
         kMinimum, out, {&a, &b}, [](const In& in) { return minimum(in[0], in[1]); },
@@ -420,7 +468,8 @@ Array negative(const Array& x) {
     } else
       return -v;
   });
-  static constexpr detail::Primitive kNegative = elementwise_prim("negative");
+  static constexpr detail::Primitive kNegative =
+      elementwise_prim("negative", false, {.unary = negative_f32});
   if (detail::transforming())
     detail::bind(
         kNegative, out, {&x}, [](const In& in) { return negative(in[0]); },
@@ -431,7 +480,8 @@ Array negative(const Array& x) {
 Array exp(const Array& x) {
   Array out = unary_float(
       x, "exp", [](auto v) { return std::exp(v); }, vmath::exp_f32);
-  static constexpr detail::Primitive kExp = elementwise_prim("exp", /*uses_output=*/true);
+  static constexpr detail::Primitive kExp =
+      elementwise_prim("exp", true, {.unary = vmath::exp_f32});
   if (detail::transforming())
     detail::bind(
         kExp, out, {&x}, [](const In& in) { return exp(in[0]); },
@@ -442,7 +492,8 @@ Array exp(const Array& x) {
 Array log(const Array& x) {
   Array out = unary_float(
       x, "log", [](auto v) { return std::log(v); }, vmath::log_f32);
-  static constexpr detail::Primitive kLog = elementwise_prim("log");
+  static constexpr detail::Primitive kLog =
+      elementwise_prim("log", false, {.unary = vmath::log_f32});
   if (detail::transforming())
     detail::bind(
         kLog, out, {&x}, [](const In& in) { return log(in[0]); },
@@ -452,7 +503,8 @@ Array log(const Array& x) {
 
 Array log1p(const Array& x) {
   Array out = unary_float(x, "log1p", [](auto v) { return std::log1p(v); });
-  static constexpr detail::Primitive kLog1p = elementwise_prim("log1p");
+  static constexpr detail::Primitive kLog1p =
+      elementwise_prim("log1p", false, {.unary = log1p_f32});
   if (detail::transforming())
     detail::bind(
         kLog1p, out, {&x}, [](const In& in) { return log1p(in[0]); },
@@ -462,7 +514,7 @@ Array log1p(const Array& x) {
 
 Array expm1(const Array& x) {
   Array out = unary_float(x, "expm1", [](auto v) { return std::expm1(v); });
-  static constexpr detail::Primitive kExpm1 = elementwise_prim("expm1", /*uses_output=*/true);
+  static constexpr detail::Primitive kExpm1 = elementwise_prim("expm1", true, {.unary = expm1_f32});
   if (detail::transforming())
     detail::bind(
         kExpm1, out, {&x}, [](const In& in) { return expm1(in[0]); },
@@ -472,7 +524,7 @@ Array expm1(const Array& x) {
 
 Array sqrt(const Array& x) {
   Array out = unary_float(x, "sqrt", [](auto v) { return std::sqrt(v); });
-  static constexpr detail::Primitive kSqrt = elementwise_prim("sqrt", /*uses_output=*/true);
+  static constexpr detail::Primitive kSqrt = elementwise_prim("sqrt", true, {.unary = sqrt_f32});
   if (detail::transforming())
     detail::bind(
         kSqrt, out, {&x}, [](const In& in) { return sqrt(in[0]); },
@@ -485,7 +537,7 @@ Array rsqrt(const Array& x) {
     using T = decltype(v);
     return T(1) / std::sqrt(v);
   });
-  static constexpr detail::Primitive kRsqrt = elementwise_prim("rsqrt", /*uses_output=*/true);
+  static constexpr detail::Primitive kRsqrt = elementwise_prim("rsqrt", true, {.unary = rsqrt_f32});
   if (detail::transforming())
     detail::bind(
         kRsqrt, out, {&x}, [](const In& in) { return rsqrt(in[0]); },
@@ -504,7 +556,7 @@ Array abs(const Array& x) {
       return std::abs(v);
   });
   // JAX's abs JVP: select(x >= 0, g, -g), so grad(abs)(0) == 1.
-  static constexpr detail::Primitive kAbs = elementwise_prim("abs");
+  static constexpr detail::Primitive kAbs = elementwise_prim("abs", false, {.unary = abs_f32});
   if (detail::transforming())
     detail::bind(
         kAbs, out, {&x}, [](const In& in) { return abs(in[0]); },
@@ -533,7 +585,8 @@ Array sign(const Array& x) {
 Array tanh(const Array& x) {
   Array out = unary_float(
       x, "tanh", [](auto v) { return std::tanh(v); }, vmath::tanh_f32);
-  static constexpr detail::Primitive kTanh = elementwise_prim("tanh", /*uses_output=*/true);
+  static constexpr detail::Primitive kTanh =
+      elementwise_prim("tanh", true, {.unary = vmath::tanh_f32});
   if (detail::transforming())
     detail::bind(
         kTanh, out, {&x}, [](const In& in) { return tanh(in[0]); },
@@ -543,7 +596,7 @@ Array tanh(const Array& x) {
 
 Array sin(const Array& x) {
   Array out = unary_float(x, "sin", [](auto v) { return std::sin(v); });
-  static constexpr detail::Primitive kSin = elementwise_prim("sin");
+  static constexpr detail::Primitive kSin = elementwise_prim("sin", false, {.unary = sin_f32});
   if (detail::transforming())
     detail::bind(
         kSin, out, {&x}, [](const In& in) { return sin(in[0]); },
@@ -553,7 +606,7 @@ Array sin(const Array& x) {
 
 Array cos(const Array& x) {
   Array out = unary_float(x, "cos", [](auto v) { return std::cos(v); });
-  static constexpr detail::Primitive kCos = elementwise_prim("cos");
+  static constexpr detail::Primitive kCos = elementwise_prim("cos", false, {.unary = cos_f32});
   if (detail::transforming())
     detail::bind(
         kCos, out, {&x}, [](const In& in) { return cos(in[0]); },
@@ -574,7 +627,8 @@ Array floor(const Array& x) {
   detail::check_valid(x, "floor");
   if (!is_floating(x.dtype())) return x;
   Array out = unary_float(x, "floor", [](auto v) { return std::floor(v); });
-  static constexpr detail::Primitive kFloor = elementwise_prim("floor");  // zero gradient
+  static constexpr detail::Primitive kFloor =
+      elementwise_prim("floor", false, {.unary = floor_f32});  // zero gradient
   if (detail::transforming())
     detail::bind(
         kFloor, out, {&x}, [](const In& in) { return floor(in[0]); }, nullptr);
@@ -585,7 +639,8 @@ Array ceil(const Array& x) {
   detail::check_valid(x, "ceil");
   if (!is_floating(x.dtype())) return x;
   Array out = unary_float(x, "ceil", [](auto v) { return std::ceil(v); });
-  static constexpr detail::Primitive kCeil = elementwise_prim("ceil");  // zero gradient
+  static constexpr detail::Primitive kCeil =
+      elementwise_prim("ceil", false, {.unary = ceil_f32});  // zero gradient
   if (detail::transforming())
     detail::bind(
         kCeil, out, {&x}, [](const In& in) { return ceil(in[0]); }, nullptr);
@@ -595,10 +650,20 @@ Array ceil(const Array& x) {
 // ---- comparisons and logic (bool results, not differentiated) -----------------------------
 
 // Bound with no VJP: jit and vmap see them, autodiff treats their results as constants.
+// Comparisons of float32 operands fuse under jit (their block kernel writes bools).
 #define LOOM_BOOL_BINARY(fn, kind, expr)                                                 \
+  namespace {                                                                            \
+  void fn##_f32(const float* a, const float* b, bool* o, std::int64_t n) {               \
+    for (std::int64_t i = 0; i < n; ++i) {                                               \
+      const float x = a[i], y = b[i];                                                    \
+      o[i] = expr;                                                                       \
+    }                                                                                    \
+  }                                                                                      \
+  }                                                                                      \
   Array fn(const Array& a, const Array& b) {                                             \
     Array out = binary(a, b, Kind::kind, #fn, [](auto x, auto y) { return expr; });      \
-    static constexpr detail::Primitive kPrim = elementwise_prim(#fn);                    \
+    static constexpr detail::Primitive kPrim = elementwise_prim(                         \
+        #fn, false, {.compare = Kind::kind == Kind::comparison ? fn##_f32 : nullptr});   \
     if (detail::transforming())                                                          \
       detail::bind(                                                                      \
           kPrim, out, {&a, &b}, [](const In& in) { return fn(in[0], in[1]); }, nullptr); \
@@ -690,7 +755,8 @@ Array where(const Array& cond0, const Array& x0, const Array& y0) {
       }
     });
   });
-  static constexpr detail::Primitive kWhere = elementwise_prim("where");
+  static constexpr detail::Primitive kWhere =
+      elementwise_prim("where", false, {.select = where_f32});
   if (detail::transforming())
     detail::bind(
         kWhere, out, {&cond0, &x0, &y0}, [](const In& in) { return where(in[0], in[1], in[2]); },

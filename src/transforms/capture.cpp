@@ -73,6 +73,7 @@ class Tracer final : public CaptureSink {
     }
     const auto index = static_cast<std::int32_t>(graph_.nodes.size());
     graph_.nodes.push_back(std::move(node));
+    node_data_.push_back(out.raw_data());
     bind_value(out, {ValueRef::Kind::node, index}, traced);
   }
 
@@ -90,6 +91,8 @@ class Tracer final : public CaptureSink {
     for (const Array& o : outputs) {
       graph_.outputs.push_back(o.valid() ? resolve(o, "the result").first : ValueRef{});
     }
+    for (std::size_t i = 0; i < graph_.nodes.size(); ++i)
+      graph_.nodes[i].shares_buffer = buffer_values_[node_data_[i]] > 1;
     eliminate_dead_code();
     return std::make_shared<const Graph>(std::move(graph_));
   }
@@ -97,6 +100,7 @@ class Tracer final : public CaptureSink {
  private:
   void bind_value(const Array& a, ValueRef ref, bool traced) {
     values_[key_of(a)] = {ref, traced};
+    ++buffer_values_[a.raw_data()];
     if (traced) traced_buffers_[a.raw_data()] = a;
     alive_.push_back(a.detached());
   }
@@ -114,7 +118,10 @@ class Tracer final : public CaptureSink {
     }
     auto [it, inserted] =
         constant_index_.try_emplace(k, static_cast<std::int32_t>(graph_.constants.size()));
-    if (inserted) graph_.constants.push_back(a.detached());
+    if (inserted) {
+      graph_.constants.push_back(a.detached());
+      ++buffer_values_[a.raw_data()];
+    }
     return {{ValueRef::Kind::constant, it->second}, false};
   }
 
@@ -173,6 +180,8 @@ class Tracer final : public CaptureSink {
   std::unordered_map<Key, std::int32_t, KeyHash> constant_index_;
   std::unordered_map<const void*, Array> traced_buffers_;
   std::vector<Array> alive_;
+  std::vector<const void*> node_data_;                  // each node's output buffer
+  std::unordered_map<const void*, int> buffer_values_;  // values seen per buffer
 };
 
 thread_local Tracer* g_tracer = nullptr;  // the innermost jit/vmap tracer on this thread
@@ -251,6 +260,8 @@ std::vector<Array> replay(const Graph& g, const std::vector<Array>& args) {
     throw Error("jit: the graph takes " + std::to_string(g.arg_shapes.size()) +
                 " argument leaves, got " + std::to_string(args.size()));
   }
+  // A transformation around the replay must see every primitive bind: node by node then.
+  if (g.plan && !transforming()) return run_plan(g, args);
   std::vector<Array> values(g.nodes.size());
   auto get = [&](const ValueRef& r) -> Array {
     switch (r.kind) {
@@ -283,10 +294,20 @@ std::vector<Array> replay(const Graph& g, const std::vector<Array>& args) {
 }
 
 GraphInfo graph_info(const Graph& g) {
-  return {.num_args = g.arg_shapes.size(),
-          .num_nodes = g.nodes.size(),
-          .num_constants = g.constants.size(),
-          .peak_live_bytes = g.peak_live_bytes};
+  GraphInfo info{.num_args = g.arg_shapes.size(),
+                 .num_nodes = g.nodes.size(),
+                 .num_constants = g.constants.size(),
+                 .peak_live_bytes = g.peak_live_bytes};
+  info.num_steps = g.nodes.size();
+  if (g.plan) {
+    info.num_steps = g.plan->steps.size();
+    info.num_fused_groups = g.plan->groups.size();
+    info.num_fused_nodes = g.plan->fused_nodes;
+    info.num_in_place = g.plan->in_place_nodes;
+    info.peak_live_bytes = g.plan->peak_live_bytes;
+    info.unfused_peak_live_bytes = g.peak_live_bytes;
+  }
+  return info;
 }
 
 bool capturing() {

@@ -3,6 +3,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 #include "detail/primitive.hpp"
@@ -25,6 +26,64 @@ struct GraphNode {
   Shape shape;  // of the output recorded while tracing
   DType dtype = DType::float32;
   std::vector<std::int32_t> release;  // nodes whose last use is this one (freed after it)
+  // While tracing, the output shared its buffer with another value (a reshape view, an op
+  // returning its input): the replay must never write into it in place.
+  bool shares_buffer = false;
+};
+
+// ---- the replay plan of jit's fusion pass (src/transforms/fusion.cpp) ----------------------
+
+/// Where a fused member reads or writes one block: an operand from outside the group (gathered
+/// to the block when broadcast), a scratch block of the group, or a materialized output.
+struct FusedLoc {
+  enum class Kind : std::uint8_t { external, float_slot, bool_slot, output };
+  Kind kind = Kind::external;
+  std::int32_t index = 0;
+};
+
+/// An operand from outside the group, read as x[(i / repeat) % period] at output element i:
+/// the whole array (repeat 1, period = size), a scalar (period 1), a trailing row such as a
+/// Dense bias (F,) against (B, F) (repeat 1, period F) or a column (B, 1) (repeat F, period B).
+struct FusedInput {
+  ValueRef ref;
+  DType dtype = DType::float32;
+  std::int64_t repeat = 1, period = 1;
+  bool full = true;  // repeat 1, period = the group's size: read in place, no gather
+};
+
+struct FusedMember {
+  std::int32_t node = 0;  // the original node (its prim's block kernel)
+  std::vector<FusedLoc> in;
+  FusedLoc out;
+};
+
+/// A materialized value of the group: the root, or a member some later node also reads.
+struct FusedOutput {
+  std::int32_t node = 0;
+  std::int32_t in_place = -1;  // index into inputs whose dying buffer this output reuses, or -1
+};
+
+struct FusedGroup {
+  Shape shape;
+  std::vector<FusedInput> inputs;
+  std::vector<FusedMember> members;  // in the original order
+  std::vector<FusedOutput> outputs;
+  std::int32_t float_slots = 0, bool_slots = 0;
+};
+
+/// One step of the fused replay: an original node (its impl) or a fused group.
+struct PlanStep {
+  std::int32_t node = -1;             // >= 0: run nodes[node].impl
+  std::int32_t group = -1;            // >= 0: run groups[group]
+  std::vector<std::int32_t> release;  // node values whose last use is this step
+};
+
+struct Plan {
+  std::vector<PlanStep> steps;
+  std::vector<FusedGroup> groups;
+  std::size_t peak_live_bytes = 0;
+  std::size_t fused_nodes = 0;     // original nodes running inside groups
+  std::size_t in_place_nodes = 0;  // outputs planned into a dying input's buffer
 };
 
 struct Graph {
@@ -34,7 +93,11 @@ struct Graph {
   std::vector<GraphNode> nodes;  // in execution order; only those the outputs need
   std::vector<ValueRef> outputs;
   std::size_t peak_live_bytes = 0;
+  std::shared_ptr<const Plan> plan;  // jit's fused replay (null: node by node)
 };
+
+/// Runs the plan (no transformation active: fused groups bind nothing).
+std::vector<Array> run_plan(const Graph& g, const std::vector<Array>& args);
 
 /// "float32(2, 3)", for error messages.
 std::string describe_value(const Array& a);
