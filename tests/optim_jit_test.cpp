@@ -43,7 +43,8 @@ namespace optim = loom::optim;
     auto vy = y.astype(DType::float64).to_vector<double>();
     for (std::size_t j = 0; j < vx.size(); ++j) {
       if (!(vx[j] == vy[j]))
-        return ::testing::AssertionFailure() << where << "[" << j << "]: " << vx[j] << " vs " << vy[j];
+        return ::testing::AssertionFailure()
+               << where << "[" << j << "]: " << vx[j] << " vs " << vy[j];
     }
   }
   return ::testing::AssertionSuccess();
@@ -100,19 +101,39 @@ Tree kernel_mask(const Tree& params) {
   return loom::tree_map([](const Array& p) { return Array::scalar(p.ndim() > 1); }, params);
 }
 
-TEST(OptimJit, Sgd) { expect_jit_equals_eager(optim::sgd(0.1)); }
-TEST(OptimJit, Momentum) { expect_jit_equals_eager(optim::sgd(0.1, 0.9)); }
-TEST(OptimJit, Nesterov) { expect_jit_equals_eager(optim::sgd(0.1, 0.9, /*nesterov=*/true)); }
-TEST(OptimJit, Adam) { expect_jit_equals_eager(optim::adam(1e-2)); }
-TEST(OptimJit, AdamNesterov) { expect_jit_equals_eager(optim::adam(1e-2, {.nesterov = true})); }
-TEST(OptimJit, AdamW) { expect_jit_equals_eager(optim::adamw(1e-2, {.weight_decay = 1e-2})); }
-TEST(OptimJit, Rmsprop) { expect_jit_equals_eager(optim::rmsprop(1e-2)); }
+TEST(OptimJit, Sgd) {
+  expect_jit_equals_eager(optim::sgd(0.1));
+}
+TEST(OptimJit, Momentum) {
+  expect_jit_equals_eager(optim::sgd(0.1, 0.9));
+}
+TEST(OptimJit, Nesterov) {
+  expect_jit_equals_eager(optim::sgd(0.1, 0.9, /*nesterov=*/true));
+}
+TEST(OptimJit, Adam) {
+  expect_jit_equals_eager(optim::adam(1e-2));
+}
+TEST(OptimJit, AdamNesterov) {
+  expect_jit_equals_eager(optim::adam(1e-2, {.nesterov = true}));
+}
+TEST(OptimJit, AdamW) {
+  expect_jit_equals_eager(optim::adamw(1e-2, {.weight_decay = 1e-2}));
+}
+TEST(OptimJit, Rmsprop) {
+  expect_jit_equals_eager(optim::rmsprop(1e-2));
+}
 TEST(OptimJit, RmspropBiasCorrectedWithMomentum) {
   expect_jit_equals_eager(optim::rmsprop(1e-2, {.momentum = 0.9, .bias_correction = true}));
 }
-TEST(OptimJit, Adagrad) { expect_jit_equals_eager(optim::adagrad(1e-1)); }
-TEST(OptimJit, Lion) { expect_jit_equals_eager(optim::lion(1e-3)); }
-TEST(OptimJit, Lamb) { expect_jit_equals_eager(optim::lamb(1e-2, {.weight_decay = 1e-2})); }
+TEST(OptimJit, Adagrad) {
+  expect_jit_equals_eager(optim::adagrad(1e-1));
+}
+TEST(OptimJit, Lion) {
+  expect_jit_equals_eager(optim::lion(1e-3));
+}
+TEST(OptimJit, Lamb) {
+  expect_jit_equals_eager(optim::lamb(1e-2, {.weight_decay = 1e-2}));
+}
 
 TEST(OptimJit, ChainWithClipByGlobalNorm) {
   // 0.05 clips (the first gradient's norm is above it); 1e3 never clips.
@@ -130,11 +151,11 @@ TEST(OptimJit, ScheduledAdamWarmupCosine) {
 }
 
 TEST(OptimJit, ScheduledSgdAndWeightDecay) {
-  expect_jit_equals_eager(optim::sgd(
-      optim::join_schedules({optim::exponential_decay(0.1, 2, 0.5, {.staircase = true}),
-                             optim::piecewise_constant_schedule(0.05, {{1, 0.5}})},
-                            {3}),
-      0.9));
+  expect_jit_equals_eager(
+      optim::sgd(optim::join_schedules({optim::exponential_decay(0.1, 2, 0.5, {.staircase = true}),
+                                        optim::piecewise_constant_schedule(0.05, {{1, 0.5}})},
+                                       {3}),
+                 0.9));
   expect_jit_equals_eager(
       optim::adamw(1e-2, {.weight_decay = optim::linear_schedule(1e-2, 0.0, 4)}));
 }
@@ -143,8 +164,9 @@ TEST(OptimJit, MaskedAdamW) {
   const Tree mask = kernel_mask(init_params());
   expect_jit_equals_eager(optim::adamw(1e-2, {.weight_decay = 0.1, .mask = mask}));
   // A function mask is evaluated at trace time on the traced params' structure: a constant.
-  expect_jit_equals_eager(
-      optim::adamw(1e-2, {.weight_decay = 0.1, .mask = optim::Mask(std::function<Tree(const Tree&)>(kernel_mask))}));
+  expect_jit_equals_eager(optim::adamw(
+      1e-2,
+      {.weight_decay = 0.1, .mask = optim::Mask(std::function<Tree(const Tree&)>(kernel_mask))}));
 }
 
 TEST(OptimJit, UserArraySchedule) {
@@ -165,9 +187,9 @@ TEST(OptimJit, HostScheduleIsAClearErrorUnderJitAndWorksEagerly) {
   Tree p = init_params(), s = tx.init(p);
   EXPECT_NO_THROW(step(p, s, batch(0)));
   auto jstep = loom::jit(step);
-  EXPECT_TRUE(throws_error([&] { jstep(p, s, batch(0)); },
-                           {"optim.Schedule", "host function", "cannot trace",
-                            "const loom::Array& count"}));
+  EXPECT_TRUE(throws_error(
+      [&] { jstep(p, s, batch(0)); },
+      {"optim.Schedule", "host function", "cannot trace", "const loom::Array& count"}));
 }
 
 TEST(OptimJit, ClipByGlobalNormSelectsUnderJit) {
@@ -177,8 +199,8 @@ TEST(OptimJit, ClipByGlobalNormSelectsUnderJit) {
     auto f = loom::jit([tx](const Tree& u) { return tx.update(u, Tree(), std::nullopt).first; });
     const Tree u = Tree({{"a", Array({3.0f, 4.0f})}});
     const std::vector<float> got = f(u).at("a").leaf().to_vector<float>();
-    const std::vector<float> want = max_norm < 5 ? std::vector<float>{0.6f, 0.8f}
-                                                 : std::vector<float>{3.0f, 4.0f};
+    const std::vector<float> want =
+        max_norm < 5 ? std::vector<float>{0.6f, 0.8f} : std::vector<float>{3.0f, 4.0f};
     EXPECT_NEAR(got[0], want[0], 1e-7);
     EXPECT_NEAR(got[1], want[1], 1e-7);
   }
@@ -257,8 +279,8 @@ TEST(ScheduleArrayForm, ExponentialEndValueWithStaircaseAsOptax) {
   // init 1, transition_steps 2, begin 3; expected init * rate^(floor)(n / 2) clipped at end.
   for (auto [rate, end, stair] : {std::tuple{0.2, 0.1, false}, std::tuple{2.0, 3.0, true},
                                   std::tuple{0.2, 0.1, true}, std::tuple{1.0, 0.1, false}}) {
-    auto s = optim::exponential_decay(1.0, 2, rate,
-                                      {.transition_begin = 3, .staircase = stair, .end_value = end});
+    auto s = optim::exponential_decay(
+        1.0, 2, rate, {.transition_begin = 3, .staircase = stair, .end_value = end});
     std::vector<int> counts;
     for (int c = 0; c < 14; ++c) counts.push_back(c);
     const std::vector<double> got = traced_values(s, counts);
