@@ -194,8 +194,7 @@ Step transformer_train(Variant v) {
     });
     return [=] {
       const rnd::Key dropout_key = rnd::fold_in(rnd::key(3), state->step++);
-      auto [p, s, loss] =
-          step(state->params, state->opt_state, rnd::key_data(dropout_key), x);
+      auto [p, s, loss] = step(state->params, state->opt_state, rnd::key_data(dropout_key), x);
       state->params = std::move(p);
       state->opt_state = std::move(s);
       (void)loss.item<float>();

@@ -190,8 +190,8 @@ TEST(NnLiftedRngs, DropoutUnderRematAndJitDrawsThePlainBits) {
       EXPECT_TRUE(allclose(DropModel{.transform = t}.apply(variables, opts, x), plain, 0, 0));
       auto loss = [&](Transform tr) {
         return [&, tr](const Tree& params) {
-          return jnp::sum(jnp::square(
-              DropModel{.transform = tr}.apply(Tree{{"params", params}}, opts, x)));
+          return jnp::sum(
+              jnp::square(DropModel{.transform = tr}.apply(Tree{{"params", params}}, opts, x)));
         };
       };
       const Tree g_plain = grad(loss(Transform::none))(variables.at("params"));

@@ -15,7 +15,9 @@ double Schedule::operator()(std::int64_t step) const {
   if (host_) return host_(step);
   if (!traced_) throw Error("optim.Schedule: called an empty schedule");
   // An Array form evaluated on the host: the count as optax keeps it (int32).
-  return traced_(Array::scalar(static_cast<std::int32_t>(step))).astype(DType::float64).item<double>();
+  return traced_(Array::scalar(static_cast<std::int32_t>(step)))
+      .astype(DType::float64)
+      .item<double>();
 }
 
 Array Schedule::operator()(const Array& count) const {

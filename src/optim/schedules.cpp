@@ -42,7 +42,8 @@ Schedule polynomial_schedule(double init_value, double end_value, double power,
     return (init_value - end_value) * std::pow(frac, power) + end_value;
   };
   auto traced = [=](const Array& count) {
-    const Array t = jnp::clip(steps(count) - double(transition_begin), 0.0, double(transition_steps));
+    const Array t =
+        jnp::clip(steps(count) - double(transition_begin), 0.0, double(transition_steps));
     const Array frac = 1.0 - t / double(transition_steps);
     return (init_value - end_value) * jnp::power(frac, power) + end_value;
   };
@@ -158,8 +159,8 @@ Schedule join_schedules(std::vector<Schedule> schedules, std::vector<std::int64_
     return out;
   };
   if (!traceable) return Schedule(std::move(host));
-  auto traced = [schedules = std::move(schedules), boundaries = std::move(boundaries)](
-                    const Array& count) {
+  auto traced = [schedules = std::move(schedules),
+                 boundaries = std::move(boundaries)](const Array& count) {
     Array out = schedules[0](count);
     for (std::size_t i = 0; i < boundaries.size(); ++i) {
       // A boundary past INT32_MAX is never reached by an int32 count.

@@ -174,8 +174,7 @@ GradientTransformation scale_by_adam(AdamOptions o) {
           "scale_by_adam",
           [o](auto x, auto m, auto v, auto c1, auto c1_next, auto c2) {
             using T = decltype(x);
-            const T m_hat =
-                o.nesterov ? T(o.b1) * (m / c1_next) + T(1 - o.b1) * (x / c1) : m / c1;
+            const T m_hat = o.nesterov ? T(o.b1) * (m / c1_next) + T(1 - o.b1) * (x / c1) : m / c1;
             const T v_hat = v / c2;
             return m_hat / (std::sqrt(v_hat + T(o.eps_root)) + T(o.eps));
           },

@@ -44,19 +44,18 @@ class Schedule {
 
   Schedule() = default;
   /// A host function double(int64): eager only.
-  template <typename F,
-            std::enable_if_t<!std::is_same_v<std::decay_t<F>, Schedule> &&
-                                 std::is_invocable_r_v<double, F, std::int64_t>,
-                             int> = 0>
+  template <typename F, std::enable_if_t<!std::is_same_v<std::decay_t<F>, Schedule> &&
+                                             std::is_invocable_r_v<double, F, std::int64_t>,
+                                         int> = 0>
   Schedule(F host) : host_(std::move(host)) {}  // NOLINT: as a std::function converts
   /// An Array function (int32 count -> scalar Array) in loom ops: traceable; its host form
   /// evaluates it on a concrete count. Not chosen for a callable that also takes an int64.
   template <typename F,
-            std::enable_if_t<std::conjunction_v<
-                                 std::negation<std::is_same<std::decay_t<F>, Schedule>>,
-                                 std::negation<std::is_invocable_r<double, F, std::int64_t>>,
-                                 std::is_invocable_r<Array, F, const Array&>>,
-                             int> = 0>
+            std::enable_if_t<
+                std::conjunction_v<std::negation<std::is_same<std::decay_t<F>, Schedule>>,
+                                   std::negation<std::is_invocable_r<double, F, std::int64_t>>,
+                                   std::is_invocable_r<Array, F, const Array&>>,
+                int> = 0>
   Schedule(F traced) : traced_(std::move(traced)) {}  // NOLINT
   /// Both forms, which must compute the same values (what the built-in schedules build).
   Schedule(HostFn host, ArrayFn traced) : host_(std::move(host)), traced_(std::move(traced)) {}
@@ -82,10 +81,9 @@ class ScalarOrSchedule {
  public:
   ScalarOrSchedule(double value) : value_(value) {}  // NOLINT: as optax accepts a float
   ScalarOrSchedule(Schedule schedule) : value_(std::move(schedule)) {}  // NOLINT
-  template <typename F,
-            typename = std::enable_if_t<!std::is_arithmetic_v<F> &&
-                                        !std::is_same_v<std::decay_t<F>, Schedule> &&
-                                        std::is_constructible_v<Schedule, F>>>
+  template <typename F, typename = std::enable_if_t<!std::is_arithmetic_v<F> &&
+                                                    !std::is_same_v<std::decay_t<F>, Schedule> &&
+                                                    std::is_constructible_v<Schedule, F>>>
   ScalarOrSchedule(F schedule) : value_(Schedule(std::move(schedule))) {}  // NOLINT
   bool is_schedule() const { return std::holds_alternative<Schedule>(value_); }
   /// The constant; throws loom::Error on a schedule.
