@@ -9,6 +9,11 @@ rounds pooled), loom/PyTorch, loom/libtorch and loom's GFLOP/s as a fraction of 
 sgemm peak measured in the same run (OpenBLAS, 2048^3 sgemm, best iteration). Writes
 build/bench/results.json. Standard library only.
 
+A workload named <base>_jit (cnn_train_jit, mlp_train_jit, transformer_train_jit) is loom's
+<base> step under loom::jit. It runs for loom only (JSON: workload "<base>_jit", system "loom");
+its table row compares it with the peers' (eager) times of <base>, which run as well when <base>
+itself was not asked for.
+
   bench/run.py [--threads T] [--rounds R] [--workloads a,b] [--quick]
 """
 import argparse
@@ -76,6 +81,30 @@ WORKLOADS = {
                          "mlp_infer_b1 from 2 threads, per call"),
     "loaded_cnn_train": (6, 1, cnn_flops(), 1, "cnn_train with one spinning process per core"),
 }
+# The jitted variants: loom only, compared with the base workload's peers.
+for _base in ("cnn_train", "mlp_train", "transformer_train"):
+    _it, _wu, _fl, _div, _desc = WORKLOADS[_base]
+    WORKLOADS[_base + "_jit"] = (_it, _wu, _fl, _div, _desc + ", whole step under loom::jit")
+
+
+def base_of(workload):
+    """The workload whose peers a row compares with (itself unless a _jit variant)."""
+    return workload[:-len("_jit")] if workload.endswith("_jit") else workload
+
+
+def jobs(names, order):
+    """(workload, system) pairs of one round: a _jit workload runs loom only, and the peers of
+    its base run too when the base was not asked for (they are what its row compares with)."""
+    out = []
+    for w in names:
+        if w.endswith("_jit"):
+            base = base_of(w)
+            if base not in names:
+                out += [(base, s) for s in order if s != "loom" and (base, s) not in out]
+            out.append((w, "loom"))
+        else:
+            out += [(w, s) for s in order]
+    return out
 
 
 def command(system, workload, args, build):
@@ -164,29 +193,28 @@ def main():
         else:
             errors["sgemm_peak"] = err
         order = SYSTEMS[r % 3:] + SYSTEMS[:r % 3]
-        for w in names:
+        for w, s in jobs(names, order):
             divisor = WORKLOADS[w][3]
-            for s in order:
-                cmd = command(s, w, args, args.build)
-                if w == "loaded_cnn_train":
-                    with Spinners(os.cpu_count() or 1):
-                        res, err = run_one(cmd, env, 900)
-                else:
+            cmd = command(s, w, args, args.build)
+            if w == "loaded_cnn_train":
+                with Spinners(os.cpu_count() or 1):
                     res, err = run_one(cmd, env, 900)
-                if res is None:
-                    errors[(w, s)] = err
-                    print(f"  round {r + 1} {w} {s}: FAILED: {err}", flush=True)
-                    continue
-                ts = [t / divisor for t in res["times_ms"]]
-                times.setdefault((w, s), []).extend(ts)
-                rss[(w, s)] = max(rss.get((w, s), 0.0), res["peak_rss_mb"])
-                runs[(w, s)] = runs.get((w, s), 0) + 1
-                print(f"  round {r + 1} {w:18s} {s:9s} median {fmt_ms(statistics.median(ts))} ms",
-                      flush=True)
+            else:
+                res, err = run_one(cmd, env, 900)
+            if res is None:
+                errors[(w, s)] = err
+                print(f"  round {r + 1} {w} {s}: FAILED: {err}", flush=True)
+                continue
+            ts = [t / divisor for t in res["times_ms"]]
+            times.setdefault((w, s), []).extend(ts)
+            rss[(w, s)] = max(rss.get((w, s), 0.0), res["peak_rss_mb"])
+            runs[(w, s)] = runs.get((w, s), 0) + 1
+            print(f"  round {r + 1} {w:18s} {s:9s} median {fmt_ms(statistics.median(ts))} ms",
+                  flush=True)
 
     peak = max(sgemm) if sgemm else None
     results, med = [], {}
-    for w in names:
+    for w in dict.fromkeys([w for w, _ in jobs(names, SYSTEMS)]):
         for s in SYSTEMS:
             ts = times.get((w, s))
             if not ts:
@@ -202,7 +230,7 @@ def main():
         json.dump(results, f, indent=1)
 
     def ratio(w, s):
-        a, b = med.get((w, "loom")), med.get((w, s))
+        a, b = med.get((w, "loom")), med.get((base_of(w), s))
         return f"{a / b:.2f}x" if a and b else "n/a"
 
     print()
@@ -214,8 +242,9 @@ def main():
     for w in names:
         lm = med.get((w, "loom"))  # FLOP per reported unit (a call for concurrent_infer)
         gf = WORKLOADS[w][2] / (lm * 1e-3) / 1e9 if lm else None
-        rows.append([w, fmt_ms(lm), fmt_ms(med.get((w, "pytorch"))),
-                     fmt_ms(med.get((w, "libtorch"))), ratio(w, "pytorch"), ratio(w, "libtorch"),
+        peer = base_of(w)  # a _jit row shows the base workload's peer times
+        rows.append([w, fmt_ms(lm), fmt_ms(med.get((peer, "pytorch"))),
+                     fmt_ms(med.get((peer, "libtorch"))), ratio(w, "pytorch"), ratio(w, "libtorch"),
                      f"{gf:.1f}" if gf else "n/a",
                      f"{100 * gf / peak:.0f}%" if gf and peak else "n/a"])
     extra = []
@@ -238,6 +267,9 @@ def main():
         print("loaded_cnn_train / cnn_train (slowdown under load): " + ", ".join(extra))
     if "cnn_train" in names:
         print("peak RSS on cnn_train: " + mem)
+    if any(w.endswith("_jit") for w in names):
+        print("*_jit rows: loom's step under loom::jit; the PyTorch and libtorch columns are the "
+              "peers' eager times of the base workload")
     print("mlp_infer_b1 and concurrent_infer: ms per call (concurrent: wall time / 200 calls on "
           "2 threads)")
     for k, e in errors.items():

@@ -6,8 +6,11 @@
 // prints one JSON line: {"system": "loom", "workload": ..., "times_ms": [...], "peak_rss_mb": ...}
 // (times per iteration; bench/peers/ print the same line for PyTorch and libtorch).
 //
-// A variant (e.g. a jitted step, when loom::jit lands) is one more entry in workloads(): a maker
-// returning the step function, e.g. {"cnn_train_jit", [] { return cnn_train({.jit = true}); }}.
+// A variant is one more entry in workloads(): a maker returning the step function, e.g. the
+// jitted steps {"cnn_train_jit", [] { return cnn_train({.jit = true}); }}: the whole step
+// (value_and_grad + tx.update + apply_updates) under loom::jit, traced on the first (warmup)
+// call and replayed after, as a user would write it. run.py times them for loom only and
+// compares them with the peers' (eager) times of the base workload.
 #include <cblas.h>
 #include <sys/resource.h>
 
@@ -22,6 +25,7 @@
 #include <map>
 #include <string>
 #include <thread>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -45,7 +49,7 @@ using loom::Tree;
 /// One timed iteration; a workload's maker builds the model, data and state and returns it.
 using Step = std::function<void()>;
 
-/// How a workload is run. `jit` is the hook for the jitted variants (not used yet: eager only).
+/// How a workload is run: eagerly, or with the whole training step under loom::jit.
 struct Variant {
   bool jit = false;
 };
@@ -80,13 +84,33 @@ struct Encoder : nn::Module<Encoder> {
 /// A classifier training step with softmax cross-entropy and optax.sgd(0.1, momentum 0.9): the
 /// step of examples/mnist/train.hpp (value_and_grad, then tx.update and apply_updates).
 template <typename Model>
-Step classifier_train(Model model, Array images, Array labels, Variant) {
+Step classifier_train(Model model, Array images, Array labels, Variant v) {
   Tree params = model.init(rnd::key(0), images).at("params");
   optim::GradientTransformation tx = optim::sgd(0.1, 0.9);
   struct State {
     Tree params, opt_state;
   };
   auto state = std::make_shared<State>(State{params, tx.init(params)});
+  if (v.jit) {
+    // The step as a pure function of everything that changes (params, state, batch), so the
+    // replay sees new values; model and tx are captured (static).
+    auto step = loom::jit([model, tx](const Tree& params, const Tree& opt_state,
+                                      const Array& images, const Array& labels) {
+      auto loss_fn = [&](const Tree& p) {
+        Array logits = model.apply(Tree{{"params", p}}, images);
+        return jnp::mean(optim::softmax_cross_entropy_with_integer_labels(logits, labels));
+      };
+      auto [loss, grads] = loom::value_and_grad(loss_fn)(params);
+      auto [updates, new_state] = tx.update(grads, opt_state, std::nullopt);
+      return std::make_tuple(optim::apply_updates(params, updates), new_state, loss);
+    });
+    return [=] {
+      auto [p, s, loss] = step(state->params, state->opt_state, images, labels);
+      state->params = std::move(p);
+      state->opt_state = std::move(s);
+      (void)loss.template item<float>();
+    };
+  }
   return [=] {
     auto loss_fn = [&](const Tree& p) {
       Array logits = model.apply(Tree{{"params", p}}, images);
@@ -145,7 +169,7 @@ Step resnet_infer(Variant) {
 
 /// The loss is mean(square(encoder(x))); the optimizer optax.sgd(0.1, 0.9); dropout 0.1 on
 /// (attention weights, attention output, MLP), a new dropout key every step.
-Step transformer_train(Variant) {
+Step transformer_train(Variant v) {
   Encoder model;
   Array x = rnd::normal(rnd::key(1), {16, 128, 256});
   Tree params = model.init(rnd::key(0), x).at("params");
@@ -155,6 +179,27 @@ Step transformer_train(Variant) {
     std::uint32_t step = 0;
   };
   auto state = std::make_shared<State>(State{params, tx.init(params)});
+  if (v.jit) {
+    // The dropout key is an argument (its raw uint32 data): a new key replays the same graph.
+    auto step = loom::jit([model, tx](const Tree& params, const Tree& opt_state,
+                                      const Array& key_data, const Array& x) {
+      const rnd::Key dropout_key = rnd::wrap_key_data(key_data);
+      auto loss_fn = [&](const Tree& p) {
+        Array y = model.apply(Tree{{"params", p}}, {.rngs = {{"dropout", dropout_key}}}, x);
+        return jnp::mean(jnp::square(y));
+      };
+      auto [loss, grads] = loom::value_and_grad(loss_fn)(params);
+      auto [updates, new_state] = tx.update(grads, opt_state, std::nullopt);
+      return std::make_tuple(optim::apply_updates(params, updates), new_state, loss);
+    });
+    return [=] {
+      const rnd::Key dropout_key = rnd::fold_in(rnd::key(3), state->step++);
+      auto [p, s, loss] = step(state->params, state->opt_state, rnd::key_data(dropout_key), x);
+      state->params = std::move(p);
+      state->opt_state = std::move(s);
+      (void)loss.item<float>();
+    };
+  }
   return [=] {
     const rnd::Key dropout_key = rnd::fold_in(rnd::key(3), state->step++);
     auto loss_fn = [&](const Tree& p) {
@@ -186,10 +231,13 @@ Step sgemm_peak(Variant) {
 const std::map<std::string, std::function<Step()>>& workloads() {
   static const std::map<std::string, std::function<Step()>> w = {
       {"cnn_train", [] { return cnn_train({}); }},
+      {"cnn_train_jit", [] { return cnn_train({.jit = true}); }},
       {"mlp_train", [] { return mlp_train({}); }},
+      {"mlp_train_jit", [] { return mlp_train({.jit = true}); }},
       {"mlp_infer_b1", [] { return mlp_infer_b1({}); }},
       {"resnet_infer", [] { return resnet_infer({}); }},
       {"transformer_train", [] { return transformer_train({}); }},
+      {"transformer_train_jit", [] { return transformer_train({.jit = true}); }},
       {"concurrent_infer", [] { return concurrent_infer({}); }},
       {"sgemm_peak", [] { return sgemm_peak({}); }},
   };

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include "loom/autodiff.hpp"
+#include "loom/jit.hpp"
 #include "loom/nn.hpp"
 #include "loom/nn/transforms_call.hpp"
 #include "loom/numpy.hpp"
@@ -138,19 +139,85 @@ TEST(NnJit, SideEffectsRunAtTraceTimeOnly) {
   EXPECT_EQ(g_traces, 2);
 }
 
-TEST(NnRemat, RngStreamsAreNotPassedThrough) {
-  struct Drops : nn::Module<Drops> {
-    Array call(const Array& x) const {
-      return nn::remat(nn::Dropout{.rate = 0.5, .deterministic = false})(x);
+// Flax lifts the rngs into remat/jit (flax/core/lift.py pack: the inner scope gets the outer
+// rngs and shares its rng counters), so a Dropout inside draws the bits of the plain call.
+struct DropBlock : nn::Module<DropBlock> {
+  bool operator==(const DropBlock&) const = default;
+  Array call(const Array& x) const {
+    Array h = nn::Dense{.features = 6}(x);
+    h = jnp::tanh(nn::Dropout{.rate = 0.5, .deterministic = false}(h));
+    return nn::Dense{.features = 3}(nn::Dropout{.rate = 0.3, .deterministic = false}(h));
+  }
+};
+
+struct DropModel : nn::Module<DropModel> {
+  Transform transform = Transform::none;
+  Array call(const Array& x) const {
+    auto run = [&](const Array& in) {
+      switch (transform) {
+        case Transform::jit:
+          return child("block", nn::jit(DropBlock{}))(in);
+        case Transform::remat:
+          return child("block", nn::remat(DropBlock{}))(in);
+        default:
+          return child("block", DropBlock{})(in);
+      }
+    };
+    Array h = run(x);
+    h = run(h);  // the same module again: its rng counts continue from the first call's
+    return nn::Dropout{.rate = 0.5, .deterministic = false}(h);
+  }
+};
+
+::testing::AssertionResult same_tree(const Tree& a, const Tree& b) {
+  for (const auto& [path, leaf] : tree_leaves_with_path(a)) {
+    if (!allclose(leaf, b.at_path(path).leaf(), 0, 0))
+      return ::testing::AssertionFailure() << path.front() << "/.../" << path.back();
+  }
+  return ::testing::AssertionSuccess();
+}
+
+TEST(NnLiftedRngs, DropoutUnderRematAndJitDrawsThePlainBits) {
+  const Array x = random::normal(random::key(3), {4, 3});
+  const Tree variables = DropModel{}.init(random::key(7), x);
+  for (int k = 0; k < 2; ++k) {  // a second key: nn::jit replays with the new key's bits
+    const nn::ApplyOptions opts{.rngs = {{"dropout", random::key(11 + k)}}};
+    const Array plain = DropModel{}.apply(variables, opts, x);
+    const Array det = DropModel{}.apply(variables, {.rngs = {{"dropout", random::key(99)}}}, x);
+    EXPECT_FALSE(allclose(plain, det, 0, 0));  // the key matters: dropout is on
+    for (Transform t : {Transform::remat, Transform::jit}) {
+      SCOPED_TRACE(t == Transform::jit ? "jit" : "remat");
+      EXPECT_TRUE(allclose(DropModel{.transform = t}.apply(variables, opts, x), plain, 0, 0));
+      auto loss = [&](Transform tr) {
+        return [&, tr](const Tree& params) {
+          return jnp::sum(
+              jnp::square(DropModel{.transform = tr}.apply(Tree{{"params", params}}, opts, x)));
+        };
+      };
+      const Tree g_plain = grad(loss(Transform::none))(variables.at("params"));
+      const Tree g_lifted = grad(loss(t))(variables.at("params"));
+      EXPECT_TRUE(same_tree(g_plain, g_lifted));
     }
+  }
+}
+
+TEST(NnLiftedRngs, JitOfAStepWithRematDropoutEqualsEager) {
+  // The whole loss under loom::jit with the key as an argument: nn::remat inside sees a traced
+  // key and still draws the plain call's bits.
+  const Array x = random::normal(random::key(3), {4, 3});
+  const Tree params = DropModel{}.init(random::key(7), x).at("params");
+  auto loss = [x](const Tree& p, const Array& key_data, int transform) {
+    const nn::ApplyOptions opts{.rngs = {{"dropout", random::wrap_key_data(key_data)}}};
+    return jnp::sum(jnp::square(
+        DropModel{.transform = Transform(transform)}.apply(Tree{{"params", p}}, opts, x)));
   };
-  const Array x = jnp::ones({2, 3});
-  const Tree v = Drops{}.init(random::key(0), x);
-  EXPECT_TRUE(throws_error(
-      [&] {
-        Drops{}.apply(v, {.rngs = {{"dropout", random::key(1)}}}, x);
-      },
-      {"dropout"}));
+  auto jloss = jit(loss, {.static_argnums = {2}});
+  for (int k = 0; k < 2; ++k) {
+    const Array key = random::key_data(random::key(20 + k));
+    const Array want = loss(params, key, int(Transform::none));
+    EXPECT_TRUE(allclose(jloss(params, key, int(Transform::remat)), want, 0, 0));
+    EXPECT_TRUE(allclose(jloss(params, key, int(Transform::jit)), want, 0, 0));
+  }
 }
 
 }  // namespace

@@ -5,10 +5,41 @@
 #include <limits>
 #include <string>
 
+#include "loom/jit.hpp"
 #include "loom/numpy.hpp"
 #include "optim/kernels.hpp"
 
 namespace loom::optim {
+
+double Schedule::operator()(std::int64_t step) const {
+  if (host_) return host_(step);
+  if (!traced_) throw Error("optim.Schedule: called an empty schedule");
+  // An Array form evaluated on the host: the count as optax keeps it (int32).
+  return traced_(Array::scalar(static_cast<std::int32_t>(step)))
+      .astype(DType::float64)
+      .item<double>();
+}
+
+Array Schedule::operator()(const Array& count) const {
+  if (traced_) {
+    Array v = traced_(count);
+    if (!v.valid() || v.size() != 1) {
+      throw Error("optim.Schedule: an Array schedule must return a scalar, got " +
+                  (v.valid() ? v.shape().str() : std::string("<empty>")));
+    }
+    return v.dtype() == DType::float64 ? v : v.astype(DType::float64);
+  }
+  if (!host_) throw Error("optim.Schedule: called an empty schedule");
+  if (loom::detail::capturing()) {
+    throw Error(
+        "optim.Schedule: this schedule is a host function double(std::int64_t), which loom::jit "
+        "and loom::vmap cannot trace (the step count is a traced Array inside them). Write it "
+        "with loom ops on the int32 count Array, e.g. optim::Schedule s = [](const loom::Array& "
+        "count) { return 0.1 / (1.0 + count.astype(loom::DType::float64)); }, or compose the "
+        "built-in schedules (optim/schedules.hpp), or call the step without jit");
+  }
+  return Array::scalar(host_(count.item<std::int32_t>()), DType::float64);
+}
 
 double ScalarOrSchedule::value() const {
   if (is_schedule()) throw Error("optim.ScalarOrSchedule: holds a schedule, not a constant");
@@ -22,6 +53,11 @@ const Schedule& ScalarOrSchedule::schedule() const {
 
 double ScalarOrSchedule::operator()(std::int64_t step) const {
   return is_schedule() ? std::get<Schedule>(value_)(step) : std::get<double>(value_);
+}
+
+Array ScalarOrSchedule::operator()(const Array& count) const {
+  return is_schedule() ? std::get<Schedule>(value_)(count)
+                       : Array::scalar(std::get<double>(value_), DType::float64);
 }
 
 namespace detail {
@@ -101,8 +137,8 @@ Array safe_increment(const Array& count) {
                 (count.valid() ? std::string(dtype_name(count.dtype())) + count.shape().str()
                                : std::string("<empty>")));
   }
-  const std::int32_t c = count.item<std::int32_t>();
-  return Array::scalar(c == std::numeric_limits<std::int32_t>::max() ? c : c + 1);
+  // count + (count < INT32_MAX): never computes the overflowing sum, even where discarded.
+  return count + numpy::where(count < std::numeric_limits<std::int32_t>::max(), 1, 0);
 }
 
 }  // namespace loom::optim

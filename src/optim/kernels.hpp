@@ -7,13 +7,20 @@
 //                     std::move(t), g);
 //
 // `self` is taken by value: pass it with std::move so that it can be unique. Every input must
-// have self's shape; inputs of another floating dtype are converted to self's dtype (the
-// result's dtype). The lambda gets elements of one type T (float or double) and returns a T.
+// have self's shape, or be a one-element Array wrapped in detail::bcast (a hyper-parameter that
+// is a traced value: a bias correction or a learning rate computed from the step count, read
+// once per kernel run, so that jit replays it with the new count); inputs of another dtype are
+// converted to self's dtype (the result's dtype). The lambda gets elements of one type T (float
+// or double) and returns a T.
+//
+//   // adam's m_hat: mu / (1 - b1 ** count), the correction an int32-count function in loom ops
+//   g = detail::fused("scale_by_adam", [](auto m, auto bc) { return m / bc; }, mu, bcast(bc1));
 #pragma once
 
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -28,6 +35,14 @@ namespace loom::optim::detail {
 void check_structure(const char* op, const Tree& a, const char* a_name, const Tree& b,
                      const char* b_name);
 
+/// A one-element operand of `fused`, broadcast against self (read once per kernel run).
+struct Bcast {
+  Array value;
+};
+inline Bcast bcast(Array value) {
+  return Bcast{std::move(value)};
+}
+
 inline void check_same_shape(const char* op, const Array& self, const Array& other) {
   if (!other.valid() || other.shape() != self.shape()) {
     throw Error(std::string("optim.") + op + ": leaves must have matching shapes, got " +
@@ -35,9 +50,48 @@ inline void check_same_shape(const char* op, const Array& self, const Array& oth
                 (other.valid() ? other.shape().str() : std::string("<empty>")));
   }
 }
+inline void check_same_shape(const char* op, const Array&, const Bcast& other) {
+  if (!other.value.valid() || other.value.size() != 1) {
+    throw Error(std::string("optim.") + op + ": a broadcast operand must have one element, got " +
+                (other.value.valid() ? other.value.shape().str() : std::string("<empty>")));
+  }
+}
 
 inline Array as_dtype(const Array& x, DType dtype) {
   return x.dtype() == dtype ? x : x.astype(dtype);
+}
+
+inline const Array& operand_array(const Array& x) {
+  return x;
+}
+inline const Array& operand_array(const Bcast& x) {
+  return x.value;
+}
+
+/// What the kernel loop indexes: a pointer for a full operand, the value for a broadcast one.
+template <typename T, typename A>
+auto operand_view(const Array& converted) {
+  if constexpr (std::is_same_v<A, Bcast>)
+    return converted.data<T>()[0];
+  else
+    return converted.data<T>();
+}
+template <typename T>
+T element(const T* p, std::int64_t i) {
+  return p[i];
+}
+template <typename T>
+T element(T v, std::int64_t) {
+  return v;
+}
+
+/// Rewraps a replayed input as the operand kind `A` it was recorded as.
+template <typename A>
+A rewrap(const Array& x) {
+  if constexpr (std::is_same_v<A, Bcast>)
+    return Bcast{x};
+  else
+    return x;
 }
 
 template <typename F, typename... A>
@@ -57,29 +111,29 @@ Array fused(const char* op, F f, Array self, const A&... others) {
       (self.unique() && !self.node() && !transforming) ? self : Array::empty(self.shape(), dtype);
   const std::int64_t n = self.size();
   loom::detail::dispatch_float(dtype, op, [&]<typename T>() {
-    auto run = [&](const T* s, const auto*... o) {
+    auto run = [&](const T* s, const auto... o) {
       T* d = out.mutable_data<T>();
       loom::detail::parallel_for(n, [&](std::int64_t b, std::int64_t e) {
-        for (std::int64_t i = b; i < e; ++i) d[i] = f(s[i], o[i]...);
+        for (std::int64_t i = b; i < e; ++i) d[i] = f(s[i], element(o, i)...);
       });
     };
-    const std::vector<Array> keep{as_dtype(others, dtype)...};
+    const std::vector<Array> keep{as_dtype(operand_array(others), dtype)...};
     [&]<std::size_t... I>(std::index_sequence<I...>) {
-      run(self.data<T>(), keep[I].template data<T>()...);
+      run(self.data<T>(), operand_view<T, A>(keep[I])...);
     }
     (std::index_sequence_for<A...>{});
   });
   if (transforming) {
     // One Primitive per instantiation (the update rule's lambda type), so one name per static.
     static const loom::detail::Primitive prim{.name = op};
-    std::vector<Array> inputs{self, others...};
+    std::vector<Array> inputs{self, operand_array(others)...};
     // The impl gets inputs that the replay's caller still holds (never unique), so it runs out
     // of place. Not differentiable: no VJP (optimizer updates are not differentiated through).
     loom::detail::bind(
         prim, out, inputs,
         [op, f](const std::vector<Array>& in) {
           return [&]<std::size_t... I>(std::index_sequence<I...>) {
-            return fused(op, f, in[0], in[I + 1]...);
+            return fused(op, f, in[0], rewrap<A>(in[I + 1])...);
           }
           (std::index_sequence_for<A...>{});
         },

@@ -121,18 +121,24 @@ GradientTransformation add_decayed_weights(ScalarOrSchedule weight_decay,
   };
   auto update = [weight_decay](Tree updates, Tree state, const std::optional<Tree>& params) {
     const Tree& p_tree = need_params(params, updates, "add_decayed_weights");
-    double s = 0;
-    Tree new_state = state;
-    if (weight_decay.is_schedule()) {
-      const Array count = take_field(state, "count", "add_decayed_weights").leaf();
-      s = weight_decay(count.item<std::int32_t>());
-      new_state = Tree({{"count", safe_increment(count)}});
-    } else {
-      s = weight_decay.value();
-      if (s == 0.0) return std::make_pair(std::move(updates), std::move(new_state));
-    }
     const std::vector<Array> p = tree_leaves(p_tree);
     TreeDef def;
+    if (weight_decay.is_schedule()) {
+      // The rate at the count, a float64 scalar from loom ops (traced under jit).
+      const Array count = take_field(state, "count", "add_decayed_weights").leaf();
+      const detail::Bcast s = detail::bcast(weight_decay(count));
+      std::vector<Array> g = take_leaves(updates, &def);
+      for (std::size_t i = 0; i < g.size(); ++i) {
+        g[i] = fused(
+            "add_decayed_weights", [](auto x, auto w, auto r) { return x + r * w; },
+            std::move(g[i]), p[i], s);
+      }
+      Tree new_state = {{"count", safe_increment(count)}};
+      return std::make_pair(tree_unflatten(def, std::move(g)), std::move(new_state));
+    }
+    const double s = weight_decay.value();
+    if (s == 0.0) return std::make_pair(std::move(updates), std::move(state));
+    Tree new_state = std::move(state);
     std::vector<Array> g = take_leaves(updates, &def);
     for (std::size_t i = 0; i < g.size(); ++i) {
       g[i] = fused(

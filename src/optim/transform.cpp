@@ -60,25 +60,30 @@ T sign_of(T x) {
   return x > T(0) ? T(1) : (x < T(0) ? T(-1) : x);  // 0 stays 0, NaN stays NaN
 }
 
-/// 1 - decay ** count (optax's bias correction), computed once per update in float32 and in
-/// float64; the kernels pick the one of their element type.
-struct BiasCorrection {
-  float f32;
-  double f64;
-  BiasCorrection(double decay, std::int32_t count)
-      : f32(1.0f - std::pow(static_cast<float>(decay), static_cast<float>(count))),
-        f64(1.0 - std::pow(decay, static_cast<double>(count))) {}
-  template <typename T>
-  T get() const {
-    if constexpr (std::is_same_v<T, float>)
-      return f32;
-    else
-      return f64;
+/// 1 - decay ** count (optax's bias correction) as a scalar of each leaf dtype, in loom ops on
+/// the int32 count (so jit traces it): float32 leaves get the float32 power optax computes
+/// (count promoted to float32), float64 leaves the float64 one. Computed once per dtype.
+class BiasCorrection {
+ public:
+  BiasCorrection(double decay, Array count) : decay_(decay), count_(std::move(count)) {}
+  detail::Bcast get(DType dtype) {
+    Array& slot = dtype == DType::float64 ? f64_ : f32_;
+    if (!slot.valid()) {
+      const DType t = dtype == DType::float64 ? DType::float64 : DType::float32;
+      slot = 1.0 - numpy::power(Array::scalar(decay_, t), count_.astype(t));
+    }
+    return detail::bcast(slot);
   }
+
+ private:
+  double decay_;
+  Array count_;
+  Array f32_, f64_;
 };
 
-double leaf_norm(const Array& a) {
-  return std::sqrt(numpy::sum(numpy::square(a.astype(DType::float64))).item<double>());
+/// sqrt(sum(a^2)) in float64, as a scalar Array (traced under jit).
+Array leaf_norm(const Array& a) {
+  return numpy::sqrt(numpy::sum(numpy::square(a.astype(DType::float64))));
 }
 
 }  // namespace
@@ -121,13 +126,12 @@ GradientTransformation scale_by_schedule(Schedule step_size_fn) {
   auto update = [fn = std::move(step_size_fn)](Tree updates, Tree state,
                                                const std::optional<Tree>&) {
     const Array count = take_field(state, "count", "scale_by_schedule").leaf();
-    const double step_size = fn(count.item<std::int32_t>());
+    const detail::Bcast step_size = detail::bcast(fn(count));  // float64, rounded per leaf
     TreeDef def;
     std::vector<Array> g = take_leaves(updates, &def);
     for (Array& leaf : g)
       leaf = fused(
-          "scale_by_schedule", [step_size](auto a) { return decltype(a)(step_size) * a; },
-          std::move(leaf));
+          "scale_by_schedule", [](auto a, auto s) { return s * a; }, std::move(leaf), step_size);
     Tree new_state = {{"count", safe_increment(count)}};
     return std::make_pair(tree_unflatten(def, std::move(g)), std::move(new_state));
   };
@@ -137,8 +141,11 @@ GradientTransformation scale_by_schedule(Schedule step_size_fn) {
 GradientTransformation scale_by_learning_rate(ScalarOrSchedule learning_rate, bool flip_sign) {
   const double m = flip_sign ? -1.0 : 1.0;
   if (learning_rate.is_schedule()) {
+    const Schedule& lr = learning_rate.schedule();
+    Schedule::HostFn host = [m, lr](std::int64_t count) { return m * lr(count); };
+    if (!lr.traceable()) return scale_by_schedule(Schedule(std::move(host)));
     return scale_by_schedule(
-        [m, lr = learning_rate.schedule()](std::int64_t count) { return m * lr(count); });
+        Schedule(std::move(host), [m, lr](const Array& count) { return m * lr(count); }));
   }
   return scale(m * learning_rate.value());
 }
@@ -154,25 +161,24 @@ GradientTransformation scale_by_adam(AdamOptions o) {
     std::vector<Array> mu = take_moment(state, "mu", updates, "scale_by_adam");
     std::vector<Array> nu = take_moment(state, "nu", updates, "scale_by_adam");
     const Array count_inc = safe_increment(count);
-    const std::int32_t c = count_inc.item<std::int32_t>();
-    const std::int32_t c_next = safe_increment(count_inc).item<std::int32_t>();
-    const BiasCorrection bc1(o.b1, c), bc1_next(o.b1, c_next), bc2(o.b2, c);
+    BiasCorrection bc1(o.b1, count_inc), bc2(o.b2, count_inc);
+    // Nesterov's look-ahead needs the next count's correction; without it bc1 stands in (unused).
+    BiasCorrection bc1_next(o.b1, o.nesterov ? safe_increment(count_inc) : count_inc);
     TreeDef def;
     std::vector<Array> g = take_leaves(updates, &def);
     for (std::size_t i = 0; i < g.size(); ++i) {
       mu[i] = update_moment("scale_by_adam", std::move(mu[i]), g[i], o.b1, 1);
       nu[i] = update_moment("scale_by_adam", std::move(nu[i]), g[i], o.b2, 2);
+      const DType t = g[i].dtype();
       g[i] = fused(
           "scale_by_adam",
-          [o, bc1, bc1_next, bc2](auto x, auto m, auto v) {
+          [o](auto x, auto m, auto v, auto c1, auto c1_next, auto c2) {
             using T = decltype(x);
-            const T m_hat =
-                o.nesterov ? T(o.b1) * (m / bc1_next.get<T>()) + T(1 - o.b1) * (x / bc1.get<T>())
-                           : m / bc1.get<T>();
-            const T v_hat = v / bc2.get<T>();
+            const T m_hat = o.nesterov ? T(o.b1) * (m / c1_next) + T(1 - o.b1) * (x / c1) : m / c1;
+            const T v_hat = v / c2;
             return m_hat / (std::sqrt(v_hat + T(o.eps_root)) + T(o.eps));
           },
-          std::move(g[i]), mu[i], nu[i]);
+          std::move(g[i]), mu[i], nu[i], bc1.get(t), bc1_next.get(t), bc2.get(t));
     }
     Tree new_state = {{"count", count_inc},
                       {"mu", tree_unflatten(def, std::move(mu))},
@@ -190,27 +196,26 @@ GradientTransformation scale_by_rms(RmsOptions o) {
   };
   auto update = [o](Tree updates, Tree state, const std::optional<Tree>&) {
     Array count_inc;
-    std::int32_t c = 0;
-    if (o.bias_correction) {
+    if (o.bias_correction)
       count_inc = safe_increment(take_field(state, "count", "scale_by_rms").leaf());
-      c = count_inc.item<std::int32_t>();
-    }
-    const BiasCorrection bc(o.decay, c);
+    BiasCorrection bc(o.decay, count_inc);
     std::vector<Array> nu = take_moment(state, "nu", updates, "scale_by_rms");
     TreeDef def;
     std::vector<Array> g = take_leaves(updates, &def);
+    auto rule = [o](auto x, auto n) {
+      using T = decltype(x);
+      const T s = o.eps_in_sqrt ? T(1) / std::sqrt(n + T(o.eps)) : T(1) / (std::sqrt(n) + T(o.eps));
+      return s * x;
+    };
     for (std::size_t i = 0; i < g.size(); ++i) {
       nu[i] = update_moment("scale_by_rms", std::move(nu[i]), g[i], o.decay, 2);
-      g[i] = fused(
-          "scale_by_rms",
-          [o, bc](auto x, auto v) {
-            using T = decltype(x);
-            const T n = o.bias_correction ? v / bc.get<T>() : v;
-            const T s =
-                o.eps_in_sqrt ? T(1) / std::sqrt(n + T(o.eps)) : T(1) / (std::sqrt(n) + T(o.eps));
-            return s * x;
-          },
-          std::move(g[i]), nu[i]);
+      if (o.bias_correction) {
+        g[i] = fused(
+            "scale_by_rms", [rule](auto x, auto v, auto c) { return rule(x, v / c); },
+            std::move(g[i]), nu[i], bc.get(g[i].dtype()));
+      } else {
+        g[i] = fused("scale_by_rms", rule, std::move(g[i]), nu[i]);
+      }
     }
     Tree new_state = {{"nu", tree_unflatten(def, std::move(nu))}};
     if (o.bias_correction) new_state.set("count", count_inc);
@@ -278,13 +283,15 @@ GradientTransformation scale_by_trust_ratio(double min_norm, double trust_coeffi
     TreeDef def;
     std::vector<Array> g = take_leaves(updates, &def);
     for (std::size_t i = 0; i < g.size(); ++i) {
-      const double pn0 = leaf_norm(p[i]), un0 = leaf_norm(g[i]);
-      const double pn = pn0 > min_norm ? pn0 : min_norm;
-      const double un = un0 > min_norm ? un0 : min_norm;
-      const double ratio = (pn == 0.0 || un == 0.0) ? 1.0 : trust_coefficient * pn / (un + eps);
+      // In float64 loom ops (traced under jit); where() keeps the host rules' NaN behaviour.
+      const Array pn0 = leaf_norm(p[i]), un0 = leaf_norm(g[i]);
+      const Array pn = numpy::where(pn0 > min_norm, pn0, min_norm);
+      const Array un = numpy::where(un0 > min_norm, un0, min_norm);
+      const Array ratio = numpy::where(numpy::logical_or(pn == 0.0, un == 0.0), 1.0,
+                                       trust_coefficient * pn / (un + eps));
       g[i] = fused(
-          "scale_by_trust_ratio", [ratio](auto x) { return x * decltype(x)(ratio); },
-          std::move(g[i]));
+          "scale_by_trust_ratio", [](auto x, auto r) { return x * r; }, std::move(g[i]),
+          detail::bcast(ratio));
     }
     return std::make_pair(tree_unflatten(def, std::move(g)), std::move(state));
   };
@@ -293,18 +300,20 @@ GradientTransformation scale_by_trust_ratio(double min_norm, double trust_coeffi
 
 GradientTransformation clip_by_global_norm(double max_norm) {
   auto update = [max_norm](Tree updates, Tree state, const std::optional<Tree>&) {
-    const double g_norm = global_norm(updates).astype(DType::float64).item<double>();
-    if (g_norm < max_norm) return std::make_pair(std::move(updates), std::move(state));
+    // optax: select(g_norm < max_norm, t, (t / g_norm) * max_norm), a select rather than a
+    // host branch so that jit traces it. The test is in float64, as the eager rule always was.
+    const Array g_norm = global_norm(updates);
+    const detail::Bcast keep = detail::bcast(g_norm.astype(DType::float64) < max_norm);
     TreeDef def;
     std::vector<Array> g = take_leaves(updates, &def);
     for (Array& leaf : g) {
       leaf = fused(
           "clip_by_global_norm",
-          [g_norm, max_norm](auto x) {
+          [max_norm](auto x, auto n, auto k) {
             using T = decltype(x);
-            return (x / T(g_norm)) * T(max_norm);
+            return k != T(0) ? x : (x / n) * T(max_norm);
           },
-          std::move(leaf));
+          std::move(leaf), detail::bcast(g_norm), keep);
     }
     return std::make_pair(tree_unflatten(def, std::move(g)), std::move(state));
   };

@@ -27,17 +27,63 @@
 namespace loom::optim {
 
 /// A learning-rate (or other hyper-parameter) schedule: step count -> value (optax.Schedule).
-///   optim::Schedule s = [](std::int64_t step) { return 0.1 / (1.0 + double(step)); };
-using Schedule = std::function<double(std::int64_t)>;
+/// It has a host form (an int64 step -> double) and, when it can be traced, an Array form (the
+/// int32 count Array -> a float64 scalar Array, written in loom ops) that the transformations
+/// evaluate, so that a step under loom::jit/vmap reads its count as a traced value. The
+/// built-in schedules (schedules.hpp) have both forms, computing the same doubles.
+///   optim::Schedule s = [](std::int64_t step) { return 0.1 / (1.0 + double(step)); };  // host
+///   optim::Schedule t = [](const loom::Array& count) {                             // traceable
+///     return 0.1 / (1.0 + count.astype(loom::DType::float64));
+///   };
+/// A host-only function works eagerly; under jit/vmap it throws a loom::Error saying to write it
+/// as `t` is written (or to compose the built-in schedules).
+class Schedule {
+ public:
+  using HostFn = std::function<double(std::int64_t step)>;
+  using ArrayFn = std::function<Array(const Array& count)>;
+
+  Schedule() = default;
+  /// A host function double(int64): eager only.
+  template <typename F, std::enable_if_t<!std::is_same_v<std::decay_t<F>, Schedule> &&
+                                             std::is_invocable_r_v<double, F, std::int64_t>,
+                                         int> = 0>
+  Schedule(F host) : host_(std::move(host)) {}  // NOLINT: as a std::function converts
+  /// An Array function (int32 count -> scalar Array) in loom ops: traceable; its host form
+  /// evaluates it on a concrete count. Not chosen for a callable that also takes an int64.
+  template <typename F,
+            std::enable_if_t<
+                std::conjunction_v<std::negation<std::is_same<std::decay_t<F>, Schedule>>,
+                                   std::negation<std::is_invocable_r<double, F, std::int64_t>>,
+                                   std::is_invocable_r<Array, F, const Array&>>,
+                int> = 0>
+  Schedule(F traced) : traced_(std::move(traced)) {}  // NOLINT
+  /// Both forms, which must compute the same values (what the built-in schedules build).
+  Schedule(HostFn host, ArrayFn traced) : host_(std::move(host)), traced_(std::move(traced)) {}
+
+  /// The value at `step` on the host.
+  double operator()(std::int64_t step) const;
+  /// The value at an int32 count Array, as a float64 scalar Array. Traced by jit/vmap when the
+  /// schedule has an Array form; a host-only schedule reads the count on the host (a loom::Error
+  /// under jit/vmap that says how to write a traceable one).
+  Array operator()(const Array& count) const;
+  /// True when the schedule has an Array form (it can run under jit/vmap).
+  bool traceable() const { return static_cast<bool>(traced_); }
+  explicit operator bool() const { return host_ || traced_; }
+
+ private:
+  HostFn host_;
+  ArrayFn traced_;
+};
 
 /// A constant or a schedule (optax.ScalarOrSchedule).
 ///   optim::ScalarOrSchedule lr = 0.1;   lr = optim::cosine_decay_schedule(0.1, 1000);
 class ScalarOrSchedule {
  public:
   ScalarOrSchedule(double value) : value_(value) {}  // NOLINT: as optax accepts a float
-  template <typename F,
-            typename = std::enable_if_t<std::is_invocable_r_v<double, F, std::int64_t> &&
-                                        !std::is_arithmetic_v<F>>>
+  ScalarOrSchedule(Schedule schedule) : value_(std::move(schedule)) {}  // NOLINT
+  template <typename F, typename = std::enable_if_t<!std::is_arithmetic_v<F> &&
+                                                    !std::is_same_v<std::decay_t<F>, Schedule> &&
+                                                    std::is_constructible_v<Schedule, F>>>
   ScalarOrSchedule(F schedule) : value_(Schedule(std::move(schedule))) {}  // NOLINT
   bool is_schedule() const { return std::holds_alternative<Schedule>(value_); }
   /// The constant; throws loom::Error on a schedule.
@@ -46,6 +92,8 @@ class ScalarOrSchedule {
   const Schedule& schedule() const;
   /// The value at `step` (the constant for a constant).
   double operator()(std::int64_t step) const;
+  /// The value at an int32 count Array as a float64 scalar (see Schedule::operator()(Array)).
+  Array operator()(const Array& count) const;
 
  private:
   std::variant<double, Schedule> value_;
@@ -81,7 +129,8 @@ Array global_norm(const Tree& updates);
 
 /// An int32 scalar 0, how optax starts every count.
 Array zero_count();
-/// optax.safe_increment: count + 1, staying at INT32_MAX instead of overflowing.
+/// optax.safe_increment: count + 1, staying at INT32_MAX instead of overflowing. Computed with
+/// loom ops, so a jitted step traces it.
 Array safe_increment(const Array& count);
 
 }  // namespace loom::optim

@@ -1,5 +1,10 @@
 // Schedules of optax/schedules: functions of the step count returning a hyper-parameter value.
 // A transformation that takes a ScalarOrSchedule keeps the count in its state ({"count"}).
+// Each schedule here has a host form and an Array form in loom ops (Schedule::traceable()): the
+// transformations evaluate the Array form on the int32 count, so a training step with any of
+// them runs under loom::jit; both forms give the same doubles. join_schedules is traceable when
+// all its parts are.
+//   auto step = loom::jit(train_step);   // with optim::adam(warmup_cosine_decay_schedule(...))
 //
 //   optim::Schedule lr = optim::warmup_cosine_decay_schedule(0.0, 1e-3, 100, 1000);
 //   lr(0) == 0.0;  lr(100) == 1e-3;  lr(1000) == 0.0

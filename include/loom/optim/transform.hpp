@@ -19,7 +19,9 @@ GradientTransformation trace(double decay, bool nesterov = false);
 /// optax.scale: updates * step_size. State {}.
 GradientTransformation scale(double step_size);
 
-/// optax.scale_by_schedule: updates * step_size_fn(count). State {"count": int32 0}.
+/// optax.scale_by_schedule: updates * step_size_fn(count). State {"count": int32 0}. The
+/// schedule's Array form is evaluated on the count (traced under jit); a host-only schedule
+/// works eagerly and is a loom::Error under jit/vmap (see optim::Schedule).
 GradientTransformation scale_by_schedule(Schedule step_size_fn);
 
 /// optax.scale_by_learning_rate: scale(-lr) for a constant (state {}), scale_by_schedule(-lr(t))
@@ -66,8 +68,8 @@ GradientTransformation scale_by_lion(double b1 = 0.9, double b2 = 0.99);
 GradientTransformation scale_by_trust_ratio(double min_norm = 0.0, double trust_coefficient = 1.0,
                                             double eps = 0.0);
 
-/// optax.clip_by_global_norm: updates * max_norm / global_norm when global_norm >= max_norm.
-/// State {}.
+/// optax.clip_by_global_norm: updates * max_norm / global_norm when global_norm >= max_norm
+/// (a select on the norm, no host branch: it jits). State {}.
 GradientTransformation clip_by_global_norm(double max_norm);
 
 }  // namespace loom::optim
