@@ -178,3 +178,47 @@ TEST(Parallel, BlasSizeBeyondIntMaxIsAnError) {
   EXPECT_TRUE(throws_error([] { loom::detail::blas_int(-1, "conv_general_dilated", "lda"); },
                            {"conv_general_dilated", "lda = -1"}));
 }
+
+// A product with one row or one column goes to cblas_?gemv (blas_gemm): every layout dot_general
+// can hand it (each operand as stored or transposed, m = 1, n = 1, both) against a naive double
+// product, with the output written over uninitialized memory.
+TEST(Parallel, VectorProductsThroughGemvMatchTheNaiveProduct) {
+  for (DType dt : {DType::float32, DType::float64}) {
+    const double tol = dt == DType::float32 ? 1e-5 : 1e-12;
+    for (auto [m, n] : {std::pair<std::int64_t, std::int64_t>{1, 37}, {29, 1}, {1, 1}}) {
+      const std::int64_t k = 53;
+      for (bool lhs_t : {false, true}) {
+        for (bool rhs_t : {false, true}) {
+          // lhs stored (m, k) or (k, m); rhs stored (k, n) or (n, k).
+          Array a = wave(lhs_t ? loom::Shape{k, m} : loom::Shape{m, k}, 0.3, dt);
+          Array b = wave(rhs_t ? loom::Shape{n, k} : loom::Shape{k, n}, 0.9, dt);
+          Array c = lax::dot_general(
+              a, b, {.lhs_contracting = {lhs_t ? 0 : 1}, .rhs_contracting = {rhs_t ? 1 : 0}});
+          ASSERT_EQ(c.shape(), (loom::Shape{m, n}));
+          const auto av = a.to_vector<double>(), bv = b.to_vector<double>();
+          const auto got = c.to_vector<double>();
+          for (std::int64_t i = 0; i < m; ++i) {
+            for (std::int64_t j = 0; j < n; ++j) {
+              double s = 0;
+              for (std::int64_t p = 0; p < k; ++p) {
+                s += av[static_cast<std::size_t>(lhs_t ? p * m + i : i * k + p)] *
+                     bv[static_cast<std::size_t>(rhs_t ? j * k + p : p * n + j)];
+              }
+              EXPECT_NEAR(got[static_cast<std::size_t>(i * n + j)], s, tol * (1 + std::abs(s)))
+                  << "m=" << m << " n=" << n << " lhs_t=" << lhs_t << " rhs_t=" << rhs_t;
+            }
+          }
+        }
+      }
+    }
+  }
+  // Batched (the many-small-GEMMs path on threads) with one row per GEMM.
+  Array a = wave({64, 1, 20}, 0.1), b = wave({64, 20, 28}, 0.7);
+  const auto ref = naive_bmm(a, b);
+  const auto got = jnp::matmul(a, b).to_vector<double>();
+  ASSERT_EQ(got.size(), ref.size());
+  for (std::size_t i = 0; i < ref.size(); ++i) EXPECT_NEAR(got[i], ref[i], 1e-12);
+  // k = 0: the product is all zeros (gemv would return early without writing).
+  Array z = jnp::matmul(jnp::ones({1, 0}), jnp::ones({0, 5}));
+  EXPECT_EQ(z.to_vector<double>(), std::vector<double>(5, 0.0));
+}

@@ -12,6 +12,7 @@
 #include <climits>
 #include <cstdint>
 #include <string>
+#include <type_traits>
 
 #include "loom/error.hpp"
 
@@ -52,6 +53,59 @@ inline int blas_int(std::int64_t v, const char* op, const char* what) {
                 "), the largest size the 32-bit BLAS interface (cblas_?gemm) accepts");
   }
   return static_cast<int>(v);
+}
+
+/// Row-major C (m x n, ldc) = op(A) (m x k) op(B) (k x n) [+ C when accumulate], as cblas_?gemm
+/// with alpha 1 and beta 0 or 1, but a product with one row or one column goes to cblas_?gemv:
+/// OpenBLAS's gemm packs and pads a 1-row operand to its kernel's tile (a 1x784 by 784x128
+/// product ran 4x slower than the same gemv), which is what a batch-1 Dense layer asks for.
+///   blas_gemm<float>(CblasNoTrans, CblasNoTrans, 1, 128, 784, x, 784, w, 128, y, 128, false);
+template <typename T>
+void blas_gemm(CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int m, int n, int k, const T* A, int lda,
+               const T* B, int ldb, T* C, int ldc, bool accumulate) {
+  static_assert(std::is_same_v<T, float> || std::is_same_v<T, double>);
+  const T beta = accumulate ? T(1) : T(0);
+  auto gemv = [](CBLAS_TRANSPOSE t, int rows, int cols, const T* M, int ld, const T* x, int incx,
+                 T beta, T* y, int incy) {
+    if constexpr (std::is_same_v<T, float>) {
+      cblas_sgemv(CblasRowMajor, t, rows, cols, 1.0f, M, ld, x, incx, beta, y, incy);
+    } else {
+      cblas_dgemv(CblasRowMajor, t, rows, cols, 1.0, M, ld, x, incx, beta, y, incy);
+    }
+  };
+  // gemv's quick return (k == 0) would leave y unwritten where gemm zeroes C: gemm handles it.
+  if (k >= 1 && m >= 1 && n >= 1 && (m == 1 || n == 1)) {
+    // y is zeroed first: the output buffer is uninitialized, and 0 * NaN must not reach it.
+    if (m == 1) {
+      // c (1 x n) = a (1 x k) op(B): y = op(B)^T a; B's stored matrix is k x n (NoTrans) or
+      // n x k (Trans). a's k elements are contiguous (NoTrans) or lda apart (stored k x 1).
+      if (!accumulate)
+        for (int j = 0; j < n; ++j) C[j] = T(0);
+      const int incx = ta == CblasNoTrans ? 1 : lda;
+      if (tb == CblasNoTrans) {
+        gemv(CblasTrans, k, n, B, ldb, A, incx, beta, C, 1);
+      } else {
+        gemv(CblasNoTrans, n, k, B, ldb, A, incx, beta, C, 1);
+      }
+    } else {
+      // c (m x 1, ldc apart) = op(A) b (k x 1): b's elements are ldb apart (NoTrans, stored
+      // k x 1) or contiguous (Trans, stored 1 x k).
+      if (!accumulate)
+        for (int i = 0; i < m; ++i) C[std::int64_t{i} * ldc] = T(0);
+      const int incx = tb == CblasNoTrans ? ldb : 1;
+      if (ta == CblasNoTrans) {
+        gemv(CblasNoTrans, m, k, A, lda, B, incx, beta, C, ldc);
+      } else {
+        gemv(CblasTrans, k, m, A, lda, B, incx, beta, C, ldc);
+      }
+    }
+    return;
+  }
+  if constexpr (std::is_same_v<T, float>) {
+    cblas_sgemm(CblasRowMajor, ta, tb, m, n, k, 1.0f, A, lda, B, ldb, beta, C, ldc);
+  } else {
+    cblas_dgemm(CblasRowMajor, ta, tb, m, n, k, 1.0, A, lda, B, ldb, beta, C, ldc);
+  }
 }
 
 inline int max_threads() {
