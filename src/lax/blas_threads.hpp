@@ -14,6 +14,7 @@
 #include <string>
 #include <type_traits>
 
+#include "detail/thread_pool.hpp"
 #include "loom/error.hpp"
 
 #if defined(_OPENMP)
@@ -116,12 +117,10 @@ inline int max_threads() {
 #endif
 }
 
+/// The calling thread's slot in the running parallel_chunks job, in [0, threads): per-thread
+/// scratch of one call indexes by it (0 outside a job).
 inline int thread_id() {
-#if defined(_OPENMP)
-  return omp_get_thread_num();
-#else
-  return 0;
-#endif
+  return pool_slot();
 }
 
 }  // namespace loom::detail
