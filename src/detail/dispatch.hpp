@@ -55,8 +55,8 @@ decltype(auto) dispatch_float(DType dtype, const char* op, F&& f) {
 /// Below this many elements a loop stays on one thread (threads cost ~microseconds).
 inline constexpr std::int64_t kParallelGrain = 1 << 15;
 
-/// Chunks per thread of a parallel loop: participants claim them one at a time, so a thread the
-/// OS has not scheduled (a loaded machine) delays at most one small chunk (thread_pool.hpp).
+/// Chunks per thread of parallel_for: participants claim them one at a time, so a thread the OS
+/// has not scheduled (a loaded machine) delays at most one small chunk (thread_pool.hpp).
 inline constexpr std::int64_t kChunksPerThread = 4;
 
 /// The thread count parallel loops ask for: OpenMP's (omp_set_num_threads, OMP_NUM_THREADS).
@@ -68,19 +68,21 @@ inline int parallel_threads() {
 #endif
 }
 
-/// Runs body(begin, end) over contiguous chunks of [0, n) on loom's pool (thread_pool.hpp), at
-/// most `threads` threads including the caller; every index runs exactly once whatever the threads
-/// obtained (nested in a chunk, inside a user's OpenMP parallel region, or while another thread's
-/// job holds the pool, it runs on the caller). detail::thread_id() tells the threads of one call
-/// apart (per-thread scratch). An exception thrown by body is rethrown on the caller after every
-/// chunk has run (the first one, if several throw).
+/// Runs body(begin, end) over `threads` contiguous chunks of [0, n) (fewer when n is smaller) on
+/// loom's pool (thread_pool.hpp), at most `threads` threads including the caller; every index runs
+/// exactly once whatever the threads obtained (nested in a chunk, inside a user's OpenMP parallel
+/// region, or while another thread's job holds the pool, the chunks run one after another on the
+/// caller). detail::thread_id() is the chunk's index, below `threads`: per-chunk scratch and
+/// partial sums indexed by it are deterministic. An exception thrown by body is rethrown on the
+/// caller after every chunk has run (the first one, if several throw).
 ///   parallel_chunks(outer, 4, [&](std::int64_t b, std::int64_t e) { run(b, e); });
 template <typename Body>
 void parallel_chunks(std::int64_t n, int threads, Body&& body) {
   if (n <= 0) return;
   using B = std::remove_reference_t<Body>;
+  // One chunk per thread: thread_id() (the chunk index) stays below `threads`.
   run_parallel(
-      n, threads, std::int64_t{threads > 0 ? threads : 1} * kChunksPerThread,
+      n, threads, std::int64_t{threads > 0 ? threads : 1},
       [](void* ctx, std::int64_t b, std::int64_t e) { (*static_cast<B*>(ctx))(b, e); },
       const_cast<void*>(static_cast<const void*>(std::addressof(body))));
 }

@@ -44,7 +44,7 @@ constexpr std::uint64_t kPartMask = ((std::uint64_t{1} << kPartBits) - 1) << kCh
 constexpr int kEpochShift = kChunkBits + kPartBits;
 constexpr std::int64_t kMaxChunks = std::int64_t{1} << 20;
 
-thread_local int t_slot = 0;          // pool_slot()
+thread_local int t_slot = 0;          // pool_slot(): the running chunk's index
 thread_local bool t_in_chunk = false;  // nested calls run inline
 
 struct Pool {
@@ -81,7 +81,8 @@ struct Pool {
   }
 
   // Claims and runs chunks of the job of epoch `epoch` until none is left. `slot` < 0: this
-  // thread has no slot in the job yet (a worker); it takes one with its first claim.
+  // thread is not yet one of the job's participants (a worker); its first claim makes it one,
+  // unless the job already has `limit` (its thread count).
   void participate(std::uint64_t epoch, int slot) {
     std::uint64_t s = state.load(std::memory_order_acquire);
     for (;;) {
@@ -103,7 +104,7 @@ struct Pool {
       // fields were read, so they are this job's.
       if (slot < 0) slot = parts;
       const int saved = t_slot;
-      t_slot = slot;
+      t_slot = static_cast<int>(c);
       t_in_chunk = true;
       run_chunk(c, total, chunks, f, x);
       t_in_chunk = false;
@@ -165,20 +166,25 @@ Pool& pool() {
   return *g_pool;
 }
 
-void run_inline(std::int64_t n, ChunkFn fn, void* ctx) {
+// The same chunks as a pooled run, one after another on the caller: a kernel whose rounding
+// depends on where its range starts (a vector body and a scalar tail) then gives the same bits
+// whether its job ran on the pool or inline (a data loader's thread holding the pool, say).
+void run_inline(std::int64_t n, std::int64_t chunks, ChunkFn fn, void* ctx) {
   const int saved = t_slot;
   const bool nested = t_in_chunk;
-  t_slot = 0;
   t_in_chunk = true;
-  try {
-    fn(ctx, 0, n);
-  } catch (...) {
-    t_slot = saved;
-    t_in_chunk = nested;
-    throw;
+  std::exception_ptr error;  // every chunk runs, as in a pooled run; the first error is rethrown
+  for (std::int64_t c = 0; c < chunks; ++c) {
+    t_slot = static_cast<int>(c);
+    try {
+      fn(ctx, Pool::bound(n, chunks, c), Pool::bound(n, chunks, c + 1));
+    } catch (...) {
+      if (!error) error = std::current_exception();
+    }
   }
   t_slot = saved;
   t_in_chunk = nested;
+  if (error) std::rethrow_exception(error);
 }
 
 }  // namespace
@@ -196,10 +202,11 @@ void run_parallel(std::int64_t n, int threads, std::int64_t max_chunks, ChunkFn 
   // Inside a user's parallel region every team member is already a thread of its own.
   inline_run = inline_run || omp_in_parallel();
 #endif
-  if (inline_run) return run_inline(n, fn, ctx);
+  if (inline_run) return run_inline(n, chunks, fn, ctx);
   Pool& p = pool();
   std::unique_lock<std::mutex> lock(p.owner, std::try_to_lock);
-  if (!lock.owns_lock()) return run_inline(n, fn, ctx);  // another thread's job holds the pool
+  // Another thread's job holds the pool: this thread works alone.
+  if (!lock.owns_lock()) return run_inline(n, chunks, fn, ctx);
   const int limit = static_cast<int>(std::min<std::int64_t>(threads, chunks));
   p.ensure_workers(limit - 1);
   p.fn.store(fn, std::memory_order_relaxed);

@@ -32,9 +32,10 @@ inline constexpr int kMaxPoolThreads = 64;
 /// The first exception thrown by a chunk is rethrown here after every chunk has run.
 void run_parallel(std::int64_t n, int threads, std::int64_t max_chunks, ChunkFn fn, void* ctx);
 
-/// The calling thread's participant slot in the running job, in [0, threads): distinct among the
-/// threads running chunks of one job at the same time (per-thread scratch indexes by it); 0 outside
-/// a job and in inline runs.
+/// The index of the chunk the calling thread is running (0 outside a job). Chunks run once each,
+/// so the chunks running at the same time have distinct indices, and a chunk index names a fixed
+/// range: per-chunk scratch or partial sums indexed by it (conv's kernel gradient) hold the same
+/// values whichever threads ran which chunks, pooled or inline.
 int pool_slot();
 
 }  // namespace loom::detail

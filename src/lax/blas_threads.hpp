@@ -1,16 +1,18 @@
-// Private: how loom's GEMM callers share the cores between OpenMP and OpenBLAS.
+// Private: how loom's GEMM callers share the cores between loom's pool and OpenBLAS.
 //
-// With OpenBLAS's OpenMP build (what CMakeLists.txt links when installed) both run on libgomp's
-// one pool, and a GEMM called inside a parallel region stays on its thread by itself: nothing to
-// do. With the pthreads build each GEMM may start OpenBLAS's own pool; when loom already runs
-// independent GEMMs on OpenMP threads (conv images, batched contractions) it keeps BLAS on the
-// calling thread, otherwise both pools' spinning threads fight over the cores.
+// With OpenBLAS's pthreads build (the default) each GEMM may start OpenBLAS's own pool; when loom
+// already runs independent GEMMs on its pool's threads (conv images, batched contractions,
+// detail/thread_pool.hpp) it keeps BLAS on the calling thread (BlasSingleThread), otherwise both
+// pools' threads fight over the cores. With the OpenMP build (opt-in LOOM_OPENBLAS_OPENMP) the
+// pool's threads run their chunks with an OpenMP thread count of 1, so a GEMM there stays on its
+// thread too.
 #pragma once
 
 #include <cblas.h>
 
 #include <climits>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <type_traits>
 
@@ -33,7 +35,7 @@ int blas_num_threads();
 /// and lowers it, the last to leave restores it (a plain save/restore per scope, interleaved
 /// across user threads, could restore a stale value and leave BLAS single-threaded for good).
 /// A GEMM on another thread meanwhile runs single-threaded: slower, never wrong. With the OpenMP
-/// build it does nothing: a GEMM inside a parallel region already stays on its thread.
+/// build it does nothing: the pool's chunks already run with OpenMP's thread count at 1.
 class BlasSingleThread {
  public:
   BlasSingleThread();
@@ -76,6 +78,11 @@ void blas_gemm(CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int m, int n, int k, cons
   };
   // gemv's quick return (k == 0) would leave y unwritten where gemm zeroes C: gemm handles it.
   if (k >= 1 && m >= 1 && n >= 1 && (m == 1 || n == 1)) {
+    // OpenBLAS threads a gemv from 9216 matrix elements where its gemm stays on one thread below
+    // 4 * 65536 multiply-adds; a threaded batch-1 layer waited milliseconds for OpenBLAS's
+    // threads on a loaded machine. Below gemm's own cutoff the gemv stays on this thread too.
+    std::optional<BlasSingleThread> single;
+    if (double(m) * double(n) * double(k) < double(1 << 18)) single.emplace();
     // y is zeroed first: the output buffer is uninitialized, and 0 * NaN must not reach it.
     if (m == 1) {
       // c (1 x n) = a (1 x k) op(B): y = op(B)^T a; B's stored matrix is k x n (NoTrans) or
@@ -117,8 +124,8 @@ inline int max_threads() {
 #endif
 }
 
-/// The calling thread's slot in the running parallel_chunks job, in [0, threads): per-thread
-/// scratch of one call indexes by it (0 outside a job).
+/// The index of the parallel_chunks chunk the calling thread runs, in [0, threads): per-thread
+/// scratch and partial sums of one call index by it (0 outside a job).
 inline int thread_id() {
   return pool_slot();
 }
