@@ -44,7 +44,7 @@ constexpr std::uint64_t kPartMask = ((std::uint64_t{1} << kPartBits) - 1) << kCh
 constexpr int kEpochShift = kChunkBits + kPartBits;
 constexpr std::int64_t kMaxChunks = std::int64_t{1} << 20;
 
-thread_local int t_slot = 0;          // pool_slot(): the running chunk's index
+thread_local int t_slot = 0;           // pool_slot(): the running chunk's index
 thread_local bool t_in_chunk = false;  // nested calls run inline
 
 struct Pool {
@@ -160,7 +160,7 @@ Pool& pool() {
     // Never destroyed: workers may still be polling during static teardown, and ops may run from
     // static destructors. A forked child starts a fresh pool (its parent's workers do not exist
     // there); the parent's is left as it is.
-    g_pool = new Pool;  // NOLINT: intentionally immortal
+    g_pool = new Pool;                                            // NOLINT: intentionally immortal
     pthread_atfork(nullptr, nullptr, [] { g_pool = new Pool; });  // NOLINT: as above
   });
   return *g_pool;
