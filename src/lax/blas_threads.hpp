@@ -119,11 +119,11 @@ void blas_gemm_serial(CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int m, int n, int 
 }
 
 /// blas_gemm_serial's product, split over loom's pool when it is big enough that OpenBLAS would
-/// thread it (4 * 65536 multiply-adds): C's rows (or columns, when it has fewer rows) in one block
-/// per thread, each block a single-threaded BLAS call. OpenBLAS's own pool waits for every one of
-/// its threads at the end of a GEMM, so on a loaded machine a descheduled BLAS thread stalled the
-/// step (cnn_train with one busy process per core: 1452 ms with OpenBLAS's threads, 531 ms with
-/// the pool); the pool's caller takes a block nobody has started. K is never split, so each
+/// thread it (4 * 65536 multiply-adds): C's rows (or columns, when it has fewer rows) in a few
+/// blocks per thread, each block a single-threaded BLAS call. OpenBLAS's own pool waits for every
+/// one of its threads at the end of a GEMM, so on a loaded machine a descheduled BLAS thread
+/// stalled the step (cnn_train with one busy process per core: 1452 ms with OpenBLAS's threads, 531
+/// ms with the pool); the pool's caller takes a block nobody has started. K is never split, so each
 /// element is summed in the same order as one unsplit call.
 ///   blas_gemm<float>(CblasNoTrans, CblasNoTrans, 128, 256, 3136, x, 3136, w, 256, y, 256, false);
 template <typename T>
@@ -137,7 +137,10 @@ void blas_gemm(CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int m, int n, int k, cons
     return blas_gemm_serial<T>(ta, tb, m, n, k, A, lda, B, ldb, C, ldc, accumulate);
   }
   BlasSingleThread single;
-  parallel_chunks(extent, threads, [&](std::int64_t b, std::int64_t e) {
+  // A few blocks per thread (at least 16 rows or columns each, for the kernel's tiles): when a
+  // thread the OS has descheduled holds one, the others take the rest.
+  const std::int64_t blocks = std::clamp<std::int64_t>(extent / 16, threads, 4 * threads);
+  auto body = [&](std::int64_t b, std::int64_t e) {
     const int lo = static_cast<int>(b), len = static_cast<int>(e - b);
     if (by_rows) {
       // Rows lo.. of op(A): stored rows (NoTrans) or columns (Trans).
@@ -149,7 +152,11 @@ void blas_gemm(CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int m, int n, int k, cons
       const T* bb = tb == CblasNoTrans ? B + lo : B + std::int64_t{lo} * ldb;
       blas_gemm_serial<T>(ta, tb, m, len, k, A, lda, bb, ldb, C + lo, ldc, accumulate);
     }
-  });
+  };
+  run_parallel(
+      extent, threads, blocks,
+      [](void* ctx, std::int64_t b, std::int64_t e) { (*static_cast<decltype(body)*>(ctx))(b, e); },
+      &body);
 }
 
 inline int max_threads() {
