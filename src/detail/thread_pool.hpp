@@ -4,8 +4,9 @@
 // (GOMP_SPINCOUNT) and every region ends in a barrier that waits for the slowest thread. On a
 // loaded machine a descheduled team member stalls the whole op and the spinning members burn the
 // time slices the busy neighbours would otherwise leave to loom's own thread (issue 10: cnn_train
-// 6x slower with one busy process per core). Here the work is cut into a few chunks per thread that
-// the participants claim one at a time: the calling thread starts at once and takes every chunk no
+// 6x slower with one busy process per core). Here the work is cut into chunks (a few per thread for
+// parallel_for and split GEMMs, one per thread for parallel_chunks) that the participants claim one
+// at a time: the calling thread starts at once and takes every chunk no
 // worker has claimed yet, so a worker that is not running costs nothing but its share; the caller
 // waits only for chunks already running. Idle workers spin briefly, then sleep on a futex
 // (std::atomic::wait), so an idle pool leaves the cores to others.
