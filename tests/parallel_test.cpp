@@ -1,12 +1,16 @@
 // The OpenMP paths of the GEMM-based ops called from inside a user's `#pragma omp parallel`
 // region and with omp_set_dynamic(1): every output block must be written (the work is split by
 // the team obtained, not the count requested) and equal the serial result. Also: exceptions
-// thrown inside a region reach the caller, and BLAS sizes beyond INT_MAX are a loom::Error.
+// thrown inside a region reach the caller, BLAS sizes beyond INT_MAX are a loom::Error, 1-row
+// products (gemv) are right, and loom's pool keeps its promises (every index once, slots).
 #include <gtest/gtest.h>
 #include <omp.h>
 
+#include <atomic>
 #include <climits>
 #include <stdexcept>
+#include <thread>
+#include <vector>
 
 #include "detail/dispatch.hpp"
 #include "lax/blas_threads.hpp"
@@ -177,4 +181,139 @@ TEST(Parallel, BlasSizeBeyondIntMaxIsAnError) {
                    {"dot_general", "k = 2147483648", "exceeds INT_MAX (2147483647)", "cblas"}));
   EXPECT_TRUE(throws_error([] { loom::detail::blas_int(-1, "conv_general_dilated", "lda"); },
                            {"conv_general_dilated", "lda = -1"}));
+}
+
+// A product with one row or one column goes to cblas_?gemv (blas_gemm): every layout dot_general
+// can hand it (each operand as stored or transposed, m = 1, n = 1, both) against a naive double
+// product, with the output written over uninitialized memory.
+TEST(Parallel, VectorProductsThroughGemvMatchTheNaiveProduct) {
+  for (DType dt : {DType::float32, DType::float64}) {
+    const double tol = dt == DType::float32 ? 1e-5 : 1e-12;
+    for (auto [m, n] : {std::pair<std::int64_t, std::int64_t>{1, 37}, {29, 1}, {1, 1}}) {
+      const std::int64_t k = 53;
+      for (bool lhs_t : {false, true}) {
+        for (bool rhs_t : {false, true}) {
+          // lhs stored (m, k) or (k, m); rhs stored (k, n) or (n, k).
+          Array a = wave(lhs_t ? loom::Shape{k, m} : loom::Shape{m, k}, 0.3, dt);
+          Array b = wave(rhs_t ? loom::Shape{n, k} : loom::Shape{k, n}, 0.9, dt);
+          Array c = lax::dot_general(
+              a, b, {.lhs_contracting = {lhs_t ? 0 : 1}, .rhs_contracting = {rhs_t ? 1 : 0}});
+          ASSERT_EQ(c.shape(), (loom::Shape{m, n}));
+          const auto av = a.to_vector<double>(), bv = b.to_vector<double>();
+          const auto got = c.to_vector<double>();
+          for (std::int64_t i = 0; i < m; ++i) {
+            for (std::int64_t j = 0; j < n; ++j) {
+              double s = 0;
+              for (std::int64_t p = 0; p < k; ++p) {
+                s += av[static_cast<std::size_t>(lhs_t ? p * m + i : i * k + p)] *
+                     bv[static_cast<std::size_t>(rhs_t ? j * k + p : p * n + j)];
+              }
+              EXPECT_NEAR(got[static_cast<std::size_t>(i * n + j)], s, tol * (1 + std::abs(s)))
+                  << "m=" << m << " n=" << n << " lhs_t=" << lhs_t << " rhs_t=" << rhs_t;
+            }
+          }
+        }
+      }
+    }
+  }
+  // Batched (the many-small-GEMMs path on threads) with one row per GEMM.
+  Array a = wave({64, 1, 20}, 0.1), b = wave({64, 20, 28}, 0.7);
+  const auto ref = naive_bmm(a, b);
+  const auto got = jnp::matmul(a, b).to_vector<double>();
+  ASSERT_EQ(got.size(), ref.size());
+  for (std::size_t i = 0; i < ref.size(); ++i) EXPECT_NEAR(got[i], ref[i], 1e-12);
+  // k = 0: the product is all zeros (gemv would return early without writing).
+  Array z = jnp::matmul(jnp::ones({1, 0}), jnp::ones({0, 5}));
+  EXPECT_EQ(z.to_vector<double>(), std::vector<double>(5, 0.0));
+}
+
+// loom's pool (detail/thread_pool.hpp) under the uses the library promises: many back-to-back
+// jobs (the claim/epoch protocol), nesting, several user threads at once, and slots that are
+// distinct among the chunks running at the same time (conv indexes its scratch by them).
+TEST(Parallel, PoolRunsEveryIndexOnceAcrossManyJobs) {
+  OmpSettings restore;
+  omp_set_num_threads(4);
+  std::vector<int> count(257, 0);
+  for (int job = 0; job < 5000; ++job) {
+    const std::int64_t n = 1 + job % 257;
+    loom::detail::parallel_chunks(n, 1 + job % 5, [&](std::int64_t b, std::int64_t e) {
+      for (std::int64_t i = b; i < e; ++i) ++count[static_cast<std::size_t>(i)];
+    });
+  }
+  // Index i is in every job with n > i.
+  for (std::size_t i = 0; i < count.size(); ++i) {
+    int want = 0;
+    for (int job = 0; job < 5000; ++job) want += (1 + job % 257) > static_cast<int>(i);
+    ASSERT_EQ(count[i], want) << "index " << i;
+  }
+}
+
+TEST(Parallel, PoolSlotsAreDistinctAmongRunningChunks) {
+  OmpSettings restore;
+  omp_set_num_threads(3);
+  for (int threads : {2, 3, 7}) {
+    std::vector<std::atomic<int>> busy(static_cast<std::size_t>(threads));
+    std::atomic<int> clashes{0}, out_of_range{0};
+    loom::detail::parallel_chunks(64, threads, [&](std::int64_t, std::int64_t) {
+      const int slot = loom::detail::thread_id();
+      if (slot < 0 || slot >= threads) {
+        ++out_of_range;
+        return;
+      }
+      if (busy[static_cast<std::size_t>(slot)].fetch_add(1) != 0) ++clashes;
+      volatile double x = 0;
+      for (int i = 0; i < 20000; ++i) x = x + 1e-3;  // long enough to overlap other chunks
+      busy[static_cast<std::size_t>(slot)].fetch_sub(1);
+    });
+    EXPECT_EQ(out_of_range.load(), 0) << threads;
+    // The slot is the chunk's index: chunk i of parallel_chunks(n, t) is [n*i/t, n*(i+1)/t).
+    std::vector<int> slot_of(64, -1);
+    loom::detail::parallel_chunks(64, threads, [&](std::int64_t b, std::int64_t e) {
+      for (std::int64_t i = b; i < e; ++i) slot_of[std::size_t(i)] = loom::detail::thread_id();
+    });
+    for (int c = 0; c < threads; ++c) {
+      for (int i = 64 * c / threads; i < 64 * (c + 1) / threads; ++i) {
+        EXPECT_EQ(slot_of[std::size_t(i)], c) << i;
+      }
+    }
+    EXPECT_EQ(clashes.load(), 0) << threads;
+  }
+  EXPECT_EQ(loom::detail::thread_id(), 0);  // outside a job
+}
+
+TEST(Parallel, PoolNestedAndConcurrentUserThreads) {
+  OmpSettings restore;
+  omp_set_num_threads(4);
+  // Nested: the inner loop runs inline on whichever thread runs the outer chunk.
+  std::vector<int> grid(40 * 50, 0);
+  loom::detail::parallel_chunks(40, 4, [&](std::int64_t b, std::int64_t e) {
+    for (std::int64_t r = b; r < e; ++r) {
+      loom::detail::parallel_chunks(50, 4, [&](std::int64_t cb, std::int64_t ce) {
+        for (std::int64_t c = cb; c < ce; ++c) ++grid[static_cast<std::size_t>(r * 50 + c)];
+      });
+    }
+  });
+  EXPECT_EQ(grid, std::vector<int>(grid.size(), 1));
+  // Four user threads running big reductions and elementwise ops at once (one gets the pool,
+  // the others run inline), each against the serial value.
+  Array x = wave({1 << 17}, 0.4);
+  const double want = jnp::sum(jnp::tanh(x)).item<double>();
+  std::vector<double> got(4, 0.0);
+  std::vector<std::thread> users;
+  for (std::size_t t = 0; t < got.size(); ++t) {
+    users.emplace_back([&, t] {
+      for (int rep = 0; rep < 20; ++rep) got[t] = jnp::sum(jnp::tanh(x)).item<double>();
+    });
+  }
+  for (auto& u : users) u.join();
+  for (double g : got) EXPECT_NEAR(g, want, 1e-9);
+  // An exception from one of many chunks, with other chunks still running on workers.
+  std::atomic<int> ran{0};
+  EXPECT_THROW(loom::detail::parallel_chunks(100, 4,
+                                             [&](std::int64_t b, std::int64_t) {
+                                               ++ran;
+                                               if (b == 0) throw std::runtime_error("first");
+                                             }),
+               std::runtime_error);
+  EXPECT_EQ(ran.load(), 4);  // every chunk ran (one per thread)
 }

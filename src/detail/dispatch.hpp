@@ -1,13 +1,17 @@
-// Private helpers for kernel writers: dtype dispatch and parallel loops.
+// Private helpers for kernel writers: dtype dispatch and parallel loops (on loom's pool,
+// detail/thread_pool.hpp).
 //
 //   detail::dispatch(x.dtype(), "exp", [&]<typename T>() { kernel<T>(...); });
 // The branch on dtype happens once per op, never per element.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
-#include <exception>
+#include <memory>
 #include <string>
+#include <type_traits>
 
+#include "detail/thread_pool.hpp"
 #include "loom/array.hpp"
 
 #if defined(_OPENMP)
@@ -51,52 +55,57 @@ decltype(auto) dispatch_float(DType dtype, const char* op, F&& f) {
 /// Below this many elements a loop stays on one thread (threads cost ~microseconds).
 inline constexpr std::int64_t kParallelGrain = 1 << 15;
 
-/// Runs body(begin, end) on contiguous chunks of [0, n), one per thread of an OpenMP team of at
-/// most `threads`. The range is split by the team size actually obtained (inside a user's
-/// parallel region, or with OMP_DYNAMIC, it may be smaller than asked), so every index runs
-/// exactly once. An exception thrown by body is caught on its thread and the first one is
-/// rethrown on the caller after the region (an exception escaping a region would terminate).
+/// Chunks per thread of parallel_for: participants claim them one at a time, so a thread the OS
+/// has not scheduled (a loaded machine) delays at most one small chunk (thread_pool.hpp).
+inline constexpr std::int64_t kChunksPerThread = 4;
+
+/// The thread count parallel loops ask for: OpenMP's (omp_set_num_threads, OMP_NUM_THREADS).
+inline int parallel_threads() {
+#if defined(_OPENMP)
+  return omp_get_max_threads();
+#else
+  return 1;
+#endif
+}
+
+/// Runs body(begin, end) over `threads` contiguous chunks of [0, n) (fewer when n is smaller) on
+/// loom's pool (thread_pool.hpp), at most `threads` threads including the caller; every index runs
+/// exactly once whatever the threads obtained (nested in a chunk, inside a user's OpenMP parallel
+/// region, or while another thread's job holds the pool, the chunks run one after another on the
+/// caller). detail::thread_id() is the chunk's index, below `threads`: per-chunk scratch and
+/// partial sums indexed by it are deterministic. An exception thrown by body is rethrown on the
+/// caller after every chunk has run (the first one, if several throw).
 ///   parallel_chunks(outer, 4, [&](std::int64_t b, std::int64_t e) { run(b, e); });
 template <typename Body>
 void parallel_chunks(std::int64_t n, int threads, Body&& body) {
   if (n <= 0) return;
-#if defined(_OPENMP)
-  std::exception_ptr error;
-#pragma omp parallel num_threads(threads > 0 ? threads : 1)
-  {
-    const std::int64_t nt = omp_get_num_threads();
-    const std::int64_t t = omp_get_thread_num();
-    const std::int64_t chunk = (n + nt - 1) / nt;
-    const std::int64_t b = chunk * t < n ? chunk * t : n;
-    const std::int64_t e = b + chunk < n ? b + chunk : n;
-    try {
-      if (b < e) body(b, e);
-    } catch (...) {
-#pragma omp critical(loom_parallel_error)
-      {
-        if (!error) error = std::current_exception();
-      }
-    }
-  }
-  if (error) std::rethrow_exception(error);
-#else
-  (void)threads;
-  body(std::int64_t{0}, n);
-#endif
+  using B = std::remove_reference_t<Body>;
+  // One chunk per thread: thread_id() (the chunk index) stays below `threads`.
+  run_parallel(
+      n, threads, std::int64_t{threads > 0 ? threads : 1},
+      [](void* ctx, std::int64_t b, std::int64_t e) { (*static_cast<B*>(ctx))(b, e); },
+      const_cast<void*>(static_cast<const void*>(std::addressof(body))));
 }
 
-/// Runs body(begin, end) over [0, n) split across threads when n is large (see parallel_chunks).
+/// Runs body(begin, end) over [0, n) split across threads when n is large (see parallel_chunks):
+/// chunks of at least `grain` indices, a few per thread.
 template <typename Body>
 void parallel_for(std::int64_t n, Body&& body, std::int64_t grain = kParallelGrain) {
   if (n < 2 * grain) {
     body(std::int64_t{0}, n);
     return;
   }
-#if defined(_OPENMP)
-  parallel_chunks(n, omp_get_max_threads(), body);
-#else
-  body(std::int64_t{0}, n);
-#endif
+  const int threads = parallel_threads();
+  if (threads <= 1) {
+    body(std::int64_t{0}, n);
+    return;
+  }
+  using B = std::remove_reference_t<Body>;
+  const std::int64_t g = grain > 0 ? grain : 1;
+  run_parallel(
+      n, threads, std::min<std::int64_t>(std::int64_t{threads} * kChunksPerThread, n / g),
+      [](void* ctx, std::int64_t b, std::int64_t e) { (*static_cast<B*>(ctx))(b, e); },
+      const_cast<void*>(static_cast<const void*>(std::addressof(body))));
 }
 
 /// Throws unless x is a valid (non-default) array.

@@ -202,13 +202,7 @@ void matmul_block(std::int64_t m, std::int64_t n, std::int64_t k, const T* A, st
     const int im = blas_int(m, op, "m"), in = blas_int(n, op, "n"), ik = blas_int(k, op, "k");
     const int ia = blas_int(a.ld, op, "lda"), ib = blas_int(b.ld, op, "ldb"),
               ic = blas_int(c.ld, op, "ldc");
-    if constexpr (std::is_same_v<T, float>) {
-      cblas_sgemm(CblasRowMajor, ta, tb, im, in, ik, 1.0f, A, ia, B, ib, accumulate ? 1.0f : 0.0f,
-                  C, ic);
-    } else {
-      cblas_dgemm(CblasRowMajor, ta, tb, im, in, ik, 1.0, A, ia, B, ib, accumulate ? 1.0 : 0.0, C,
-                  ic);
-    }
+    blas_gemm<T>(ta, tb, im, in, ik, A, ia, B, ib, C, ic, accumulate);
   } else {
     // Integers wrap around as XLA's do: compute in the unsigned type (no signed overflow UB).
     using U = std::make_unsigned_t<T>;

@@ -133,8 +133,10 @@ Array ones(const random::Key&, const Shape& shape, DType dtype) {
 }
 
 Initializer zeros_init() {
-  return Initializer("zeros",
-                     [](const random::Key& k, const Shape& s, DType d) { return zeros(k, s, d); });
+  // Built once: every Dense, Conv, ... value constructs its default bias_init (a copy shares it).
+  static const Initializer init(
+      "zeros", [](const random::Key& k, const Shape& s, DType d) { return zeros(k, s, d); });
+  return init;
 }
 Initializer ones_init() {
   return Initializer("ones",
@@ -252,6 +254,14 @@ Initializer variance_scaling(double scale, std::string mode, std::string distrib
 
 Initializer lecun_normal(std::vector<int> in_axis, std::vector<int> out_axis,
                          std::vector<int> batch_axis) {
+  // The default axes are Dense's default kernel_init, built with every Dense value (a module's
+  // call constructs its submodules): built once and shared by its copies, not rebuilt per call.
+  if (in_axis.size() == 1 && in_axis[0] == -2 && out_axis.size() == 1 && out_axis[0] == -1 &&
+      batch_axis.empty()) {
+    static const Initializer init =
+        variance_scaling(1.0, "fan_in", "truncated_normal", {-2}, {-1}, {});
+    return init;
+  }
   return variance_scaling(1.0, "fan_in", "truncated_normal", in_axis, out_axis, batch_axis);
 }
 Initializer lecun_uniform(std::vector<int> in_axis, std::vector<int> out_axis,
