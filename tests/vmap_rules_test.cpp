@@ -225,4 +225,21 @@ TEST(VmapRules, TakeGradientScattersToItsOwnIndices) {
   EXPECT_TRUE(allclose(g(e, jnp::index(idx, 1, 0)), jnp::index(expect, 1, 0), 0, 0));
 }
 
+// take_along_axis's scatter follows the indices each replay or example brings (analytic: the
+// gradient of sum(take_along_axis(x, i, 1)) counts how often each column is picked per row).
+TEST(VmapRules, TakeAlongAxisGradientScattersToItsOwnIndices) {
+  const Array x = wave({2, 3}, 0.2);
+  auto f = [](const Array& v, const Array& i) { return jnp::sum(jnp::take_along_axis(v, i, 1)); };
+  const Array idx = Array(std::vector<std::int32_t>{0, 0, 2, 1, 2, 2, 0, 1}, loom::Shape{2, 2, 2});
+  const Array expect = loom::testing::f64({2, 0, 0, 0, 1, 1,  //
+                                           0, 0, 2, 1, 1, 0},
+                                          {2, 2, 3});
+  const Array per = loom::vmap(loom::grad(f), {.in_axes = {std::nullopt, 0}})(x, idx);
+  EXPECT_TRUE(allclose(per, expect, 0, 0));
+  auto g = loom::jit(loom::grad(f));
+  g(x, jnp::index(idx, 0, 0));
+  EXPECT_TRUE(allclose(g(x, jnp::index(idx, 1, 0)), jnp::index(expect, 1, 0), 0, 0));
+  EXPECT_TRUE(allclose(g(x, jnp::index(idx, 0, 0)), jnp::index(expect, 0, 0), 0, 0));
+}
+
 }  // namespace

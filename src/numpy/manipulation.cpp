@@ -19,6 +19,7 @@
 #include "detail/primitive.hpp"
 #include "detail/tape.hpp"
 #include "loom/numpy/creation.hpp"
+#include "loom/numpy/elementwise.hpp"
 #include "loom/numpy/reductions.hpp"
 
 namespace loom::numpy {
@@ -987,7 +988,16 @@ Array take_along_axis(const Array& x, const Array& indices, int axis) {
     detail::bind(
         kTakeAlongAxis, out, {&x, &indices},
         [ax](const In& in) { return take_along_axis(in[0], in[1], ax); },
-        [shape = x_target, src, x_shape = x.shape()](const Array& g, const Array&) {
+        [shape = x_target, src, x_shape = x.shape(), indices, i_target, n, ax](const Array& g,
+                                                                                const Array&) {
+          if (detail::current_capture() != nullptr) {
+            // Under jit/vmap the scatter must follow the indices it is replayed with, not the
+            // offsets traced here: gx[.., j, ..] = sum_k g[.., k, ..] * (indices[.., k, ..] == j),
+            // from bound ops (one_hot, multiply, sum), exact since each term is g or 0.
+            const Array hot = one_hot(broadcast_to(indices, i_target), n, g.dtype());
+            const Array gx = moveaxis(sum(multiply(expand_dims(g, -1), hot), ax), -1, ax);
+            return std::vector<Array>{detail::unbroadcast(gx, x_shape), Array()};
+          }
           // x was broadcast to `shape` first: the scatter's sum comes back through unbroadcast.
           return std::vector<Array>{detail::unbroadcast(scatter_add_flat(g, shape, src), x_shape),
                                     Array()};
