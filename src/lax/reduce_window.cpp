@@ -176,9 +176,8 @@ void sum_backward(const WindowGeom& g, const T* gy, T* dx) {
   const std::int64_t per_block = g.out_rows / g.out[0];
   ::loom::detail::parallel_for(
       g.out[0], [&](std::int64_t b, std::int64_t e) { rows(b * per_block, e * per_block); },
-      std::max<std::int64_t>(
-          1, ::loom::detail::kParallelGrain /
-                 std::max<std::int64_t>(per_block * g.win_count * g.lane, 1)));
+      std::max<std::int64_t>(1, ::loom::detail::kParallelGrain /
+                                    std::max<std::int64_t>(per_block * g.win_count * g.lane, 1)));
 }
 
 WindowGeom make_geom(const Shape& shape, const std::vector<std::int64_t>& window,
