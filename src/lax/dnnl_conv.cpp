@@ -236,6 +236,9 @@ bool usable(const Geometry& g, Kind kind) {
   // gradient, out of) oneDNN's blocked layout costs as much as the convolution, and im2col's
   // GEMM reads HWIO as it is. Thresholds measured with bench/conv_bench (ResNet-18's deep
   // layers: 8x2x2x512 forward is a tie at 32 rows; weight gradients tie near 1024 rows).
+  // One input channel (an image's first conv): oneDNN's d_input kernel is 1.3x slower than
+  // col2im there (bench/conv_bench, cnn_conv0); a training step never asks for it anyway.
+  if (kind == Kind::backward_data && g.c == 1) return false;
   return rows >= (kind == Kind::backward_weights ? kMinRowsWeights : kMinRows);
 }
 
