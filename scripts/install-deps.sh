@@ -6,6 +6,7 @@ set -euo pipefail
 packages=(
   g++ cmake make ccache pkg-config
   libopenblas-dev      # sgemm/dgemm
+  libdnnl-dev          # oneDNN: float32 convolutions (src/lax/dnnl_conv.cpp)
   libgtest-dev libgmock-dev
   libbenchmark-dev
   libcli11-dev         # examples/mnist command line

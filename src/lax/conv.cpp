@@ -20,6 +20,7 @@
 #include "detail/primitive.hpp"
 #include "detail/tape.hpp"
 #include "lax/blas_threads.hpp"
+#include "lax/dnnl_conv.hpp"
 #include "lax/window.hpp"
 #include "loom/lax.hpp"
 #include "loom/numpy/manipulation.hpp"
@@ -34,7 +35,9 @@ struct ConvGeom {
   std::array<std::int64_t, 3> in{1, 1, 1}, k{1, 1, 1}, out{1, 1, 1};
   std::array<std::vector<std::int64_t>, 3> taps;
   std::int64_t kvol = 1, in_img = 1, out_img = 1;
-  bool identity = false;  // im2col would reproduce x (1x1 taps, stride 1, no padding/dilation)
+  bool identity = false;     // im2col would reproduce x (1x1 taps, stride 1, no padding/dilation)
+  bool lhs_dilated = false;  // oneDNN has no lhs dilation: such convs stay on im2col
+  dnnl_conv::Geometry dnnl;  // the same conv for oneDNN (float32)
   std::int64_t kc() const { return kvol * c; }
   std::int64_t rows() const { return n * out_img; }
 };
@@ -181,8 +184,17 @@ std::int64_t task_rows_bound(const ConvGeom& g) {
   return std::max(imgs * g.out_img, chunk_rows(g));
 }
 
+// float32 runs on oneDNN where it can (dnnl_conv.hpp); float64 and the rest on im2col.
+template <typename T>
+bool use_dnnl(const ConvGeom& g) {
+  return std::is_same_v<T, float> && !g.lhs_dilated;
+}
+
 template <typename T>
 void conv_forward(const ConvGeom& g, const T* x, const T* w, T* out) {
+  if constexpr (std::is_same_v<T, float>) {
+    if (use_dnnl<T>(g) && dnnl_conv::forward(g.dnnl, x, w, out)) return;
+  }
   const std::int64_t O = g.o, K = g.kvol;
   if (g.identity) {
     for (std::int64_t q = 0; q < g.groups; ++q) {
@@ -207,6 +219,13 @@ void conv_forward(const ConvGeom& g, const T* x, const T* w, T* out) {
 // dx (when non-null) and dw (when non-null) from the output cotangent gy.
 template <typename T>
 void conv_backward(const ConvGeom& g, const T* x, const T* w, const T* gy, T* dx, T* dw) {
+  if constexpr (std::is_same_v<T, float>) {
+    if (use_dnnl<T>(g)) {
+      if (dx && dnnl_conv::backward_data(g.dnnl, gy, w, dx)) dx = nullptr;
+      if (dw && dnnl_conv::backward_weights(g.dnnl, x, gy, dw)) dw = nullptr;
+      if (!dx && !dw) return;
+    }
+  }
   const std::int64_t O = g.o, K = g.kvol, kcg = K * g.cg, wsize = kcg * O;
   if (dx) std::memset(dx, 0, sizeof(T) * std::size_t(g.n * g.in_img * g.c));
   if (dw) std::memset(dw, 0, sizeof(T) * std::size_t(wsize));
@@ -446,6 +465,22 @@ Array conv_general_dilated(const Array& lhs0, const Array& rhs0,
                pads[ui].first == 0 && pads[ui].second == 0;
   }
   out_shape.push_back(O);
+  g.dnnl.ns = ns;
+  g.dnnl.n = g.n;
+  g.dnnl.c = C;
+  g.dnnl.o = O;
+  g.dnnl.groups = G;
+  for (int i = 0; i < ns; ++i) {
+    const std::size_t s = std::size_t(3 - ns + i), ui = std::size_t(i);
+    g.dnnl.in[s] = g.in[s];
+    g.dnnl.k[s] = g.k[s];
+    g.dnnl.out[s] = g.out[s];
+    g.dnnl.stride[s] = strides[ui];
+    g.dnnl.pad_lo[s] = pads[ui].first;
+    g.dnnl.pad_hi[s] = pads[ui].second;
+    g.dnnl.rdil[s] = rdil[ui];
+    g.lhs_dilated = g.lhs_dilated || ldil[ui] != 1;
+  }
   for (int i = 0; i < 3; ++i) {
     const int u = i - (3 - ns);
     const std::size_t s = std::size_t(i);

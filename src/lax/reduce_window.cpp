@@ -152,18 +152,32 @@ void select_positions(const WindowGeom& g, ReduceOp op, const T* x, std::int64_t
           1, ::loom::detail::kParallelGrain / std::max<std::int64_t>(g.win_count * g.lane, 1)));
 }
 
+// Windows overlap, so outputs scatter into shared inputs; but when the outermost windowed dim
+// has window 1 (a pooling's batch dim), outputs with different indices there write disjoint
+// inputs: those blocks of rows run in parallel, each one's adds in the serial order.
 template <typename T>
 void sum_backward(const WindowGeom& g, const T* gy, T* dx) {
   const std::int64_t L = g.lane;
-  std::vector<std::int64_t> oidx(std::size_t(g.r) + 1), widx(std::size_t(g.r) + 1);
-  for (std::int64_t row = 0; row < g.out_rows; ++row) {
-    const T* s = gy + row * L;
-    for_window(g, row, oidx.data(), widx.data(), [&](std::int64_t off) {
-      if (off < 0) return;
-      T* d = dx + off;
-      for (std::int64_t j = 0; j < L; ++j) d[j] += s[j];
-    });
+  auto rows = [&](std::int64_t r0, std::int64_t r1) {
+    std::vector<std::int64_t> oidx(std::size_t(g.r) + 1), widx(std::size_t(g.r) + 1);
+    for (std::int64_t row = r0; row < r1; ++row) {
+      const T* s = gy + row * L;
+      for_window(g, row, oidx.data(), widx.data(), [&](std::int64_t off) {
+        if (off < 0) return;
+        T* d = dx + off;
+        for (std::int64_t j = 0; j < L; ++j) d[j] += s[j];
+      });
+    }
+  };
+  if (g.r == 0 || g.win[0] != 1 || g.out[0] < 2) {
+    rows(0, g.out_rows);
+    return;
   }
+  const std::int64_t per_block = g.out_rows / g.out[0];
+  ::loom::detail::parallel_for(
+      g.out[0], [&](std::int64_t b, std::int64_t e) { rows(b * per_block, e * per_block); },
+      std::max<std::int64_t>(1, ::loom::detail::kParallelGrain /
+                                    std::max<std::int64_t>(per_block * g.win_count * g.lane, 1)));
 }
 
 WindowGeom make_geom(const Shape& shape, const std::vector<std::int64_t>& window,
