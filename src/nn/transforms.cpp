@@ -5,31 +5,11 @@
 #include <set>
 
 #include "loom/core/filters.hpp"
+#include "nn/rng_counters.hpp"
 
 namespace loom::nn::detail {
 
 namespace {
-
-RngCounterTree save_counters(core::Scope& s) {
-  RngCounterTree t;
-  t.counters = s.rng_counters();
-  for (const std::string& name : s.child_names()) {
-    if (core::Scope* c = s.find_child(name)) t.children[name] = save_counters(*c);
-  }
-  return t;
-}
-
-// Writes the counts into s's subtree. Children are created where missing (a later push of the
-// name reaches them with their counts) and s is rewound, so no name stays reserved.
-void load_counters(core::Scope& s, const RngCounterTree& t) {
-  s.rng_counters() = t.counters;
-  for (const auto& [name, sub] : t.children) {
-    core::Scope* c = s.find_child(name);
-    if (c == nullptr) c = &s.push(name, /*reuse=*/true);
-    load_counters(*c, sub);
-  }
-  s.rewind();
-}
 
 // {p0: {p1: ... value}}
 Tree nest(const std::vector<std::string>& path, Tree value) {
@@ -226,7 +206,7 @@ LiftRun::LiftRun(core::Scope& outer, std::vector<Group> groups, const SplitRngs&
       }
     }
   }
-  s.counters0 = save_counters(outer);
+  s.counters0 = save_rng_counters<RngCounterTree>(outer);
   s.broadcast = s.in;
   s.stacked.resize(s.groups.size());
   s.shared_out.resize(s.groups.size());
@@ -317,7 +297,7 @@ core::Scope& LiftRun::enter(std::int64_t i, bool shadow) {
   cur->set_module_type(outer.module_type());
   // lift.py hands the body the outer scope's counters: the shadow pass starts from them, the
   // real iterations all from the counts after the shadow pass (JAX traces the body once).
-  load_counters(*cur, shadow ? s.counters0 : s.counters1);
+  load_rng_counters(*cur, shadow ? s.counters0 : s.counters1);
   s.inner = cur;
   return *cur;
 }
@@ -335,7 +315,7 @@ void LiftRun::leave(std::int64_t i, bool shadow) {
   std::vector<core::CollectionFilter> filters;
   for (const Group& g : s.groups) filters.push_back(g.filter);
   std::vector<Tree> out = core::group_collections(mine, filters).first;
-  const RngCounterTree counters = save_counters(*s.inner);
+  const RngCounterTree counters = save_rng_counters<RngCounterTree>(*s.inner);
   for (std::size_t g = 0; g < s.groups.size(); ++g) {
     const Kind kind = s.groups[g].kind;
     if (shadow) {
@@ -414,7 +394,7 @@ void LiftRun::finish() {
       }
     }
   }
-  load_counters(outer, s.have_counters_out ? s.counters_out : s.counters1);
+  load_rng_counters(outer, s.have_counters_out ? s.counters_out : s.counters1);
 }
 
 }  // namespace loom::nn::detail

@@ -4,6 +4,7 @@
 #include "loom/nn/transforms_call.hpp"
 
 #include "loom/random.hpp"
+#include "nn/rng_counters.hpp"
 
 namespace loom::nn::detail {
 
@@ -13,27 +14,6 @@ struct CounterTree {
 };
 
 namespace {
-
-CounterTree save(core::Scope& s) {
-  CounterTree t;
-  t.counters = s.rng_counters();
-  for (const std::string& name : s.child_names()) {
-    if (core::Scope* c = s.find_child(name)) t.children[name] = save(*c);
-  }
-  return t;
-}
-
-// Children are created where missing (a later push of the name reaches them with their counts)
-// and s is rewound, so no name stays reserved.
-void load(core::Scope& s, const CounterTree& t) {
-  s.rng_counters() = t.counters;
-  for (const auto& [name, sub] : t.children) {
-    core::Scope* c = s.find_child(name);
-    if (c == nullptr) c = &s.push(name, /*reuse=*/true);
-    load(*c, sub);
-  }
-  s.rewind();
-}
 
 // Only subtrees that count something matter: an untouched child adds nothing to the key.
 bool encode(const CounterTree& t, std::string& out) {
@@ -75,7 +55,7 @@ LiftedRngs lifted_rngs(core::Scope& scope) {
   LiftedRngs r;
   r.path = scope.path();
   r.module_type = scope.module_type();
-  auto counters = std::make_shared<CounterTree>(save(scope));
+  auto counters = std::make_shared<CounterTree>(save_rng_counters<CounterTree>(scope));
   for (const std::string& p : r.path) r.signature += "/" + p;
   r.signature += ":" + r.module_type + ":";
   for (const auto& [stream, key] : scope.rngs()) r.signature += stream + ";";
@@ -93,7 +73,7 @@ Tree rng_keys(const core::Scope& scope) {
 }
 
 void store_counters(core::Scope& scope, const CounterTree& counters) {
-  load(scope, counters);
+  load_rng_counters(scope, counters);
 }
 
 InnerScope::InnerScope(const Tree& variables, const Tree& keys, const LiftedRngs& rngs)
@@ -112,14 +92,14 @@ InnerScope::InnerScope(const Tree& variables, const Tree& keys, const LiftedRngs
     cur->parent()->rewind();
   }
   cur->set_module_type(rngs.module_type);
-  load(*cur, *rngs.counters);
+  load_rng_counters(*cur, *rngs.counters);
   scope_ = cur;
 }
 
 InnerScope::~InnerScope() = default;
 
 std::shared_ptr<const CounterTree> InnerScope::counters() const {
-  return std::make_shared<CounterTree>(save(*scope_));
+  return std::make_shared<CounterTree>(save_rng_counters<CounterTree>(*scope_));
 }
 
 void CountersAfter::put(const std::string& signature, std::shared_ptr<const CounterTree> counters) {

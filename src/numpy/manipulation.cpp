@@ -989,7 +989,7 @@ Array take_along_axis(const Array& x, const Array& indices, int axis) {
         kTakeAlongAxis, out, {&x, &indices},
         [ax](const In& in) { return take_along_axis(in[0], in[1], ax); },
         [shape = x_target, src, x_shape = x.shape(), indices, i_target, n, ax](const Array& g,
-                                                                                const Array&) {
+                                                                               const Array&) {
           if (detail::current_capture() != nullptr) {
             // Under jit/vmap the scatter must follow the indices it is replayed with, not the
             // offsets traced here: gx[.., j, ..] = sum_k g[.., k, ..] * (indices[.., k, ..] == j),
