@@ -5,21 +5,11 @@
 #include <set>
 
 #include "loom/core/filters.hpp"
-#include "nn/rng_counters.hpp"
+#include "nn/lift.hpp"
 
 namespace loom::nn::detail {
 
 namespace {
-
-// {p0: {p1: ... value}}
-Tree nest(const std::vector<std::string>& path, Tree value) {
-  for (auto it = path.rbegin(); it != path.rend(); ++it) {
-    Tree parent;
-    parent.dict()[*it] = std::move(value);
-    value = std::move(parent);
-  }
-  return value;
-}
 
 const Tree* descend(const Tree& t, const std::vector<std::string>& path) {
   const Tree* cur = &t;

@@ -4,7 +4,7 @@
 #include "loom/nn/transforms_call.hpp"
 
 #include "loom/random.hpp"
-#include "nn/rng_counters.hpp"
+#include "nn/lift.hpp"
 
 namespace loom::nn::detail {
 
@@ -27,15 +27,6 @@ bool encode(const CounterTree& t, std::string& out) {
   }
   out += mine;
   return !mine.empty();
-}
-
-Tree nest(const std::vector<std::string>& path, Tree value) {
-  for (auto it = path.rbegin(); it != path.rend(); ++it) {
-    Tree parent;
-    parent.dict()[*it] = std::move(value);
-    value = std::move(parent);
-  }
-  return value;
 }
 
 }  // namespace

@@ -263,33 +263,34 @@ std::vector<Array> replay(const Graph& g, const std::vector<Array>& args) {
   // A transformation around the replay must see every primitive bind: node by node then.
   if (g.plan && !transforming()) return run_plan(g, args);
   std::vector<Array> values(g.nodes.size());
-  auto get = [&](const ValueRef& r) -> Array {
-    switch (r.kind) {
-      case ValueRef::Kind::arg: return args[std::size_t(r.index)];
-      case ValueRef::Kind::constant: return g.constants[std::size_t(r.index)];
-      case ValueRef::Kind::node: return values[std::size_t(r.index)];
-      case ValueRef::Kind::none: break;
-    }
-    return Array();
-  };
   std::vector<Array> in;
   for (std::size_t i = 0; i < g.nodes.size(); ++i) {
     const GraphNode& node = g.nodes[i];
-    in.clear();
-    for (const ValueRef& r : node.inputs) in.push_back(get(r));
-    Array out = node.impl(in);
-    if (out.shape() != node.shape || out.dtype() != node.dtype) {
-      throw Error(std::string("jit: replaying ") + node.prim.name + " gave " +
-                  describe_value(out) + " where the trace recorded " +
-                  std::string(dtype_name(node.dtype)) + node.shape.str());
-    }
-    values[i] = std::move(out);
-    in.clear();
+    values[i] = replay_node(node, g, args, values, in);
     for (std::int32_t r : node.release) values[std::size_t(r)] = Array();
   }
+  return replay_outputs(g, args, values);
+}
+
+Array replay_node(const GraphNode& node, const Graph& g, const std::vector<Array>& args,
+                  const std::vector<Array>& values, std::vector<Array>& scratch) {
+  scratch.clear();
+  for (const ValueRef& r : node.inputs) scratch.push_back(value_of(r, g, args, values));
+  Array out = node.impl(scratch);
+  scratch.clear();
+  if (out.shape() != node.shape || out.dtype() != node.dtype) {
+    throw Error(std::string("jit: replaying ") + node.prim.name + " gave " + describe_value(out) +
+                " where the trace recorded " + std::string(dtype_name(node.dtype)) +
+                node.shape.str());
+  }
+  return out;
+}
+
+std::vector<Array> replay_outputs(const Graph& g, const std::vector<Array>& args,
+                                  const std::vector<Array>& values) {
   std::vector<Array> out;
   out.reserve(g.outputs.size());
-  for (const ValueRef& r : g.outputs) out.push_back(get(r));
+  for (const ValueRef& r : g.outputs) out.push_back(value_of(r, g, args, values));
   return out;
 }
 

@@ -38,13 +38,9 @@ void gather(const T* src, std::int64_t repeat, std::int64_t period, std::int64_t
 
 void run_group(const FusedGroup& fg, const Graph& g, std::vector<Array>& values,
                const std::vector<Array>& args) {
-  auto get = [&](const ValueRef& r) -> const Array& {
-    if (r.kind == ValueRef::Kind::arg) return args[std::size_t(r.index)];
-    if (r.kind == ValueRef::Kind::constant) return g.constants[std::size_t(r.index)];
-    return values[std::size_t(r.index)];
-  };
   std::vector<const void*> in(fg.inputs.size());
-  for (std::size_t i = 0; i < fg.inputs.size(); ++i) in[i] = get(fg.inputs[i].ref).raw_data();
+  for (std::size_t i = 0; i < fg.inputs.size(); ++i)
+    in[i] = value_of(fg.inputs[i].ref, g, args, values).raw_data();
   std::vector<Array> outs(fg.outputs.size());
   std::vector<void*> out(fg.outputs.size());
   for (std::size_t k = 0; k < fg.outputs.size(); ++k) {
@@ -157,42 +153,17 @@ std::string node_str(const Graph& g, std::size_t i) {
 std::vector<Array> run_plan(const Graph& g, const std::vector<Array>& args) {
   const Plan& plan = *g.plan;
   std::vector<Array> values(g.nodes.size());
-  auto get = [&](const ValueRef& r) -> Array {
-    switch (r.kind) {
-      case ValueRef::Kind::arg:
-        return args[std::size_t(r.index)];
-      case ValueRef::Kind::constant:
-        return g.constants[std::size_t(r.index)];
-      case ValueRef::Kind::node:
-        return values[std::size_t(r.index)];
-      case ValueRef::Kind::none:
-        break;
-    }
-    return Array();
-  };
   std::vector<Array> in;
   for (const PlanStep& step : plan.steps) {
     if (step.group >= 0) {
       run_group(plan.groups[std::size_t(step.group)], g, values, args);
     } else {
-      const GraphNode& node = g.nodes[std::size_t(step.node)];
-      in.clear();
-      for (const ValueRef& r : node.inputs) in.push_back(get(r));
-      Array out = node.impl(in);
-      if (out.shape() != node.shape || out.dtype() != node.dtype) {
-        throw Error(std::string("jit: replaying ") + node.prim.name + " gave " +
-                    describe_value(out) + " where the trace recorded " +
-                    std::string(dtype_name(node.dtype)) + node.shape.str());
-      }
-      values[std::size_t(step.node)] = std::move(out);
-      in.clear();
+      values[std::size_t(step.node)] =
+          replay_node(g.nodes[std::size_t(step.node)], g, args, values, in);
     }
     for (std::int32_t r : step.release) values[std::size_t(r)] = Array();
   }
-  std::vector<Array> out;
-  out.reserve(g.outputs.size());
-  for (const ValueRef& r : g.outputs) out.push_back(get(r));
-  return out;
+  return replay_outputs(g, args, values);
 }
 
 std::string graph_str(const Graph& g) {

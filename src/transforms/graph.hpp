@@ -96,6 +96,33 @@ struct Graph {
   std::shared_ptr<const Plan> plan;  // jit's fused replay (null: node by node)
 };
 
+/// The Array `r` names during a replay of `g`: an argument, a constant or a node value computed
+/// so far (an empty Array for Kind::none).
+inline const Array& value_of(const ValueRef& r, const Graph& g, const std::vector<Array>& args,
+                             const std::vector<Array>& values) {
+  static const Array kNone;
+  switch (r.kind) {
+    case ValueRef::Kind::arg:
+      return args[std::size_t(r.index)];
+    case ValueRef::Kind::constant:
+      return g.constants[std::size_t(r.index)];
+    case ValueRef::Kind::node:
+      return values[std::size_t(r.index)];
+    case ValueRef::Kind::none:
+      break;
+  }
+  return kNone;
+}
+
+/// Runs one node's impl on its inputs (gathered into `scratch`) and checks the result against
+/// the shape and dtype the trace recorded. Shared by the node-by-node and the fused replay.
+Array replay_node(const GraphNode& node, const Graph& g, const std::vector<Array>& args,
+                  const std::vector<Array>& values, std::vector<Array>& scratch);
+
+/// The graph's outputs once every node has run.
+std::vector<Array> replay_outputs(const Graph& g, const std::vector<Array>& args,
+                                  const std::vector<Array>& values);
+
 /// Runs the plan (no transformation active: fused groups bind nothing).
 std::vector<Array> run_plan(const Graph& g, const std::vector<Array>& args);
 

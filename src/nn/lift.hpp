@@ -1,13 +1,27 @@
-// Private: copying a scope subtree's rng counters out and back in, shared by the lifted
-// transforms (nn::scan/nn::vmap in transforms.cpp, nn::remat/nn::jit in transforms_call.cpp).
-// Flax's lift.pack does the same with the nested rng_counters dict.
+// Private: pieces of Flax's lift.pack shared by the lifted transforms (nn::scan/nn::vmap in
+// transforms.cpp, nn::remat/nn::jit in transforms_call.cpp): nesting a collection under a
+// module's path, and copying a scope subtree's rng counters out and back in (lift.pack does the
+// same with the nested rng_counters dict).
 #pragma once
 
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "loom/core/scope.hpp"
+#include "loom/tree.hpp"
 
 namespace loom::nn::detail {
+
+/// {p0: {p1: ... value}}: `value` nested under `path`.
+inline Tree nest(const std::vector<std::string>& path, Tree value) {
+  for (auto it = path.rbegin(); it != path.rend(); ++it) {
+    Tree parent;
+    parent.dict()[*it] = std::move(value);
+    value = std::move(parent);
+  }
+  return value;
+}
 
 /// The counters of `s` and its descendants, as a tree `T` with fields `counters` (the scope's
 /// own map) and `children` (name -> T).
