@@ -51,7 +51,13 @@ Array relu(const Array& x) {
         for (std::int64_t i = 0; i < n; ++i) y[i] = a[i] < T(0) ? T(0) : a[i];
       },
       []<typename T>(const T* a, const T*, const T* g, T* d, std::int64_t n) {
-        for (std::int64_t i = 0; i < n; ++i) d[i] = a[i] > T(0) ? g[i] : T(0);
+        // g is read unconditionally so the select vectorizes: written as `a > 0 ? g[i] : 0` the
+        // compiler keeps a branch per element (a load it may not hoist), which mispredicts on
+        // about half of a relu's inputs and made this pass 9x slower than the forward one.
+        for (std::int64_t i = 0; i < n; ++i) {
+          const T gi = g[i];
+          d[i] = a[i] > T(0) ? gi : T(0);
+        }
       },
       [](const Array& a) { return relu(a); },
       [](const Array& a, const Array&, const Array& g) { return numpy::where(a > 0.0, g, 0.0); });
