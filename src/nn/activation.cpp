@@ -73,7 +73,10 @@ Array relu6(const Array& x) {
         }
       },
       []<typename T>(const T* a, const T*, const T* g, T* d, std::int64_t n) {
-        for (std::int64_t i = 0; i < n; ++i) d[i] = a[i] > T(0) && a[i] < T(6) ? g[i] : T(0);
+        for (std::int64_t i = 0; i < n; ++i) {
+          const T gi = g[i];  // read unconditionally: the select vectorizes (see relu)
+          d[i] = a[i] > T(0) && a[i] < T(6) ? gi : T(0);
+        }
       },
       [](const Array& a) { return relu6(a); },
       [](const Array& a, const Array&, const Array& g) {
@@ -307,7 +310,8 @@ Array hard_sigmoid(const Array& x) {
       []<typename T>(const T* a, const T*, const T* g, T* d, std::int64_t n) {
         for (std::int64_t i = 0; i < n; ++i) {
           const T z = a[i] + T(3);
-          d[i] = z > T(0) && z < T(6) ? g[i] / T(6) : T(0);
+          const T gi = g[i] / T(6);  // read unconditionally: the select vectorizes (see relu)
+          d[i] = z > T(0) && z < T(6) ? gi : T(0);
         }
       },
       [](const Array& a) { return hard_sigmoid(a); },
@@ -355,7 +359,10 @@ Array hard_tanh(const Array& x) {
         }
       },
       []<typename T>(const T* a, const T*, const T* g, T* d, std::int64_t n) {
-        for (std::int64_t i = 0; i < n; ++i) d[i] = a[i] > T(1) || a[i] < T(-1) ? T(0) : g[i];
+        for (std::int64_t i = 0; i < n; ++i) {
+          const T gi = g[i];  // read unconditionally: the select vectorizes (see relu)
+          d[i] = a[i] > T(1) || a[i] < T(-1) ? T(0) : gi;
+        }
       },
       [](const Array& a) { return hard_tanh(a); },
       [](const Array& a, const Array&, const Array& g) {
