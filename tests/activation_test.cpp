@@ -233,6 +233,27 @@ TEST(Activation, GradientsMatchFiniteDifferences) {
   }
 }
 
+// relu's VJP on a float32 array spanning many blocks and threads (the vectorized select):
+// exactly where(x > 0, g, 0), NaN inputs included (x > 0 is false for NaN, as jax.nn.relu's
+// derivative), against a plain loop.
+TEST(Activation, ReluVjpLargeFloat32IsExactSelect) {
+  const std::int64_t n = 100003;
+  std::vector<float> xs(static_cast<std::size_t>(n)), gs(static_cast<std::size_t>(n));
+  for (std::int64_t i = 0; i < n; ++i) {
+    xs[std::size_t(i)] = float(std::sin(0.37 * double(i)) * (i % 7 == 0 ? 0.0 : 1.0));
+    gs[std::size_t(i)] = float(1.0 + std::cos(0.11 * double(i)));
+  }
+  xs[5] = std::nanf("");
+  const Array x(xs, Shape{n}, DType::float32), g(gs, Shape{n}, DType::float32);
+  auto [y, vjp] = loom::vjp([](const Array& v) { return nn::relu(v); }, x);
+  const std::vector<float> d = vjp(g).to_vector<float>();
+  ASSERT_EQ(std::int64_t(d.size()), n);
+  for (std::int64_t i = 0; i < n; ++i) {
+    const std::size_t u = std::size_t(i);
+    ASSERT_EQ(d[u], xs[u] > 0.0f ? gs[u] : 0.0f) << "at " << i;
+  }
+}
+
 TEST(Activation, GradientsAtKinksFollowJax) {
   auto g = [](Fn f, double at) {
     return loom::grad([&](const Array& v) { return jnp::sum(f(v)); })(f64({at}, Shape{1}))

@@ -51,7 +51,13 @@ Array relu(const Array& x) {
         for (std::int64_t i = 0; i < n; ++i) y[i] = a[i] < T(0) ? T(0) : a[i];
       },
       []<typename T>(const T* a, const T*, const T* g, T* d, std::int64_t n) {
-        for (std::int64_t i = 0; i < n; ++i) d[i] = a[i] > T(0) ? g[i] : T(0);
+        // g is read unconditionally so the select vectorizes: written as `a > 0 ? g[i] : 0` the
+        // compiler keeps a branch per element (a load it may not hoist), which mispredicts on
+        // about half of a relu's inputs and made this pass 9x slower than the forward one.
+        for (std::int64_t i = 0; i < n; ++i) {
+          const T gi = g[i];
+          d[i] = a[i] > T(0) ? gi : T(0);
+        }
       },
       [](const Array& a) { return relu(a); },
       [](const Array& a, const Array&, const Array& g) { return numpy::where(a > 0.0, g, 0.0); });
@@ -67,7 +73,10 @@ Array relu6(const Array& x) {
         }
       },
       []<typename T>(const T* a, const T*, const T* g, T* d, std::int64_t n) {
-        for (std::int64_t i = 0; i < n; ++i) d[i] = a[i] > T(0) && a[i] < T(6) ? g[i] : T(0);
+        for (std::int64_t i = 0; i < n; ++i) {
+          const T gi = g[i];  // read unconditionally: the select vectorizes (see relu)
+          d[i] = a[i] > T(0) && a[i] < T(6) ? gi : T(0);
+        }
       },
       [](const Array& a) { return relu6(a); },
       [](const Array& a, const Array&, const Array& g) {
@@ -301,7 +310,8 @@ Array hard_sigmoid(const Array& x) {
       []<typename T>(const T* a, const T*, const T* g, T* d, std::int64_t n) {
         for (std::int64_t i = 0; i < n; ++i) {
           const T z = a[i] + T(3);
-          d[i] = z > T(0) && z < T(6) ? g[i] / T(6) : T(0);
+          const T gi = g[i] / T(6);  // read unconditionally: the select vectorizes (see relu)
+          d[i] = z > T(0) && z < T(6) ? gi : T(0);
         }
       },
       [](const Array& a) { return hard_sigmoid(a); },
@@ -349,7 +359,10 @@ Array hard_tanh(const Array& x) {
         }
       },
       []<typename T>(const T* a, const T*, const T* g, T* d, std::int64_t n) {
-        for (std::int64_t i = 0; i < n; ++i) d[i] = a[i] > T(1) || a[i] < T(-1) ? T(0) : g[i];
+        for (std::int64_t i = 0; i < n; ++i) {
+          const T gi = g[i];  // read unconditionally: the select vectorizes (see relu)
+          d[i] = a[i] > T(1) || a[i] < T(-1) ? T(0) : gi;
+        }
       },
       [](const Array& a) { return hard_tanh(a); },
       [](const Array& a, const Array&, const Array& g) {
