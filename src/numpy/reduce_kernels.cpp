@@ -373,14 +373,14 @@ void reduce_ori(const T* x, std::int64_t O, std::int64_t R, std::int64_t I, A* o
 
 // Reduces `src` (in plan layout) with Op into a new array of `shape`. Integer sums and products
 // accumulate in uint32 (wrapping as XLA's int32 does, without signed-overflow UB).
-template <template <class, class> class Op>
-Array reduce_with_t(const Array& src, const Plan& p, const Shape& shape, bool widen_ints) {
-  DType out_dtype = widen_ints ? sum_dtype(src.dtype()) : src.dtype();
+template <template <class, class> class Op, bool kWidenInts>
+Array reduce_with_t(const Array& src, const Plan& p, const Shape& shape) {
+  DType out_dtype = kWidenInts ? sum_dtype(src.dtype()) : src.dtype();
   Array out = Array::empty(shape, out_dtype);
   detail::dispatch(src.dtype(), [&]<typename T>() {
     if constexpr (std::is_floating_point_v<T>) {
       reduce_ori<Op<T, T>, T, T>(src.data<T>(), p.O, p.R, p.I, out.mutable_data<T>());
-    } else if (widen_ints) {
+    } else if constexpr (kWidenInts) {
       using A = std::uint32_t;
       reduce_ori<Op<T, A>, T, A>(src.data<T>(), p.O, p.R, p.I,
                                  static_cast<A*>(out.raw_mutable_data()));
@@ -397,13 +397,15 @@ Array reduce_with(ReduceOp op, bool widen_ints, const Array& src, const Plan& p,
                   const Shape& shape) {
   switch (op) {
     case ReduceOp::sum:
-      return reduce_with_t<SumOp>(src, p, shape, widen_ints);
+      return widen_ints ? reduce_with_t<SumOp, true>(src, p, shape)
+                        : reduce_with_t<SumOp, false>(src, p, shape);
     case ReduceOp::prod:
-      return reduce_with_t<ProdOp>(src, p, shape, widen_ints);
+      return widen_ints ? reduce_with_t<ProdOp, true>(src, p, shape)
+                        : reduce_with_t<ProdOp, false>(src, p, shape);
     case ReduceOp::max:
-      return reduce_with_t<MaxOp>(src, p, shape, false);
+      return reduce_with_t<MaxOp, false>(src, p, shape);
     case ReduceOp::min:
-      return reduce_with_t<MinOp>(src, p, shape, false);
+      return reduce_with_t<MinOp, false>(src, p, shape);
   }
   throw Error("internal: unknown reduction");
 }
