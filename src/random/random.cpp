@@ -1,5 +1,6 @@
-// loom::random: keys, split/fold_in, random bits in JAX's two threefry layouts, and the samplers.
-// Facts (not code) from jax/_src/random/{core,prng,threefry2x32}.py.
+// loom::random: keys, split/fold_in and random bits in JAX's two threefry layouts; the samplers
+// are in continuous.cpp, discrete.cpp and permutation.cpp. Facts (not code) from
+// jax/_src/random/{core,prng,threefry2x32}.py.
 #include "loom/random.hpp"
 
 #include <algorithm>
@@ -237,6 +238,15 @@ std::pair<std::uint32_t, std::uint32_t> fold_in_words(std::uint32_t k0, std::uin
   std::uint32_t a = 0, b = data, y0, y1;
   kernels().hash_pairs(k0, k1, &a, &b, &y0, &y1, 1);
   return {y0, y1};
+}
+
+int canonical_axis(int axis, int ndim, const char* op, const Shape& shape) {
+  const int a = axis < 0 ? axis + ndim : axis;
+  if (a < 0 || a >= ndim) {
+    throw Error(op_name(op) + ": axis " + std::to_string(axis) + " is out of bounds for shape " +
+                shape.str());
+  }
+  return a;
 }
 
 void check_shape(const Shape& shape, const char* op) {

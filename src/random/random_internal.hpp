@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <functional>
 #include <initializer_list>
+#include <string>
 #include <utility>
 #include <vector>
 
@@ -29,6 +30,21 @@ void bind_random(const loom::detail::Primitive& prim, Array& out,
       },
       nullptr);
 }
+
+/// The inputs an impl re-runs on (input 0 is the key data).
+using In = std::vector<Array>;
+
+/// "random.<op>", the prefix of every error message.
+inline std::string op_name(const char* op) {
+  return std::string("random.") + op;
+}
+
+/// axis in [-ndim, ndim) as a non-negative index; a loom::Error naming `op` and `shape` otherwise.
+int canonical_axis(int axis, int ndim, const char* op, const Shape& shape);
+
+/// Gumbel(0, 1) samples (float32 or float64) bound as the random_gumbel primitive; categorical
+/// and choice draw from it with their own op name in errors.
+Array gumbel_impl(const Key& key, const Shape& shape, DType dtype, const char* op);
 
 /// uint32[2] key data.
 Array make_key_data(std::uint32_t k0, std::uint32_t k1);
