@@ -4,11 +4,12 @@
 // jvp(f, x, t) opens a level (a fresh id), gives each primal leaf its tangent at that level (in
 // the leaf's node, detail/tape.hpp) and runs f. Every primitive bound while a level is visible
 // and with an input that has a tangent at it gets its output tangent from its record's rule:
-// linear (impl on the tangents), bilinear (impl once per perturbed operand), an explicit rule, or
-// the rule derived from the op's own VJP. Rules are loom ops, and the rule of level k runs with
-// only the levels outside k visible: its ops carry the outer levels' tangents (second order,
-// jvp of jvp) and are recorded by an outer grad (grad of jvp) and captured by jit/vmap, while
-// level k never sees its own rule's arithmetic (no perturbation confusion).
+// linear (impl on the tangents), bilinear (impl once per perturbed operand), symmetric (the op's
+// VJP on the tangent), an explicit rule, or the rule derived from the op's own VJP. Rules are loom
+// ops, and the rule of level k runs with only the levels outside k visible: its ops carry the outer
+// levels' tangents (second order, jvp of jvp) and are recorded by an outer grad (grad of jvp) and
+// captured by jit/vmap, while level k never sees its own rule's arithmetic (no perturbation
+// confusion).
 #include <atomic>
 #include <string>
 #include <unordered_map>
@@ -117,9 +118,12 @@ void for_each_level(const char* name, Array& out, const std::vector<const Array*
 }
 
 // The tangents as the rule's operands: zeros for floating inputs without one, the primal for
-// the others (indices, masks, keys).
-std::vector<Array> dense_tangents(const std::vector<const Array*>& inputs,
+// the others (indices, masks, keys). An elementwise op's non-floating inputs are operands
+// (add(int, float)), not parameters: their tangent is zero, in the output's dtype.
+std::vector<Array> dense_tangents(const Primitive& prim, const Array& out,
+                                  const std::vector<const Array*>& inputs,
                                   const std::vector<const Array*>& tangents) {
+  const bool elementwise = prim.batching == Batching::elementwise;
   std::vector<Array> t;
   t.reserve(inputs.size());
   for (std::size_t i = 0; i < inputs.size(); ++i) {
@@ -128,6 +132,8 @@ std::vector<Array> dense_tangents(const std::vector<const Array*>& inputs,
       t.push_back(*tangents[i]);
     else if (is_floating(x.dtype()))
       t.push_back(numpy::zeros(x.shape(), x.dtype()));
+    else if (elementwise)
+      t.push_back(numpy::zeros(x.shape(), out.dtype()));
     else
       t.push_back(x);
   }
@@ -148,6 +154,8 @@ ForwardRuleKind kind_of(const Primitive& prim) {
       return ForwardRuleKind::linear;
     case Forward::bilinear:
       return ForwardRuleKind::bilinear;
+    case Forward::symmetric:
+      return ForwardRuleKind::symmetric;
     case Forward::derived:
       break;
   }
@@ -199,9 +207,9 @@ void push_tangents(const Primitive& prim, Array& out, const std::vector<const Ar
     g_rules_used[&prim] = kind;
     switch (kind) {
       case ForwardRuleKind::explicit_rule:
-        return prim.jvp(primals_of(inputs), out, dense_tangents(inputs, tangents));
+        return prim.jvp(primals_of(inputs), out, dense_tangents(prim, out, inputs, tangents));
       case ForwardRuleKind::linear:
-        return impl(dense_tangents(inputs, tangents));
+        return impl(dense_tangents(prim, out, inputs, tangents));
       case ForwardRuleKind::bilinear: {
         std::vector<Array> args = primals_of(inputs);
         Array sum;
@@ -213,6 +221,15 @@ void push_tangents(const Primitive& prim, Array& out, const std::vector<const Ar
           sum = sum.valid() ? numpy::add(sum, term) : term;
         }
         return sum;
+      }
+      case ForwardRuleKind::symmetric: {
+        if (inputs.size() != 1) {
+          throw Error(std::string("jvp: internal: ") + prim.name +
+                      " declares a symmetric Jacobian but has " + std::to_string(inputs.size()) +
+                      " inputs");
+        }
+        std::vector<Array> ct = vjp(*tangents[0], out);
+        return ct.empty() ? Array() : ct[0];
       }
       default:
         return derived_rule(vjp, out, inputs, tangents);
@@ -226,7 +243,7 @@ void push_rule_tangents(const Primitive& prim, Array& out, const std::vector<con
   if (!forwarding()) return;
   for_each_level(prim.name, out, inputs, before, [&](const std::vector<const Array*>& tangents) {
     g_rules_used[&prim] = ForwardRuleKind::explicit_rule;
-    return rule(dense_tangents(inputs, tangents));
+    return rule(dense_tangents(prim, out, inputs, tangents));
   });
 }
 

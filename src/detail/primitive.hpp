@@ -28,8 +28,9 @@
 // - Forward mode (jvp, src/autodiff/jvp_trace.cpp) pushes tangents through each bound primitive
 //   with the rule its record declares (`.forward`, `.jvp`): `linear` ops map tangents with their
 //   own impl, `bilinear` ops sum impl over the inputs with one operand replaced by its tangent,
-//   `.jvp` is an explicit rule, and the default `derived` rule transposes the op's own VJP
-//   locally (J t = d/dg <vjp(g), t>), so every primitive with a VJP has a forward rule.
+//   `symmetric` ones (elementwise activations, softmax) run their VJP on the tangent, `.jvp` is
+//   an explicit rule, and the default `derived` rule transposes the op's own VJP locally
+//   (J t = d/dg <vjp(g), t>, about 3x a VJP), so every primitive with a VJP has a forward rule.
 // - `transforming()` is one thread-local load: with no grad/jit/vmap active nothing is built.
 #pragma once
 
@@ -75,14 +76,22 @@ enum class Forward : std::uint8_t {
   derived,
   /// Linear in its floating inputs jointly: tangent_out = impl(tangents), zeros for floating
   /// inputs without a tangent (reshape, transpose, sum, add, concatenate, take's data ...).
+  /// Non-floating inputs stay primals (take's indices), except for Batching::elementwise ops,
+  /// whose every input is an operand: there a non-floating input's tangent is zero.
   linear,
   /// Linear in each floating input separately (multiply, contractions, conv):
   /// tangent_out = sum_i impl(inputs with input i replaced by its tangent).
   bilinear,
+  /// One input, and a symmetric Jacobian (elementwise ops: diagonal; softmax: diag(y) - y y^T;
+  /// standardize): J t = J^T t = vjp(t), one call of the op's own (fused) VJP. Its VJP must
+  /// stay differentiable where use_composite_vjp() says so (detail/composite_vjp.hpp).
+  symmetric,
 };
 
 /// An explicit JVP rule: the output tangent from the primal inputs, the op's output and one
-/// tangent per input (zeros where an input has none; non-floating inputs get their primal).
+/// tangent per input (zeros where an input has none; non-floating inputs get their primal, or
+/// zeros for Batching::elementwise ops, as for `linear`). Captureless, so it sees no op
+/// parameters (axes, shapes): ops with parameters use linear/bilinear or the derived rule.
 /// Written in loom ops. A captureless lambda fits: `.jvp = [](const auto& x, const Array& y,
 /// const auto& t) { return t[0] * y; }` (exp).
 using JvpRule = Array (*)(const std::vector<Array>& inputs, const Array& out,
@@ -161,8 +170,8 @@ inline void bind(const Primitive& prim, Array& out, std::initializer_list<const 
 }
 
 template <typename ImplF, typename VjpF>
-inline void bind(const Primitive& prim, Array& out, const std::vector<Array>& inputs,
-                 ImplF&& impl, VjpF&& vjp) {
+inline void bind(const Primitive& prim, Array& out, const std::vector<Array>& inputs, ImplF&& impl,
+                 VjpF&& vjp) {
   if (!transforming()) return;
   std::vector<const Array*> ptrs;
   ptrs.reserve(inputs.size());

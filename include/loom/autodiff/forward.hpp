@@ -12,7 +12,8 @@
 // record declares its forward rule (src/detail/primitive.hpp): linear ops (reshape, transpose,
 // slicing, sums, add, ...) map the tangents with their own kernel, bilinear ops (multiply,
 // contractions, conv) run once per perturbed operand, elementwise ops have explicit rules
-// (exp: t * y), and the rest use the rule derived from their own VJP on that op alone
+// (exp: t * y), ops with a symmetric Jacobian (nn activations, softmax) run their own fused VJP
+// on the tangent, and the rest use the rule derived from their own VJP on that op alone
 // (J t = grad_g <vjp(g), t>, exact). detail::forward_rules_used() lists which rule each
 // primitive reached. jvp levels are tagged, so jvp of jvp does not confuse perturbations, and
 // rules are loom ops, so grad of jvp, jvp of grad, jit(jvp) and vmap(jvp) compose.
@@ -61,7 +62,7 @@ Forwarded jvp_leaves(const std::function<Tree(const std::vector<Array>&)>& f,
                      const std::vector<Array>& primals, const std::vector<Array>& tangents);
 /// Which forward rule a primitive reached under jvp used on this thread (tests, diagnostics):
 ///   auto used = loom::detail::forward_rules_used();  // {("exp", explicit_rule), ...}
-enum class ForwardRuleKind { linear, bilinear, explicit_rule, derived };
+enum class ForwardRuleKind { linear, bilinear, symmetric, explicit_rule, derived };
 std::vector<std::pair<std::string, ForwardRuleKind>> forward_rules_used();
 void clear_forward_rules_used();
 /// Throws unless each tangent has its primal's shape and dtype (JAX's jvp TypeError/ValueError).
@@ -141,8 +142,8 @@ auto jvp(F f, const X& primals, const X& tangents) {
     tangent_out = detail::finish_output(r.tangents.at(0));
   } else {
     out = detail::finish_output(r.output);
-    tangent_out = detail::finish_output(
-        tree_unflatten(tree_flatten(r.output).second, std::move(r.tangents)));
+    tangent_out =
+        detail::finish_output(tree_unflatten(tree_flatten(r.output).second, std::move(r.tangents)));
   }
   return std::make_pair(std::move(out), std::move(tangent_out));
 }
