@@ -179,6 +179,27 @@ TEST_P(JvpOp, LinearizeAgreesWithJvp) {
   }
 }
 
+// jvp of grad (a Hessian-vector product) against central differences of the gradient: pushes
+// tangents through every primitive the VJPs bind (scatters, pad/window transposes, ...).
+TEST_P(JvpOp, JvpOfGradMatchesFiniteDifferences) {
+  FloatView f(GetParam());
+  Tree x = f.primals();
+  const Array ct = wave(f(x).shape(), 2.3, f(x).dtype());
+  auto g = loom::grad([&](const Tree& p) { return jnp::sum(f(p) * ct); });
+  Tree t = f.tangents(0.6);
+  Tree hvp = loom::jvp(g, x, t).second;
+  const double h = 1e-6;
+  auto shifted = [&](double s) {
+    return loom::tree_map([s](const Array& a, const Array& d) { return a + d * s; }, x, t);
+  };
+  Tree fd = loom::tree_map([h](const Array& a, const Array& b) { return (a - b) / (2 * h); },
+                           g(shifted(h)), g(shifted(-h)));
+  auto l = loom::tree_leaves(hvp), r = loom::tree_leaves(fd);
+  ASSERT_EQ(l.size(), r.size());
+  for (std::size_t i = 0; i < l.size(); ++i)
+    EXPECT_TRUE(loom::testing::allclose(l[i], r[i], 1e-5, 1e-6)) << "leaf " << i;
+}
+
 std::string case_name(const ::testing::TestParamInfo<OpCase>& info) {
   std::string n = info.param.name + "_" + std::to_string(info.index);
   for (char& ch : n)

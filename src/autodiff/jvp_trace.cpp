@@ -88,9 +88,15 @@ Array derived_rule(const Vjp& vjp, const Array& out, const std::vector<const Arr
 
 // Runs `rule(k, tangents)` for each visible level k at which some floating input has a tangent,
 // and sets the result as out's tangent there. tangents[i] is null where input i has none.
+// The rule gets the output as `rule(tangents, y)`. `reads_out`: the rule computes with y
+// (explicit, symmetric, derived rules). While a grad trace records, the tangent's recorded
+// history would then hold out's node, which holds the tangent: a reference cycle (a leak). So the
+// rule sees y with a copy of out's node (same parents, VJP, saved output and outer tangents: the
+// same value to every derivative), which nothing of out's own node refers to. out's node keeps
+// the tangent itself, where a backward pass inside this jvp level (jvp of grad) reads it.
 template <typename Rule>
 void for_each_level(const char* name, Array& out, const std::vector<const Array*>& inputs,
-                    const Node* before, Rule&& rule) {
+                    const Node* before, bool reads_out, Rule&& rule) {
   if (!is_floating(out.dtype())) return;  // integer/bool outputs have no tangent
   const int visible = g_forward_visible;
   std::vector<const Array*> tangents(inputs.size());
@@ -102,10 +108,13 @@ void for_each_level(const char* name, Array& out, const std::vector<const Array*
       any = any || tangents[i] != nullptr;
     }
     if (!any) continue;
+    Array y = out;
+    if (reads_out && recording() && out.node() && out.node().get() != before)
+      y.set_node(std::make_shared<Node>(*out.node()));
     Array t;
     {
       ForwardMask mask(k);
-      t = rule(tangents);
+      t = rule(tangents, y);
     }
     if (!t.valid()) continue;  // no contribution
     if (t.shape() != out.shape()) {
@@ -202,58 +211,63 @@ void set_tangent(Array& out, std::uint64_t level, Array t, const Node* before) {
 
 void push_tangents(const Primitive& prim, Array& out, const std::vector<const Array*>& inputs,
                    const Impl& impl, const Vjp& vjp, const Node* before) {
-  for_each_level(prim.name, out, inputs, before, [&](const std::vector<const Array*>& tangents) {
-    const ForwardRuleKind kind = kind_of(prim);
-    g_rules_used[&prim] = kind;
-    switch (kind) {
-      case ForwardRuleKind::explicit_rule:
-        return prim.jvp(primals_of(inputs), out, dense_tangents(prim, out, inputs, tangents));
-      case ForwardRuleKind::linear:
-        return impl(dense_tangents(prim, out, inputs, tangents));
-      case ForwardRuleKind::bilinear: {
-        std::vector<Array> args = primals_of(inputs);
-        Array sum;
-        for (std::size_t i = 0; i < inputs.size(); ++i) {
-          if (tangents[i] == nullptr) continue;
-          args[i] = *tangents[i];
-          Array term = impl(args);
-          args[i] = *inputs[i];
-          sum = sum.valid() ? numpy::add(sum, term) : term;
-        }
-        return sum;
-      }
-      case ForwardRuleKind::symmetric: {
-        if (inputs.size() != 1) {
-          throw Error(std::string("jvp: internal: ") + prim.name +
-                      " declares a symmetric Jacobian but has " + std::to_string(inputs.size()) +
-                      " inputs");
-        }
-        std::vector<Array> ct = vjp(*tangents[0], out);
-        return ct.empty() ? Array() : ct[0];
-      }
-      default:
-        return derived_rule(vjp, out, inputs, tangents);
-    }
-  });
+  const ForwardRuleKind kind = kind_of(prim);
+  const bool reads_out = kind != ForwardRuleKind::linear && kind != ForwardRuleKind::bilinear;
+  for_each_level(prim.name, out, inputs, before, reads_out,
+                 [&](const std::vector<const Array*>& tangents, const Array& y) {
+                   g_rules_used[&prim] = kind;
+                   switch (kind) {
+                     case ForwardRuleKind::explicit_rule:
+                       return prim.jvp(primals_of(inputs), y,
+                                       dense_tangents(prim, out, inputs, tangents));
+                     case ForwardRuleKind::linear:
+                       return impl(dense_tangents(prim, out, inputs, tangents));
+                     case ForwardRuleKind::bilinear: {
+                       std::vector<Array> args = primals_of(inputs);
+                       Array sum;
+                       for (std::size_t i = 0; i < inputs.size(); ++i) {
+                         if (tangents[i] == nullptr) continue;
+                         args[i] = *tangents[i];
+                         Array term = impl(args);
+                         args[i] = *inputs[i];
+                         sum = sum.valid() ? numpy::add(sum, term) : term;
+                       }
+                       return sum;
+                     }
+                     case ForwardRuleKind::symmetric: {
+                       if (inputs.size() != 1) {
+                         throw Error(std::string("jvp: internal: ") + prim.name +
+                                     " declares a symmetric Jacobian but has " +
+                                     std::to_string(inputs.size()) + " inputs");
+                       }
+                       std::vector<Array> ct = vjp(*tangents[0], y);
+                       return ct.empty() ? Array() : ct[0];
+                     }
+                     default:
+                       return derived_rule(vjp, y, inputs, tangents);
+                   }
+                 });
 }
 
 void push_rule_tangents(const Primitive& prim, Array& out, const std::vector<const Array*>& inputs,
                         const std::function<Array(const std::vector<Array>&)>& rule,
                         const Node* before) {
   if (!forwarding()) return;
-  for_each_level(prim.name, out, inputs, before, [&](const std::vector<const Array*>& tangents) {
-    g_rules_used[&prim] = ForwardRuleKind::explicit_rule;
-    return rule(dense_tangents(prim, out, inputs, tangents));
-  });
+  for_each_level(prim.name, out, inputs, before, /*reads_out=*/false,
+                 [&](const std::vector<const Array*>& tangents, const Array&) {
+                   g_rules_used[&prim] = ForwardRuleKind::explicit_rule;
+                   return rule(dense_tangents(prim, out, inputs, tangents));
+                 });
 }
 
 void push_vjp_tangents(const Primitive& prim, Array& out, const std::vector<const Array*>& inputs,
                        const Vjp& vjp, const Node* before) {
   if (!forwarding()) return;
-  for_each_level(prim.name, out, inputs, before, [&](const std::vector<const Array*>& tangents) {
-    g_rules_used[&prim] = ForwardRuleKind::derived;
-    return derived_rule(vjp, out, inputs, tangents);
-  });
+  for_each_level(prim.name, out, inputs, before, /*reads_out=*/true,
+                 [&](const std::vector<const Array*>& tangents, const Array& y) {
+                   g_rules_used[&prim] = ForwardRuleKind::derived;
+                   return derived_rule(vjp, y, inputs, tangents);
+                 });
 }
 
 std::vector<std::pair<std::string, ForwardRuleKind>> forward_rules_used() {
