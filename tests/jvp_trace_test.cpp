@@ -83,6 +83,21 @@ TEST(JvpTrace, GradOfJvp) {
   for (std::size_t i = 0; i < xv.size(); ++i)
     expected.push_back((2 * std::cos(xv[i]) - xv[i] * std::sin(xv[i])) * vv[i]);
   EXPECT_TRUE(allclose(g, f64(expected, {5}), 1e-12, 1e-14));
+  // Rules that read the op's output (tanh's explicit rule, sigmoid's VJP) under the grad trace:
+  // d/dx sum(tanh'(x) v) = -2 tanh (1 - tanh^2) v; d/dx sum(s'(x) v) = s (1 - s) (1 - 2 s) v.
+  auto h_tanh = [&v](const Array& u) {
+    return jnp::sum(loom::jvp([](const Array& w) { return jnp::tanh(w); }, u, v).second);
+  };
+  auto h_sigmoid = [&v](const Array& u) {
+    return jnp::sum(loom::jvp([](const Array& w) { return nn::sigmoid(w); }, u, v).second);
+  };
+  auto gt = loom::grad(h_tanh)(x).to_vector<double>();
+  auto gs = loom::grad(h_sigmoid)(x).to_vector<double>();
+  for (std::size_t i = 0; i < xv.size(); ++i) {
+    const double th = std::tanh(xv[i]), s = 1 / (1 + std::exp(-xv[i]));
+    EXPECT_NEAR(gt[i], -2 * th * (1 - th * th) * vv[i], 1e-13);
+    EXPECT_NEAR(gs[i], s * (1 - s) * (1 - 2 * s) * vv[i], 1e-13);
+  }
 }
 
 TEST(JvpTrace, NestedJvpHasNoPerturbationConfusion) {
