@@ -156,7 +156,8 @@ Array Array::astype(DType dtype) const {
   // Differentiable between floating dtypes (the cotangent is converted back); a conversion to or
   // from an integer or bool dtype is bound without a VJP, so jit and vmap still see it.
   static constexpr detail::Primitive kAstype{.name = "astype",
-                                             .batching = detail::Batching::elementwise};
+                                             .batching = detail::Batching::elementwise,
+                                             .forward = detail::Forward::linear};
   if (detail::transforming()) {
     const DType src = dtype_;
     auto impl = [dtype](const std::vector<Array>& in) { return in[0].astype(dtype); };

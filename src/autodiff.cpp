@@ -25,6 +25,8 @@ thread_local int g_trace_depth = 0;
 
 namespace {
 
+thread_local std::uint64_t g_recorded_nodes = 0;
+
 std::atomic<std::uint64_t> g_next_trace_id{1};
 
 template <typename Inputs>
@@ -36,6 +38,7 @@ void attach_generic(Array& out, const Inputs& inputs, Vjp vjp, bool keep_output)
   }
   if (stamp == 0) return;  // no input has history
   auto node = std::make_shared<Node>();
+  ++g_recorded_nodes;
   node->parents.reserve(inputs.size());
   for (const Array* in : inputs) node->parents.push_back(in->node());
   node->vjp = std::move(vjp);
@@ -92,7 +95,8 @@ std::vector<Array> backward(std::uint64_t id, const std::vector<std::shared_ptr<
     Node* n = outs[i].node().get();
     if (n && n->stamp >= id) accumulate(cts, n, cts_in[i]);
   }
-  const bool higher_order = recording();
+  // Recorded (and tangents pushed through it) when an outer grad or jvp sees the result.
+  const bool higher_order = recording() || forwarding();
   for (auto it = order.rbegin(); it != order.rend(); ++it) {
     Node* node = *it;
     if (node->leaf_of == id || !node->vjp) continue;
@@ -124,8 +128,12 @@ std::vector<Array> backward(std::uint64_t id, const std::vector<std::shared_ptr<
 
 }  // namespace
 
+std::uint64_t recorded_nodes() {
+  return g_recorded_nodes;
+}
+
 bool tracing() {
-  return recording();
+  return recording() || forwarding();
 }
 
 void record_vjp(const Primitive& prim, Array& out, const std::vector<const Array*>& inputs,
@@ -152,9 +160,13 @@ Traced trace(const std::function<Tree(const std::vector<Array>&)>& f,
     node->leaf_index = static_cast<std::int64_t>(i);
     node->shape = a.shape();
     node->dtype = a.dtype();
-    if (leaves[i].node()) {  // an outer trace's value: its gradient flows through (identity)
-      node->parents.push_back(leaves[i].node());
-      node->vjp = [](const Array& g, const Array&) { return std::vector<Array>{g}; };
+    if (const auto& outer = leaves[i].node()) {
+      // An outer trace's value: its gradient flows through (identity); its jvp tangents stay.
+      node->tangents = outer->tangents;
+      if (outer->stamp > 0) {
+        node->parents.push_back(outer);
+        node->vjp = [](const Array& g, const Array&) { return std::vector<Array>{g}; };
+      }
     }
     if (is_floating(a.dtype())) a.set_node(node);
     leaf_nodes.push_back(std::move(node));

@@ -1,5 +1,6 @@
 // The primitive record's dispatch (see detail/primitive.hpp): each bound primitive goes to the
-// autodiff engine when a grad trace is active and to the innermost jit/vmap capture.
+// autodiff engine when a grad trace is active, to the forward trace when a jvp is active, and to
+// the innermost jit/vmap capture.
 #include "detail/primitive.hpp"
 
 #include "detail/tape.hpp"
@@ -20,6 +21,13 @@ void bind_impl(const Primitive& prim, Array& out, const std::vector<const Array*
     // trace alone never needs it.
     if (batch) impl = Impl(RuledImpl{std::move(impl), std::move(batch)});
     sink->on_primitive(prim, out, inputs, impl);
+  }
+  if (forwarding() && vjp) {
+    // Forward mode reads the VJP (the derived rule), so the tape gets a copy.
+    const Node* before = out.node().get();
+    if (recording()) record_vjp(prim, out, inputs, vjp);
+    push_tangents(prim, out, inputs, impl, vjp, before);
+    return;
   }
   if (vjp && recording()) record_vjp(prim, out, inputs, std::move(vjp));
 }

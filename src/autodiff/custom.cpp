@@ -14,6 +14,19 @@ std::string describe(const Array& a) {
   return std::string(dtype_name(a.dtype())) + a.shape().str();
 }
 
+// The records naming custom rules in jvp's errors and forward_rules_used().
+constexpr Primitive kCustomVjp{.name = "custom_vjp"};
+constexpr Primitive kCustomJvp{.name = "custom_jvp"};
+
+// No jvp level visible for its lifetime (custom_jvp's f: the rule gives its tangents).
+struct HideForward {
+  int saved = g_forward_visible;
+  HideForward() { g_forward_visible = 0; }
+  ~HideForward() { g_forward_visible = saved; }
+  HideForward(const HideForward&) = delete;
+  HideForward& operator=(const HideForward&) = delete;
+};
+
 }  // namespace
 
 bool any_history(const std::vector<const Array*>& inputs) {
@@ -50,7 +63,14 @@ void attach_custom_vjp(Array& out, const std::vector<const Array*>& inputs,
     }
     return cts;
   };
-  attach(out, inputs, std::move(vjp), false);
+  if (!forwarding()) {
+    attach(out, inputs, std::move(vjp), false);
+    return;
+  }
+  // Under jvp (where JAX raises: no forward rule) the tangent is the transpose of bwd.
+  const Node* before = out.node().get();
+  attach(out, inputs, vjp, false);
+  push_vjp_tangents(kCustomVjp, out, inputs, vjp, before);
 }
 
 Array custom_jvp_call(const LeafFn& f, const LeafFn& tangent_map_of,
@@ -58,6 +78,7 @@ Array custom_jvp_call(const LeafFn& f, const LeafFn& tangent_map_of,
   Array y;
   {
     NoRecordGuard guard;  // f's own derivative is replaced by the rule: record nothing of it
+    HideForward hide;     // nor push tangents through it
     y = f(primals).leaf().detached();
   }
   std::vector<const Array*> inputs;
@@ -82,10 +103,22 @@ Array custom_jvp_call(const LeafFn& f, const LeafFn& tangent_map_of,
     return lin.pullback(Tree(g.astype(t_out.dtype())));
   };
   attach(y, inputs, std::move(vjp), false);
+  // Under jvp the rule is the forward rule itself.
+  push_rule_tangents(
+      kCustomJvp, y, inputs,
+      [&](const std::vector<Array>& t) {
+        std::vector<Array> pt = primals;
+        pt.insert(pt.end(), t.begin(), t.end());
+        return tangent_map_of(pt).leaf();
+      },
+      nullptr);
   return y;
 }
 
 Tree checkpoint_call(const LeafFn& f, const std::vector<Array>& leaves) {
+  // Under jvp, f runs as is: its tangents (and, under grad too, their history) flow through its
+  // ops; rematerializing would drop the tangent computation's residuals.
+  if (forwarding()) return f(leaves);
   Tree out;
   {
     NoRecordGuard guard;  // no internal residuals survive the forward pass

@@ -1,5 +1,6 @@
-// Forward mode by transposition (see loom/autodiff/forward.hpp): the recorded pullback of f is
-// linear in its cotangent, and its own pullback is the Jacobian-vector product.
+// linearize by transposition and the Jacobians (see loom/autodiff/forward.hpp): the recorded
+// pullback of f is linear in its cotangent, and its own pullback is the Jacobian-vector product.
+// jvp itself is the forward trace of src/autodiff/jvp_trace.cpp.
 #include "loom/autodiff/forward.hpp"
 
 #include <cstdio>
@@ -100,11 +101,21 @@ Array jacobian_rev(const std::function<Array(const Array&)>& f, const Array& x) 
 
 Array jacobian_fwd(const std::function<Array(const Array&)>& f, const Array& x) {
   check_valid(x, "jacfwd");
-  auto [y, f_jvp] = linearize(f, x);
+  // One forward pass per input element (JAX's jacfwd vmaps the same jvp over the basis).
   const std::int64_t n = x.shape().numel();
+  auto run = [&](const Array& t) {
+    return jvp_leaves([&](const std::vector<Array>& l) -> Tree { return Tree(f(l[0])); }, {x},
+                      {t});
+  };
   std::vector<Array> cols;
   cols.reserve(static_cast<std::size_t>(n));
-  for (std::int64_t j = 0; j < n; ++j) cols.push_back(f_jvp(one_hot(x.shape(), x.dtype(), j)));
+  Array y;
+  if (n == 0) y = f(x);
+  for (std::int64_t j = 0; j < n; ++j) {
+    Forwarded r = run(one_hot(x.shape(), x.dtype(), j));
+    if (j == 0) y = r.output.leaf();
+    cols.push_back(finish_output(r.tangents.at(0)));
+  }
   if (cols.empty()) return numpy::zeros(Shape(concat_dims(y.shape(), x.shape())), y.dtype());
   return numpy::reshape(numpy::stack(cols, y.ndim()), concat_dims(y.shape(), x.shape()));
 }

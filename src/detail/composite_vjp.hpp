@@ -3,7 +3,7 @@
 // A fused kernel with a hand-written backward kernel (activations, softmax, normalization,
 // fused losses) computes its cotangent with that fast kernel, which has no history. When the
 // backward pass is itself being differentiated (a grad trace is recording during it: grad of
-// grad, hessian), the VJP instead computes the same cotangent with composite differentiable loom
+// grad; or a jvp pushes tangents through it: hessian), the VJP instead computes the same cotangent with composite differentiable loom
 // ops, so that the second derivative flows through it:
 //
 //   [x](const Array& g, const Array& y) {
@@ -28,7 +28,7 @@ inline thread_local bool g_force_composite_vjp = false;
 /// would bake its result in as a constant; the composite ops are primitives it replays. (The
 /// composite cotangent can differ from the kernel's in the last bits: jit's documented list.)
 inline bool use_composite_vjp() {
-  return recording() || current_capture() != nullptr || g_force_composite_vjp;
+  return recording() || forwarding() || current_capture() != nullptr || g_force_composite_vjp;
 }
 
 /// Sets g_force_composite_vjp for a scope (tests).

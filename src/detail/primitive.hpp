@@ -25,6 +25,12 @@
 //   derivative flows through the residuals. The op's own output arrives as `out` (carrying its
 //   node) when `vjp_uses_output` is set; never capture `out` in the lambda (a reference cycle).
 //   Non-differentiable primitives (integer or bool outputs, random bits) pass `nullptr`.
+// - Forward mode (jvp, src/autodiff/jvp_trace.cpp) pushes tangents through each bound primitive
+//   with the rule its record declares (`.forward`, `.jvp`): `linear` ops map tangents with their
+//   own impl, `bilinear` ops sum impl over the inputs with one operand replaced by its tangent,
+//   `symmetric` ones (elementwise activations, softmax) run their VJP on the tangent, `.jvp` is
+//   an explicit rule, and the default `derived` rule transposes the op's own VJP locally
+//   (J t = d/dg <vjp(g), t>, about 3x a VJP), so every primitive with a VJP has a forward rule.
 // - `transforming()` is one thread-local load: with no grad/jit/vmap active nothing is built.
 #pragma once
 
@@ -63,12 +69,42 @@ struct BlockKernel {
   constexpr bool fusable() const { return unary || binary || compare || select; }
 };
 
+/// How forward mode (jvp) pushes a tangent through a primitive (JAX's per-primitive JVP rule).
+/// Inputs that are not floating (indices, masks, keys) are always passed as primals.
+enum class Forward : std::uint8_t {
+  /// The VJP transposed on this op alone: J t = grad_g <vjp(g), t> (exact, about two VJPs).
+  derived,
+  /// Linear in its floating inputs jointly: tangent_out = impl(tangents), zeros for floating
+  /// inputs without a tangent (reshape, transpose, sum, add, concatenate, take's data ...).
+  /// Non-floating inputs stay primals (take's indices), except for Batching::elementwise ops,
+  /// whose every input is an operand: there a non-floating input's tangent is zero.
+  linear,
+  /// Linear in each floating input separately (multiply, contractions, conv):
+  /// tangent_out = sum_i impl(inputs with input i replaced by its tangent).
+  bilinear,
+  /// One input, and a symmetric Jacobian (elementwise ops: diagonal; softmax: diag(y) - y y^T;
+  /// standardize): J t = J^T t = vjp(t), one call of the op's own (fused) VJP. Its VJP must
+  /// stay differentiable where use_composite_vjp() says so (detail/composite_vjp.hpp).
+  symmetric,
+};
+
+/// An explicit JVP rule: the output tangent from the primal inputs, the op's output and one
+/// tangent per input (zeros where an input has none; non-floating inputs get their primal, or
+/// zeros for Batching::elementwise ops, as for `linear`). Captureless, so it sees no op
+/// parameters (axes, shapes): ops with parameters use linear/bilinear or the derived rule.
+/// Written in loom ops. A captureless lambda fits: `.jvp = [](const auto& x, const Array& y,
+/// const auto& t) { return t[0] * y; }` (exp).
+using JvpRule = Array (*)(const std::vector<Array>& inputs, const Array& out,
+                          const std::vector<Array>& tangents);
+
 /// The static description of one primitive; one `static constexpr` instance per op.
 struct Primitive {
   const char* name;
   Batching batching = Batching::loop;
   bool vjp_uses_output = false;  // the VJP reads the op's output (exp, tanh, sqrt, softmax ...)
   BlockKernel block{};           // float32 elementwise ops: the fuser's block kernel
+  Forward forward = Forward::derived;  // how jvp pushes tangents through it (unless `jvp`)
+  JvpRule jvp = nullptr;               // an explicit forward rule; overrides `forward`
 };
 
 using Impl = std::function<Array(const std::vector<Array>& inputs)>;
@@ -134,8 +170,8 @@ inline void bind(const Primitive& prim, Array& out, std::initializer_list<const 
 }
 
 template <typename ImplF, typename VjpF>
-inline void bind(const Primitive& prim, Array& out, const std::vector<Array>& inputs,
-                 ImplF&& impl, VjpF&& vjp) {
+inline void bind(const Primitive& prim, Array& out, const std::vector<Array>& inputs, ImplF&& impl,
+                 VjpF&& vjp) {
   if (!transforming()) return;
   std::vector<const Array*> ptrs;
   ptrs.reserve(inputs.size());
@@ -162,6 +198,12 @@ inline void bind(const Primitive& prim, Array& out, const std::vector<Array>& in
   bind_impl(prim, out, ptrs, Impl(std::forward<ImplF>(impl)), Vjp(std::forward<VjpF>(vjp)),
             BatchRule(std::forward<BatchF>(batch)));
 }
+
+/// Forward-mode half of bind_impl, implemented in src/autodiff/jvp_trace.cpp: gives `out` a
+/// tangent for each active jvp level at which some input has one. `before` is out's node before
+/// record_vjp ran (to tell a node made for this op from one `out` shares with another array).
+void push_tangents(const Primitive& prim, Array& out, const std::vector<const Array*>& inputs,
+                   const Impl& impl, const Vjp& vjp, const Node* before);
 
 /// Reverse-mode half of bind_impl, implemented by the autodiff engine (src/autodiff.cpp):
 /// attaches a node to `out` when some input carries history and a grad trace is active.

@@ -78,7 +78,7 @@ Array psum(const Array& x, const std::string& axis_name) {
                              : std::string("an empty array")) +
                 " for an input " + dtype_name(x.dtype()) + x.shape().str());
   }
-  static constexpr detail::Primitive kPsum{.name = "psum"};
+  static constexpr detail::Primitive kPsum{.name = "psum", .forward = detail::Forward::linear};
   detail::bind(
       kPsum, out, {&x},
       [axis_name](const std::vector<Array>& in) { return psum(in[0], axis_name); },

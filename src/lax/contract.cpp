@@ -472,7 +472,7 @@ Array contract(const Array& a, const std::vector<int>& la, const Array& b,
                const std::vector<int>& lb, const std::vector<int>& lc, const Shape& c_shape) {
   Array out = contract_raw(a, la, b, lb, lc, c_shape);
   if (!transforming()) return out;
-  static constexpr Primitive kContract{.name = "contract"};
+  static constexpr Primitive kContract{.name = "contract", .forward = Forward::bilinear};
   // An input without autodiff history (data, not parameters) needs no cotangent.
   const bool need_a = a.node() != nullptr, need_b = b.node() != nullptr;
   bind(
@@ -529,7 +529,7 @@ Array permute(const Array& x, const std::vector<int>& perm) {
     identity = identity && perm[i] == static_cast<int>(i);
   if (identity) return x;
   Array out = permute_raw(x, perm);
-  static constexpr Primitive kPermute{.name = "permute"};
+  static constexpr Primitive kPermute{.name = "permute", .forward = Forward::linear};
   if (transforming()) {
     bind(
         kPermute, out, {&x}, [perm](const std::vector<Array>& in) { return permute(in[0], perm); },

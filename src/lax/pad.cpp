@@ -91,7 +91,8 @@ Array pad_transpose(const Array& g, const Shape& s, const Shape& out_shape,
     std::fill(pd, pd + dx.size(), T(0));  // cropped elements get no gradient
     transfer<T, false>(pd, g.data<T>(), s, out_shape, maps);
   });
-  static constexpr loom::detail::Primitive kPadTranspose{.name = "pad_transpose"};
+  static constexpr loom::detail::Primitive kPadTranspose{.name = "pad_transpose",
+                                                         .forward = loom::detail::Forward::linear};
   if (loom::detail::transforming()) {
     loom::detail::bind(
         kPadTranspose, dx, {&g},
@@ -169,7 +170,8 @@ Array pad(const Array& operand, const Array& padding_value, const std::vector<Pa
     std::fill(po, po + out.size(), padding_value.data<T>()[0]);
     transfer<T, true>(operand.data<T>(), po, s, out_shape, maps);
   });
-  static constexpr loom::detail::Primitive kPad{.name = "lax_pad"};
+  static constexpr loom::detail::Primitive kPad{.name = "lax_pad",
+                                                .forward = loom::detail::Forward::linear};
   if (loom::detail::transforming()) {
     loom::detail::bind(
         kPad, out, {&operand, &padding_value},

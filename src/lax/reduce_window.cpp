@@ -231,7 +231,8 @@ Array select_scatter(const Array& gy, const Positions& sel, const Shape& x_shape
       if ((*sel)[i] >= 0) d[(*sel)[i]] += gp[i];
     }
   });
-  static constexpr ::loom::detail::Primitive kScatter{.name = "reduce_window_select_scatter"};
+  static constexpr ::loom::detail::Primitive kScatter{.name = "reduce_window_select_scatter",
+                                                      .forward = ::loom::detail::Forward::linear};
   if (::loom::detail::transforming()) {
     ::loom::detail::bind(
         kScatter, dx, {&gy},
@@ -253,7 +254,8 @@ Array select_gather(const Array& u, const Positions& sel, const Shape& gy_shape)
     const T* up = u.data<T>();
     for (std::size_t i = 0; i < sel->size(); ++i) o[i] = (*sel)[i] >= 0 ? up[(*sel)[i]] : T(0);
   });
-  static constexpr ::loom::detail::Primitive kGather{.name = "reduce_window_select_gather"};
+  static constexpr ::loom::detail::Primitive kGather{.name = "reduce_window_select_gather",
+                                                     .forward = ::loom::detail::Forward::linear};
   if (::loom::detail::transforming()) {
     ::loom::detail::bind(
         kGather, out, {&u},
@@ -308,7 +310,8 @@ Array window_sum_transpose(const Array& gy, const std::shared_ptr<const WindowGe
     std::memset(d, 0, dx.nbytes());
     if (gy.size() > 0) sum_backward<T>(*g, gy.data<T>(), d);
   });
-  static constexpr ::loom::detail::Primitive kSumT{.name = "reduce_window_sum_transpose"};
+  static constexpr ::loom::detail::Primitive kSumT{.name = "reduce_window_sum_transpose",
+                                                   .forward = ::loom::detail::Forward::linear};
   if (::loom::detail::transforming()) {
     ::loom::detail::bind(
         kSumT, dx, {&gy},
@@ -369,10 +372,14 @@ Array reduce_window(const Array& x, ReduceOp op, const std::vector<std::int64_t>
       if (out.size() > 0) forward<T>(g, op, x.data<T>(), out.mutable_data<T>());
     }
   });
+  // A window sum is linear (its tangent is the window sum of the tangent); max/min keep the
+  // derived rule.
+  static constexpr ::loom::detail::Primitive kReduceWindowSum{
+      .name = "reduce_window", .forward = ::loom::detail::Forward::linear};
   static constexpr ::loom::detail::Primitive kReduceWindow{.name = "reduce_window"};
   if (::loom::detail::transforming()) {
     ::loom::detail::bind(
-        kReduceWindow, out, {&x},
+        op == ReduceOp::sum ? kReduceWindowSum : kReduceWindow, out, {&x},
         [op, window, strides, padding](const std::vector<Array>& in) {
           return reduce_window(in[0], op, window, strides, padding);
         },

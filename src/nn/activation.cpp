@@ -27,7 +27,9 @@ Array normal_cdf(const Array& x) {
     });
   });
   static constexpr loom::detail::Primitive kNormalCdf{
-      .name = "normal_cdf", .batching = loom::detail::Batching::elementwise};
+      .name = "normal_cdf",
+      .batching = loom::detail::Batching::elementwise,
+      .forward = loom::detail::Forward::symmetric};
   if (loom::detail::transforming()) {
     loom::detail::bind(
         kNormalCdf, out, {&x}, [](const std::vector<Array>& in) { return normal_cdf(in[0]); },

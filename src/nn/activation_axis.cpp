@@ -283,8 +283,11 @@ Array softmax_impl(const Array& x0, const numpy::Axes& axes, bool is_log, const 
           });
         });
         if (!loom::detail::transforming()) return out;
-        static constexpr loom::detail::Primitive kSoftmax{.name = "softmax",
-                                                          .vjp_uses_output = true};
+        // softmax's Jacobian diag(y) - y y^T is symmetric; log_softmax's I - 1 y^T is not.
+        static constexpr loom::detail::Primitive kSoftmax{
+            .name = "softmax",
+            .vjp_uses_output = true,
+            .forward = loom::detail::Forward::symmetric};
         static constexpr loom::detail::Primitive kLogSoftmax{.name = "log_softmax",
                                                              .vjp_uses_output = true};
         loom::detail::bind(
@@ -369,8 +372,11 @@ Array standardize(const Array& x0, numpy::Axes axes, double epsilon) {
           });
         });
         if (!loom::detail::transforming()) return out;
-        static constexpr loom::detail::Primitive kStandardize{.name = "standardize",
-                                                              .vjp_uses_output = true};
+        // Jacobian r (I - 1 1^T / n - y y^T / n): symmetric.
+        static constexpr loom::detail::Primitive kStandardize{
+            .name = "standardize",
+            .vjp_uses_output = true,
+            .forward = loom::detail::Forward::symmetric};
         loom::detail::bind(
             kStandardize, out, {&x},
             [ax, epsilon](const std::vector<Array>& in) {

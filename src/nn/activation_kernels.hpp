@@ -223,7 +223,8 @@ Array elementwise(const Array& x0, const char* op, Fwd fwd, Bwd bwd, Impl impl,
   static const loom::detail::Primitive prim{.name = op,
                                             .batching = loom::detail::Batching::elementwise,
                                             .vjp_uses_output = true,
-                                            .block = {.unary = block_kernel<Fwd>()}};
+                                            .block = {.unary = block_kernel<Fwd>()},
+                                            .forward = loom::detail::Forward::symmetric};
   loom::detail::bind(
       prim, out, {&x}, [impl](const std::vector<Array>& in) { return impl(in[0]); },
       [x, bwd, composite, op](const Array& g0, const Array& y) {

@@ -29,6 +29,36 @@ LOOM_BLOCK_BINARY(maximum_f32, nan_max(x, y))
 LOOM_BLOCK_BINARY(minimum_f32, nan_min(x, y))
 #undef LOOM_BLOCK_BINARY
 
+// ---- forward-mode rules (detail::JvpRule): the JVPs of JAX's lax.div_p, pow_p, max_p --------
+
+// d(a / b) = (ta - tb a / b) / b = (ta - tb y) / b.
+Array divide_jvp(const In& x, const Array& y, const In& t) {
+  return divide(subtract(t[0], multiply(t[1], y)), x[1]);
+}
+
+// d(a^b) = ta b a^(b-1) + tb log(a) a^b, with the VJP's conventions: the base's derivative is 0
+// where b == 0, log(a) is taken as 0 where a == 0.
+Array power_jvp(const In& x, const Array& y, const In& t) {
+  const Array &a = x[0], &b = x[1];
+  Array da = where(equal(b, zeros_like(b)), zeros_like(b), multiply(b, power(a, b - 1.0)));
+  Array safe_log = log(where(equal(a, zeros_like(a)), ones_like(a), a));
+  return add(multiply(t[0], da), multiply(t[1], multiply(safe_log, y)));
+}
+
+// The tangent of the selected operand; ties average both (the VJP's even split).
+Array select_jvp(const In& x, const In& t, bool is_max) {
+  const Array &a = x[0], &b = x[1];
+  Array a_wins = is_max ? greater(a, b) : less(a, b);
+  Array wa = add(a_wins.astype(t[0].dtype()), equal(a, b).astype(t[0].dtype()) * 0.5);
+  return add(multiply(t[0], wa), multiply(t[1], 1.0 - wa));
+}
+Array maximum_jvp(const In& x, const Array&, const In& t) {
+  return select_jvp(x, t, true);
+}
+Array minimum_jvp(const In& x, const Array&, const In& t) {
+  return select_jvp(x, t, false);
+}
+
 }  // namespace
 
 // ---- binary arithmetic ------------------------------------------------------------------------
@@ -37,7 +67,8 @@ Array add(const Array& a, const Array& b) {
   Array out = binary(a, b, Kind::arithmetic, "add", [](auto x, auto y) {
     return wrapping(x, y, [](auto u, auto v) { return u + v; });
   });
-  static constexpr detail::Primitive kAdd = elementwise_prim("add", false, {.binary = add_f32});
+  static constexpr detail::Primitive kAdd =
+      elementwise_prim("add", false, {.binary = add_f32}, kLinear);
   if (detail::transforming())
     detail::bind(
         kAdd, out, {&a, &b}, [](const In& in) { return add(in[0], in[1]); },
@@ -52,7 +83,7 @@ Array subtract(const Array& a, const Array& b) {
     return wrapping(x, y, [](auto u, auto v) { return u - v; });
   });
   static constexpr detail::Primitive kSubtract =
-      elementwise_prim("subtract", false, {.binary = subtract_f32});
+      elementwise_prim("subtract", false, {.binary = subtract_f32}, kLinear);
   if (detail::transforming())
     detail::bind(
         kSubtract, out, {&a, &b}, [](const In& in) { return subtract(in[0], in[1]); },
@@ -67,7 +98,7 @@ Array multiply(const Array& a, const Array& b) {
     return wrapping(x, y, [](auto u, auto v) { return u * v; });
   });
   static constexpr detail::Primitive kMultiply =
-      elementwise_prim("multiply", false, {.binary = multiply_f32});
+      elementwise_prim("multiply", false, {.binary = multiply_f32}, kBilinear);
   if (detail::transforming())
     detail::bind(
         kMultiply, out, {&a, &b}, [](const In& in) { return multiply(in[0], in[1]); },
@@ -81,7 +112,7 @@ Array multiply(const Array& a, const Array& b) {
 Array divide(const Array& a, const Array& b) {
   Array out = binary(a, b, Kind::true_divide, "divide", [](auto x, auto y) { return x / y; });
   static constexpr detail::Primitive kDivide =
-      elementwise_prim("divide", false, {.binary = divide_f32});
+      elementwise_prim("divide", false, {.binary = divide_f32}, kDerived, divide_jvp);
   if (detail::transforming())
     detail::bind(
         kDivide, out, {&a, &b}, [](const In& in) { return divide(in[0], in[1]); },
@@ -103,7 +134,8 @@ Array power(const Array& a, const Array& b) {
     else
       return int_power(x, y);
   });
-  static constexpr detail::Primitive kPower = elementwise_prim("power", /*uses_output=*/true);
+  static constexpr detail::Primitive kPower =
+      elementwise_prim("power", /*uses_output=*/true, {}, kDerived, power_jvp);
   if (detail::transforming())
     detail::bind(
         kPower, out, {&a, &b}, [](const In& in) { return power(in[0], in[1]); },
@@ -136,7 +168,7 @@ Array maximum(const Array& a, const Array& b) {
   Array out =
       binary(a, b, Kind::arithmetic, "maximum", [](auto x, auto y) { return nan_max(x, y); });
   static constexpr detail::Primitive kMaximum =
-      elementwise_prim("maximum", false, {.binary = maximum_f32});
+      elementwise_prim("maximum", false, {.binary = maximum_f32}, kDerived, maximum_jvp);
   if (detail::transforming())
     detail::bind(
         kMaximum, out, {&a, &b}, [](const In& in) { return maximum(in[0], in[1]); },
@@ -148,7 +180,7 @@ Array minimum(const Array& a, const Array& b) {
   Array out =
       binary(a, b, Kind::arithmetic, "minimum", [](auto x, auto y) { return nan_min(x, y); });
   static constexpr detail::Primitive kMinimum =
-      elementwise_prim("minimum", false, {.binary = minimum_f32});
+      elementwise_prim("minimum", false, {.binary = minimum_f32}, kDerived, minimum_jvp);
   if (detail::transforming())
     detail::bind(
         kMinimum, out, {&a, &b}, [](const In& in) { return minimum(in[0], in[1]); },

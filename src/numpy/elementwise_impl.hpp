@@ -286,10 +286,23 @@ inline std::vector<Array> one(Array g) {
 using In = std::vector<Array>;
 constexpr detail::Batching kElementwise = detail::Batching::elementwise;
 
+// `forward`/`jvp`: the op's forward-mode rule (detail::Forward, detail::JvpRule); an explicit
+// rule is a captureless lambda, e.g. exp's `[](const In&, const Array& y, const In& t) {
+// return multiply(t[0], y); }`.
 constexpr detail::Primitive elementwise_prim(const char* name, bool uses_output = false,
-                                             detail::BlockKernel block = {}) {
-  return {.name = name, .batching = kElementwise, .vjp_uses_output = uses_output, .block = block};
+                                             detail::BlockKernel block = {},
+                                             detail::Forward forward = detail::Forward::derived,
+                                             detail::JvpRule jvp = nullptr) {
+  return {.name = name,
+          .batching = kElementwise,
+          .vjp_uses_output = uses_output,
+          .block = block,
+          .forward = forward,
+          .jvp = jvp};
 }
+constexpr detail::Forward kLinear = detail::Forward::linear;
+constexpr detail::Forward kBilinear = detail::Forward::bilinear;
+constexpr detail::Forward kDerived = detail::Forward::derived;
 
 }  // namespace loom::numpy::elementwise_impl
 

@@ -73,7 +73,7 @@ Array slice(const Array& x, const std::vector<Slice>& slices) {
   if (whole) return x;
   Array out = Array::empty(out_shape, x.dtype());
   strided_copy(x, offset, ss, out, 0, contiguous_strides(out_shape), out_shape);
-  static constexpr detail::Primitive kSlice{.name = "slice"};
+  static constexpr detail::Primitive kSlice{.name = "slice", .forward = detail::Forward::linear};
   if (detail::transforming())
     detail::bind(
         kSlice, out, {&x}, [slices](const In& in) { return slice(in[0], slices); },
@@ -136,10 +136,12 @@ Array pad(const Array& x, const std::vector<std::pair<std::int64_t, std::int64_t
   std::int64_t offset = 0;
   for (int d = 0; d < nd; ++d) offset += before[std::size_t(d)] * ds[std::size_t(d)];
   strided_copy(x, 0, contiguous_strides(x.shape()), out, offset, ds, x.shape());
-  static constexpr detail::Primitive kPad{.name = "pad"};
+  // Linear in x only when the padding is zero (otherwise affine: the derived rule).
+  static constexpr detail::Primitive kPad{.name = "pad", .forward = detail::Forward::linear};
+  static constexpr detail::Primitive kPadConstant{.name = "pad"};
   if (detail::transforming())
     detail::bind(
-        kPad, out, {&x},
+        constant_value == 0 ? kPad : kPadConstant, out, {&x},
         [pad_width, constant_value](const In& in) { return pad(in[0], pad_width, constant_value); },
         [in_shape = x.shape(), offset, ds](const Array& g, const Array&) {
           return std::vector<Array>{strided_gather(g, offset, ds, in_shape)};
@@ -181,7 +183,7 @@ Array take(const Array& x, const Array& indices, std::optional<int> axis) {
       }
     }
   }
-  static constexpr detail::Primitive kTake{.name = "take"};
+  static constexpr detail::Primitive kTake{.name = "take", .forward = detail::Forward::linear};
   if (detail::transforming())
     detail::bind(
         kTake, out, {&x, &indices}, [ax](const In& in) { return take(in[0], in[1], ax); },
@@ -238,7 +240,8 @@ Array take_along_axis(const Array& x, const Array& indices, int axis) {
     T* op = out.mutable_data<T>();
     for (std::size_t j = 0; j < src.size(); ++j) op[j] = xp[src[j]];
   });
-  static constexpr detail::Primitive kTakeAlongAxis{.name = "take_along_axis"};
+  static constexpr detail::Primitive kTakeAlongAxis{.name = "take_along_axis",
+                                                    .forward = detail::Forward::linear};
   if (detail::transforming())
     detail::bind(
         kTakeAlongAxis, out, {&x, &indices},

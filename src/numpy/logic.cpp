@@ -126,8 +126,9 @@ Array where(const Array& cond0, const Array& x0, const Array& y0) {
       }
     });
   });
-  static constexpr detail::Primitive kWhere =
-      elementwise_prim("where", false, {.select = where_f32});
+  static constexpr detail::Primitive kWhere = elementwise_prim(
+      "where", false, {.select = where_f32}, kDerived,
+      [](const In& x, const Array&, const In& t) { return where(x[0], t[1], t[2]); });
   if (detail::transforming())
     detail::bind(
         kWhere, out, {&cond0, &x0, &y0}, [](const In& in) { return where(in[0], in[1], in[2]); },

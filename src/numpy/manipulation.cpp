@@ -81,7 +81,8 @@ Array reshape(const Array& x, std::vector<std::int64_t> shape) {
   }
   if (target == x.shape()) return x;
   Array out = x.reshaped_view(target);
-  static constexpr detail::Primitive kReshape{.name = "reshape"};
+  static constexpr detail::Primitive kReshape{.name = "reshape",
+                                              .forward = detail::Forward::linear};
   if (detail::transforming())
     detail::bind(
         kReshape, out, {&x}, [shape](const In& in) { return reshape(in[0], shape); },
@@ -136,7 +137,8 @@ Array transpose(const Array& x, std::vector<int> axes) {
     for (int p : perm) ss.push_back(xs[std::size_t(p)]);
     strided_copy(x, 0, ss, out, 0, contiguous_strides(out_shape), out_shape);
   }
-  static constexpr detail::Primitive kTranspose{.name = "transpose"};
+  static constexpr detail::Primitive kTranspose{.name = "transpose",
+                                                .forward = detail::Forward::linear};
   if (detail::transforming())
     detail::bind(
         kTranspose, out, {&x}, [perm](const In& in) { return transpose(in[0], perm); },
@@ -226,7 +228,8 @@ Array broadcast_to(const Array& x, Shape shape) {
     ss[std::size_t(i + lead)] = x.shape()[i] == 1 ? 0 : xs[std::size_t(i)];
   }
   strided_copy(x, 0, ss, out, 0, contiguous_strides(shape), shape);
-  static constexpr detail::Primitive kBroadcastTo{.name = "broadcast_to"};
+  static constexpr detail::Primitive kBroadcastTo{.name = "broadcast_to",
+                                                  .forward = detail::Forward::linear};
   if (detail::transforming())
     detail::bind(
         kBroadcastTo, out, {&x}, [shape](const In& in) { return broadcast_to(in[0], shape); },
@@ -283,12 +286,21 @@ Array concatenate(const std::vector<Array>& xs, int axis) {
   }
   std::vector<std::int64_t> lens;
   for (const Array& x : inputs) lens.push_back(x.shape()[ax]);
-  static constexpr detail::Primitive kConcatenate{.name = "concatenate"};
+  // Linear in its operands; an integer operand (no tangent, but not a parameter either) takes
+  // the derived rule, since the linear rule passes non-floating inputs through as primals.
+  static constexpr detail::Primitive kConcatenate{.name = "concatenate",
+                                                  .forward = detail::Forward::linear};
+  static constexpr detail::Primitive kConcatenateMixed{.name = "concatenate"};
   if (detail::transforming()) {
     std::vector<DType> dtypes;
-    for (const Array& x : xs) dtypes.push_back(x.dtype());
+    bool all_floating = true;
+    for (const Array& x : xs) {
+      dtypes.push_back(x.dtype());
+      all_floating = all_floating && is_floating(x.dtype());
+    }
     detail::bind(
-        kConcatenate, out, xs, [ax](const In& in) { return concatenate(in, ax); },
+        all_floating ? kConcatenate : kConcatenateMixed, out, xs,
+        [ax](const In& in) { return concatenate(in, ax); },
         [ax, starts, lens, dtypes](const Array& g, const Array&) {
           std::vector<Array> gs;
           for (std::size_t k = 0; k < starts.size(); ++k) {

@@ -128,7 +128,7 @@ Array sum(const Array& x, Axes axes, bool keepdims) {
   const Plan p = make_plan(x.shape(), axes, "sum");
   Array out = reduce_with(ReduceOp::sum, /*widen_ints=*/true, to_layout(x, p), p,
                           keepdims ? p.keep_shape : p.out_shape);
-  static constexpr detail::Primitive kSum{.name = "sum"};
+  static constexpr detail::Primitive kSum{.name = "sum", .forward = detail::Forward::linear};
   if (detail::transforming())
     detail::bind(
         kSum, out, {&x}, [axes, keepdims](const In& in) { return sum(in[0], axes, keepdims); },
@@ -151,7 +151,7 @@ Array mean(const Array& x, Axes axes, bool keepdims) {
     const T count = static_cast<T>(p.R);  // 0/0 = nan for an empty mean, as NumPy
     for (std::int64_t j = 0, n = out.size(); j < n; ++j) o[j] /= count;
   });
-  static constexpr detail::Primitive kMean{.name = "mean"};
+  static constexpr detail::Primitive kMean{.name = "mean", .forward = detail::Forward::linear};
   if (detail::transforming())
     detail::bind(
         kMean, out, {&x}, [axes, keepdims](const In& in) { return mean(in[0], axes, keepdims); },

@@ -234,7 +234,8 @@ Array strided_scatter(const Array& g, const Shape& shape, std::int64_t offset, c
 Array strided_gather(const Array& x, std::int64_t offset, const Dims& ss, const Shape& shape) {
   Array out = Array::empty(shape, x.dtype());
   strided_copy(x, offset, ss, out, 0, contiguous_strides(shape), shape);
-  static constexpr detail::Primitive kGather{.name = "strided_gather"};
+  static constexpr detail::Primitive kGather{.name = "strided_gather",
+                                             .forward = detail::Forward::linear};
   if (detail::transforming())
     detail::bind(
         kGather, out, {&x},
@@ -256,7 +257,8 @@ Array strided_gather(const Array& x, std::int64_t offset, const Dims& ss, const 
 Array strided_scatter(const Array& g, const Shape& shape, std::int64_t offset, const Dims& ss) {
   Array out = zeros(shape, g.dtype());
   strided_copy(g, 0, contiguous_strides(g.shape()), out, offset, ss, g.shape());
-  static constexpr detail::Primitive kScatter{.name = "strided_scatter"};
+  static constexpr detail::Primitive kScatter{.name = "strided_scatter",
+                                              .forward = detail::Forward::linear};
   if (detail::transforming())
     detail::bind(
         kScatter, out, {&g},
@@ -355,7 +357,8 @@ Array scatter_add_take_raw(const Array& g, const Shape& x_shape,
 Array scatter_add_take(const Array& g, const Shape& x_shape, const std::vector<std::int64_t>& idx,
                        std::int64_t O, std::int64_t N, std::int64_t I) {
   Array out = scatter_add_take_raw(g, x_shape, idx, O, N, I);
-  static constexpr detail::Primitive kScatterAdd{.name = "take_scatter_add"};
+  static constexpr detail::Primitive kScatterAdd{.name = "take_scatter_add",
+                                                 .forward = detail::Forward::linear};
   if (detail::transforming())
     detail::bind(
         kScatterAdd, out, {&g},
@@ -384,7 +387,8 @@ Array scatter_add_take_from(const Array& g, const Array& indices, const Shape& x
   for (int d = 0; d < ax; ++d) O *= x_shape[d];
   for (int d = ax + 1; d < x_shape.size(); ++d) I *= x_shape[d];
   Array out = scatter_add_take_raw(g, x_shape, idx, O, N, I);
-  static constexpr detail::Primitive kScatterAddFrom{.name = "take_scatter_add"};
+  static constexpr detail::Primitive kScatterAddFrom{.name = "take_scatter_add",
+                                                     .forward = detail::Forward::linear};
   if (detail::transforming())
     detail::bind(
         kScatterAddFrom, out, {&g, &indices},
@@ -410,7 +414,8 @@ Array scatter_add_flat(const Array& g, const Shape& shape, const std::vector<std
     T* xp = gx.mutable_data<T>();
     for (std::size_t j = 0; j < src.size(); ++j) xp[src[j]] += gp[j];
   });
-  static constexpr detail::Primitive kScatterAdd{.name = "take_along_axis_scatter_add"};
+  static constexpr detail::Primitive kScatterAdd{.name = "take_along_axis_scatter_add",
+                                                 .forward = detail::Forward::linear};
   if (detail::transforming())
     detail::bind(
         kScatterAdd, gx, {&g},

@@ -48,7 +48,7 @@ Array negative(const Array& x) {
       return -v;
   });
   static constexpr detail::Primitive kNegative =
-      elementwise_prim("negative", false, {.unary = negative_f32});
+      elementwise_prim("negative", false, {.unary = negative_f32}, kLinear);
   if (detail::transforming())
     detail::bind(
         kNegative, out, {&x}, [](const In& in) { return negative(in[0]); },
@@ -60,7 +60,8 @@ Array exp(const Array& x) {
   Array out = unary_float(
       x, "exp", [](auto v) { return std::exp(v); }, vmath::exp_f32);
   static constexpr detail::Primitive kExp =
-      elementwise_prim("exp", true, {.unary = vmath::exp_f32});
+      elementwise_prim("exp", true, {.unary = vmath::exp_f32}, kDerived,
+                       [](const In&, const Array& y, const In& t) { return multiply(t[0], y); });
   if (detail::transforming())
     detail::bind(
         kExp, out, {&x}, [](const In& in) { return exp(in[0]); },
@@ -72,7 +73,8 @@ Array log(const Array& x) {
   Array out = unary_float(
       x, "log", [](auto v) { return std::log(v); }, vmath::log_f32);
   static constexpr detail::Primitive kLog =
-      elementwise_prim("log", false, {.unary = vmath::log_f32});
+      elementwise_prim("log", false, {.unary = vmath::log_f32}, kDerived,
+                       [](const In& x, const Array&, const In& t) { return divide(t[0], x[0]); });
   if (detail::transforming())
     detail::bind(
         kLog, out, {&x}, [](const In& in) { return log(in[0]); },
@@ -82,8 +84,9 @@ Array log(const Array& x) {
 
 Array log1p(const Array& x) {
   Array out = unary_float(x, "log1p", [](auto v) { return std::log1p(v); });
-  static constexpr detail::Primitive kLog1p =
-      elementwise_prim("log1p", false, {.unary = log1p_f32});
+  static constexpr detail::Primitive kLog1p = elementwise_prim(
+      "log1p", false, {.unary = log1p_f32}, kDerived,
+      [](const In& x, const Array&, const In& t) { return divide(t[0], x[0] + 1.0); });
   if (detail::transforming())
     detail::bind(
         kLog1p, out, {&x}, [](const In& in) { return log1p(in[0]); },
@@ -93,7 +96,9 @@ Array log1p(const Array& x) {
 
 Array expm1(const Array& x) {
   Array out = unary_float(x, "expm1", [](auto v) { return std::expm1(v); });
-  static constexpr detail::Primitive kExpm1 = elementwise_prim("expm1", true, {.unary = expm1_f32});
+  static constexpr detail::Primitive kExpm1 = elementwise_prim(
+      "expm1", true, {.unary = expm1_f32}, kDerived,
+      [](const In&, const Array& y, const In& t) { return multiply(t[0], y + 1.0); });
   if (detail::transforming())
     detail::bind(
         kExpm1, out, {&x}, [](const In& in) { return expm1(in[0]); },
@@ -103,7 +108,9 @@ Array expm1(const Array& x) {
 
 Array sqrt(const Array& x) {
   Array out = unary_float(x, "sqrt", [](auto v) { return std::sqrt(v); });
-  static constexpr detail::Primitive kSqrt = elementwise_prim("sqrt", true, {.unary = sqrt_f32});
+  static constexpr detail::Primitive kSqrt = elementwise_prim(
+      "sqrt", true, {.unary = sqrt_f32}, kDerived,
+      [](const In&, const Array& y, const In& t) { return divide(t[0] * 0.5, y); });
   if (detail::transforming())
     detail::bind(
         kSqrt, out, {&x}, [](const In& in) { return sqrt(in[0]); },
@@ -116,7 +123,10 @@ Array rsqrt(const Array& x) {
     using T = decltype(v);
     return T(1) / std::sqrt(v);
   });
-  static constexpr detail::Primitive kRsqrt = elementwise_prim("rsqrt", true, {.unary = rsqrt_f32});
+  static constexpr detail::Primitive kRsqrt = elementwise_prim(
+      "rsqrt", true, {.unary = rsqrt_f32}, kDerived, [](const In& x, const Array& y, const In& t) {
+        return multiply(t[0], divide(y, x[0]) * -0.5);
+      });
   if (detail::transforming())
     detail::bind(
         kRsqrt, out, {&x}, [](const In& in) { return rsqrt(in[0]); },
@@ -135,7 +145,10 @@ Array abs(const Array& x) {
       return std::abs(v);
   });
   // JAX's abs JVP: select(x >= 0, g, -g), so grad(abs)(0) == 1.
-  static constexpr detail::Primitive kAbs = elementwise_prim("abs", false, {.unary = abs_f32});
+  static constexpr detail::Primitive kAbs = elementwise_prim(
+      "abs", false, {.unary = abs_f32}, kDerived, [](const In& x, const Array&, const In& t) {
+        return where(greater_equal(x[0], zeros_like(x[0])), t[0], negative(t[0]));
+      });
   if (detail::transforming())
     detail::bind(
         kAbs, out, {&x}, [](const In& in) { return abs(in[0]); },
@@ -164,8 +177,9 @@ Array sign(const Array& x) {
 Array tanh(const Array& x) {
   Array out = unary_float(
       x, "tanh", [](auto v) { return std::tanh(v); }, vmath::tanh_f32);
-  static constexpr detail::Primitive kTanh =
-      elementwise_prim("tanh", true, {.unary = vmath::tanh_f32});
+  static constexpr detail::Primitive kTanh = elementwise_prim(
+      "tanh", true, {.unary = vmath::tanh_f32}, kDerived,
+      [](const In&, const Array& y, const In& t) { return multiply(t[0], 1.0 - multiply(y, y)); });
   if (detail::transforming())
     detail::bind(
         kTanh, out, {&x}, [](const In& in) { return tanh(in[0]); },
@@ -175,7 +189,9 @@ Array tanh(const Array& x) {
 
 Array sin(const Array& x) {
   Array out = unary_float(x, "sin", [](auto v) { return std::sin(v); });
-  static constexpr detail::Primitive kSin = elementwise_prim("sin", false, {.unary = sin_f32});
+  static constexpr detail::Primitive kSin = elementwise_prim(
+      "sin", false, {.unary = sin_f32}, kDerived,
+      [](const In& x, const Array&, const In& t) { return multiply(t[0], cos(x[0])); });
   if (detail::transforming())
     detail::bind(
         kSin, out, {&x}, [](const In& in) { return sin(in[0]); },
@@ -185,7 +201,9 @@ Array sin(const Array& x) {
 
 Array cos(const Array& x) {
   Array out = unary_float(x, "cos", [](auto v) { return std::cos(v); });
-  static constexpr detail::Primitive kCos = elementwise_prim("cos", false, {.unary = cos_f32});
+  static constexpr detail::Primitive kCos = elementwise_prim(
+      "cos", false, {.unary = cos_f32}, kDerived,
+      [](const In& x, const Array&, const In& t) { return negative(multiply(t[0], sin(x[0]))); });
   if (detail::transforming())
     detail::bind(
         kCos, out, {&x}, [](const In& in) { return cos(in[0]); },

@@ -7,15 +7,24 @@
 //   loom::Array J = loom::jacfwd(f)(x);              // shape y.shape + x.shape
 //   loom::Array H = loom::hessian([](const loom::Array& v) { return jnp::sum(v * v * v); })(x);
 //
-// How forward mode is computed: by transposition, exactly for every primitive that has a VJP.
-// The pullback ct -> vjp(f, x)(ct) is linear in ct and is itself recorded (the backward pass is
-// differentiable), so its own VJP, evaluated at the tangent t, is (J^T)^T t = J t. No primitive
-// needs a forward rule, and every op that supports grad of grad supports jvp of anything.
-// Cost: jvp(f) runs f forward once, its backward pass once while recording it (about 2-3x the
-// cost of f plus one node per backward op), then the pullback of that recording once per
-// tangent, about the cost of a backward pass. linearize keeps the recording, so each f_jvp(t)
-// costs one backward pass and the recording's memory (f's residuals and the backward graph)
-// lives as long as f_jvp does. jacfwd calls f_jvp once per input element, jacrev the pullback
+// How forward mode is computed. jvp pushes tangents forward through the primitives as f runs
+// (JAX's JVPTrace): one pass, no backward recorded, about 2-3x the cost of f. Each primitive's
+// record declares its forward rule (src/detail/primitive.hpp): linear ops (reshape, transpose,
+// slicing, sums, add, ...) map the tangents with their own kernel, bilinear ops (multiply,
+// contractions, conv) run once per perturbed operand, elementwise ops have explicit rules
+// (exp: t * y), ops with a symmetric Jacobian (nn activations, softmax) run their own fused VJP
+// on the tangent, and the rest use the rule derived from their own VJP on that op alone
+// (J t = grad_g <vjp(g), t>, exact). detail::forward_rules_used() lists which rule each
+// primitive reached. jvp levels are tagged, so jvp of jvp does not confuse perturbations, and
+// rules are loom ops, so grad of jvp, jvp of grad, jit(jvp) and vmap(jvp) compose.
+// custom_jvp's rule is its forward rule; a custom_vjp function under jvp uses the rule derived
+// from its bwd (JAX raises an error there). checkpoint under jvp runs f directly.
+//
+// linearize stays by transposition: the recorded pullback ct -> vjp(f, x)(ct) is linear in ct
+// and its own VJP, evaluated at t, is J t. It runs f once and each f_jvp(t) costs one backward
+// pass, the recording's memory (f's residuals and the backward graph) living as long as f_jvp
+// does; JAX's jvp + partial evaluation would need a staging of the tangent computation that
+// loom's eager trace does not have. jacfwd runs one jvp per input element, jacrev the pullback
 // once per output element; hessian is jacfwd(jacrev(f)), as in JAX.
 //
 // Primals and tangents are an Array or a loom::Tree of the same structure; each tangent leaf must
@@ -24,6 +33,7 @@
 #pragma once
 
 #include <functional>
+#include <string>
 #include <type_traits>
 #include <utility>
 #include <vector>
@@ -43,6 +53,18 @@ struct Linearized {
 };
 Linearized linearize_leaves(const std::function<Tree(const std::vector<Array>&)>& f,
                             const std::vector<Array>& primals, const char* fn_name);
+/// f's output and its output tangent leaves, by the forward trace (src/autodiff/jvp_trace.cpp).
+struct Forwarded {
+  Tree output;
+  std::vector<Array> tangents;  // one per leaf of output
+};
+Forwarded jvp_leaves(const std::function<Tree(const std::vector<Array>&)>& f,
+                     const std::vector<Array>& primals, const std::vector<Array>& tangents);
+/// Which forward rule a primitive reached under jvp used on this thread (tests, diagnostics):
+///   auto used = loom::detail::forward_rules_used();  // {("exp", explicit_rule), ...}
+enum class ForwardRuleKind { linear, bilinear, symmetric, explicit_rule, derived };
+std::vector<std::pair<std::string, ForwardRuleKind>> forward_rules_used();
+void clear_forward_rules_used();
 /// Throws unless each tangent has its primal's shape and dtype (JAX's jvp TypeError/ValueError).
 void check_tangents(const std::vector<Array>& primals, const std::vector<Array>& tangents,
                     const char* fn_name);
@@ -99,13 +121,30 @@ auto linearize(F f, const X& primals) {
   return std::make_pair(std::move(out), std::move(f_jvp));
 }
 
-/// jvp(f, primals, tangents) -> (f(primals), J(primals) tangents).
+/// jvp(f, primals, tangents) -> (f(primals), J(primals) tangents), in one forward pass.
 template <typename F, typename X>
 auto jvp(F f, const X& primals, const X& tangents) {
+  static_assert(std::is_same_v<X, Array> || std::is_same_v<X, Tree>,
+                "loom::jvp takes an Array or a loom::Tree of primals");
+  using Y = std::decay_t<decltype(f(primals))>;
+  static_assert(std::is_same_v<Y, Array> || std::is_same_v<Y, Tree>,
+                "loom::jvp: f must return an Array or a loom::Tree");
   detail::check_tangent_structure(primals, tangents, "jvp");
   detail::check_tangents(detail::leaves_of(primals), detail::leaves_of(tangents), "jvp");
-  auto [out, f_jvp] = linearize(std::move(f), primals);
-  auto tangent_out = f_jvp(tangents);
+  detail::Forwarded r = detail::jvp_leaves(
+      [&](const std::vector<Array>& leaves) -> Tree {
+        return Tree(f(detail::rebuild(primals, leaves)));
+      },
+      detail::leaves_of(primals), detail::leaves_of(tangents));
+  Y out, tangent_out;
+  if constexpr (std::is_same_v<Y, Array>) {
+    out = detail::finish_output(r.output.leaf());
+    tangent_out = detail::finish_output(r.tangents.at(0));
+  } else {
+    out = detail::finish_output(r.output);
+    tangent_out =
+        detail::finish_output(tree_unflatten(tree_flatten(r.output).second, std::move(r.tangents)));
+  }
   return std::make_pair(std::move(out), std::move(tangent_out));
 }
 
