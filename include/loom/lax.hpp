@@ -79,6 +79,13 @@ enum class ReduceOp { max, sum, min };
 Array reduce_window(const Array& x, ReduceOp op, const std::vector<std::int64_t>& window,
                     const std::vector<std::int64_t>& strides, const Padding& padding);
 
+/// reduce_window(x, sum, ...) / prod(window) in one pass (flax.linen.avg_pool with
+/// count_include_pad=True), with the same rounding as the two-step form; its VJP divides each
+/// cotangent once and scatters it, also in one pass. Floating operands only.
+///   auto p = lax::reduce_window_mean(x, {1, 2, 2, 1}, {1, 2, 2, 1}, lax::Padding::valid());
+Array reduce_window_mean(const Array& x, const std::vector<std::int64_t>& window,
+                         const std::vector<std::int64_t>& strides, const Padding& padding);
+
 /// One dimension of lax.pad: `low` and `high` elements added at the ends (negative: cropped)
 /// and `interior` elements between neighbours (>= 0).
 struct PadConfig {

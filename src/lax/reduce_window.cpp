@@ -84,8 +84,10 @@ T identity_of(ReduceOp op) {
   }
 }
 
+// divisor (sum only, floating T; 1 = none): each window sum divided by it while the row is hot,
+// the same rounding as reduce_window(sum) / divisor in a second pass.
 template <typename T>
-void forward(const WindowGeom& g, ReduceOp op, const T* x, T* out) {
+void forward(const WindowGeom& g, ReduceOp op, const T* x, T* out, double divisor = 1.0) {
   const std::int64_t L = g.lane;
   ::loom::detail::parallel_for(
       g.out_rows,
@@ -114,6 +116,12 @@ void forward(const WindowGeom& g, ReduceOp op, const T* x, T* out) {
                 o[j] = (s[j] < o[j] || s[j] != s[j]) ? s[j] : o[j];
             }
           });
+          if constexpr (std::is_floating_point_v<T>) {
+            if (divisor != 1.0) {
+              const T d = T(divisor);
+              for (std::int64_t j = 0; j < L; ++j) o[j] = o[j] / d;
+            }
+          }
         }
       },
       std::max<std::int64_t>(
@@ -155,13 +163,21 @@ void select_positions(const WindowGeom& g, ReduceOp op, const T* x, std::int64_t
 // Windows overlap, so outputs scatter into shared inputs; but when the outermost windowed dim
 // has window 1 (a pooling's batch dim), outputs with different indices there write disjoint
 // inputs: those blocks of rows run in parallel, each one's adds in the serial order.
+// divisor != 1: each cotangent row divided by it once (as the VJP of a following divide would),
+// then scattered.
 template <typename T>
-void sum_backward(const WindowGeom& g, const T* gy, T* dx) {
+void sum_backward(const WindowGeom& g, const T* gy, T* dx, double divisor = 1.0) {
   const std::int64_t L = g.lane;
   auto rows = [&](std::int64_t r0, std::int64_t r1) {
     std::vector<std::int64_t> oidx(std::size_t(g.r) + 1), widx(std::size_t(g.r) + 1);
+    std::vector<T> scaled(divisor != 1.0 ? std::size_t(L) : 0);
     for (std::int64_t row = r0; row < r1; ++row) {
       const T* s = gy + row * L;
+      if (divisor != 1.0) {
+        const T dv = T(divisor);
+        for (std::int64_t j = 0; j < L; ++j) scaled[std::size_t(j)] = s[j] / dv;
+        s = scaled.data();
+      }
       for_window(g, row, oidx.data(), widx.data(), [&](std::int64_t off) {
         if (off < 0) return;
         T* d = dx + off;
@@ -299,28 +315,32 @@ Array select_scatter_from(const Array& gy, const Array& x,
 
 // The transpose of the window sum (its VJP): every output's cotangent added to each element of
 // its window. Its own VJP is the window sum again.
+// divisor != 1: the transpose of the window average (each cotangent divided by it first).
 Array window_sum_transpose(const Array& gy, const std::shared_ptr<const WindowGeom>& g,
                            const Shape& x_shape, const std::vector<std::int64_t>& window,
-                           const std::vector<std::int64_t>& strides, const Padding& padding) {
+                           const std::vector<std::int64_t>& strides, const Padding& padding,
+                           double divisor = 1.0) {
   Array dx = Array::empty(x_shape, gy.dtype());
   ::loom::detail::dispatch_float(gy.dtype(), "reduce_window", [&]<typename T>() {
     T* d = dx.mutable_data<T>();
     std::memset(d, 0, dx.nbytes());
-    if (gy.size() > 0) sum_backward<T>(*g, gy.data<T>(), d);
+    if (gy.size() > 0) sum_backward<T>(*g, gy.data<T>(), d, divisor);
   });
   static constexpr ::loom::detail::Primitive kSumT{.name = "reduce_window_sum_transpose"};
   if (::loom::detail::transforming()) {
     ::loom::detail::bind(
         kSumT, dx, {&gy},
-        [g, x_shape, window, strides, padding](const std::vector<Array>& in) {
-          return window_sum_transpose(in[0], g, x_shape, window, strides, padding);
+        [g, x_shape, window, strides, padding, divisor](const std::vector<Array>& in) {
+          return window_sum_transpose(in[0], g, x_shape, window, strides, padding, divisor);
         },
-        [window, strides, padding](const Array& u, const Array&) {
-          return std::vector<Array>{reduce_window(u, ReduceOp::sum, window, strides, padding)};
+        [window, strides, padding, divisor](const Array& u, const Array&) {
+          return std::vector<Array>{divisor == 1.0
+                                        ? reduce_window(u, ReduceOp::sum, window, strides, padding)
+                                        : reduce_window_mean(u, window, strides, padding)};
         },
         // As reduce_window's rule: the batch is one more axis with a window of 1.
-        [x_shape, window, strides, padding](const std::vector<Array>& in,
-                                            const std::vector<bool>&) {
+        [x_shape, window, strides, padding, divisor](const std::vector<Array>& in,
+                                                     const std::vector<bool>&) {
           Shape xs = x_shape;
           xs.insert(0, in[0].shape()[0]);
           std::vector<std::int64_t> w{1}, s{1};
@@ -329,8 +349,9 @@ Array window_sum_transpose(const Array& gy, const std::shared_ptr<const WindowGe
           Padding p = padding;
           if (p.kind == Padding::Kind::explicit_pairs) p.pairs.insert(p.pairs.begin(), {0, 0});
           const auto pads = win::resolve_padding("reduce_window", p, xs.to_vector(), w, s);
-          return window_sum_transpose(
-              in[0], std::make_shared<const WindowGeom>(make_geom(xs, w, s, pads)), xs, w, s, p);
+          return window_sum_transpose(in[0],
+                                      std::make_shared<const WindowGeom>(make_geom(xs, w, s, pads)),
+                                      xs, w, s, p, divisor);
         });
   }
   return dx;
@@ -399,6 +420,64 @@ Array reduce_window(const Array& x, ReduceOp op, const std::vector<std::int64_t>
           Padding p = padding;
           if (p.kind == Padding::Kind::explicit_pairs) p.pairs.insert(p.pairs.begin(), {0, 0});
           return reduce_window(in[0], op, w, s, p);
+        });
+  }
+  return out;
+}
+
+}  // namespace loom::lax
+
+namespace loom::lax {
+
+Array reduce_window_mean(const Array& x, const std::vector<std::int64_t>& window,
+                         const std::vector<std::int64_t>& strides, const Padding& padding) {
+  ::loom::detail::check_valid(x, "reduce_window_mean");
+  const std::string who = "reduce_window_mean: operand " + x.shape().str() + " " +
+                          dtype_name(x.dtype()) + ", window " + ints_str(window) + ", strides " +
+                          ints_str(strides);
+  const int nd = x.ndim();
+  if (static_cast<int>(window.size()) != nd || static_cast<int>(strides.size()) != nd) {
+    throw Error(who + ": window and strides need one entry per dimension of the operand (" +
+                std::to_string(nd) + ")");
+  }
+  for (int i = 0; i < nd; ++i) {
+    if (window[std::size_t(i)] < 1 || strides[std::size_t(i)] < 1) {
+      throw Error(who + ": window sizes and strides must be positive");
+    }
+  }
+  if (!is_floating(x.dtype())) throw Error(who + ": expected a floating operand");
+  const auto pads =
+      win::resolve_padding("reduce_window_mean", padding, x.shape().to_vector(), window, strides);
+  const WindowGeom g = make_geom(x.shape(), window, strides, pads);
+  const double divisor = double(g.win_count);
+  Shape out_shape;
+  for (int d = 0; d < g.r; ++d) out_shape.push_back(g.out[std::size_t(d)]);
+  for (int d = g.r; d < nd; ++d) out_shape.push_back(x.shape()[d]);
+  Array out = Array::empty(out_shape, x.dtype());
+  ::loom::detail::dispatch_float(x.dtype(), "reduce_window_mean", [&]<typename T>() {
+    if (out.size() > 0) forward<T>(g, ReduceOp::sum, x.data<T>(), out.mutable_data<T>(), divisor);
+  });
+  static constexpr ::loom::detail::Primitive kMean{.name = "reduce_window_mean"};
+  if (::loom::detail::transforming()) {
+    ::loom::detail::bind(
+        kMean, out, {&x},
+        [window, strides, padding](const std::vector<Array>& in) {
+          return reduce_window_mean(in[0], window, strides, padding);
+        },
+        [gp = std::make_shared<const WindowGeom>(g), x_shape = x.shape(), dt = x.dtype(), window,
+         strides, padding, divisor](const Array& gy0, const Array&) {
+          const Array gy = gy0.dtype() == dt ? gy0 : gy0.astype(dt);
+          return std::vector<Array>{
+              window_sum_transpose(gy, gp, x_shape, window, strides, padding, divisor)};
+        },
+        // The batch is one more axis with a window of 1 (the divisor is unchanged).
+        [window, strides, padding](const std::vector<Array>& in, const std::vector<bool>&) {
+          std::vector<std::int64_t> w{1}, s{1};
+          w.insert(w.end(), window.begin(), window.end());
+          s.insert(s.end(), strides.begin(), strides.end());
+          Padding p = padding;
+          if (p.kind == Padding::Kind::explicit_pairs) p.pairs.insert(p.pairs.begin(), {0, 0});
+          return reduce_window_mean(in[0], w, s, p);
         });
   }
   return out;
