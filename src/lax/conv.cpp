@@ -109,13 +109,18 @@ Array conv_filter(const Array& x, const Array& gy, const PlanPtr& p) {
   return dw;
 }
 
-}  // namespace
+// Validates conv_general_dilated's arguments and plans it: lhs and rhs promoted to a common
+// floating dtype, the output shape and the kernels' geometry.
+struct Planned {
+  Array lhs, rhs;
+  Shape out_shape;
+  conv::Geom g;
+  std::string who;
+};
 
-Array conv_general_dilated(const Array& lhs0, const Array& rhs0,
-                           const std::vector<std::int64_t>& window_strides, const Padding& padding,
-                           const std::vector<std::int64_t>& lhs_dilation_in,
-                           const std::vector<std::int64_t>& rhs_dilation_in,
-                           std::int64_t feature_group_count) {
+Planned plan(const Array& lhs0, const Array& rhs0, const std::vector<std::int64_t>& window_strides,
+             const Padding& padding, const std::vector<std::int64_t>& lhs_dilation_in,
+             const std::vector<std::int64_t>& rhs_dilation_in, std::int64_t feature_group_count) {
   ::loom::detail::check_valid(lhs0, "conv_general_dilated");
   ::loom::detail::check_valid(rhs0, "conv_general_dilated");
   const std::string who = "conv_general_dilated: lhs " + lhs0.shape().str() + " " +
@@ -234,6 +239,22 @@ Array conv_general_dilated(const Array& lhs0, const Array& rhs0,
     g.out_img *= g.out[s];
   }
   g.identity = identity;
+  return Planned{lhs, rhs, out_shape, std::move(g), who};
+}
+
+}  // namespace
+
+Array conv_general_dilated(const Array& lhs0, const Array& rhs0,
+                           const std::vector<std::int64_t>& window_strides, const Padding& padding,
+                           const std::vector<std::int64_t>& lhs_dilation_in,
+                           const std::vector<std::int64_t>& rhs_dilation_in,
+                           std::int64_t feature_group_count) {
+  const Planned pl = plan(lhs0, rhs0, window_strides, padding, lhs_dilation_in, rhs_dilation_in,
+                          feature_group_count);
+  const Array &lhs = pl.lhs, &rhs = pl.rhs;
+  const conv::Geom& g = pl.g;
+  const DType dt = lhs.dtype();
+  const Shape& out_shape = pl.out_shape;
 
   Array out = Array::empty(out_shape, dt);
   if (out.size() > 0) {
@@ -270,6 +291,73 @@ Array conv_general_dilated(const Array& lhs0, const Array& rhs0,
           const Array y =
               conv_general_dilated(numpy::reshape(in[0], folded), in[1], window_strides, padding,
                                    lhs_dilation_in, rhs_dilation_in, feature_group_count);
+          std::vector<std::int64_t> out{s[0], s[1]};
+          for (int d = 1; d < y.ndim(); ++d) out.push_back(y.shape()[d]);
+          return numpy::reshape(y, out);
+        });
+  }
+  return out;
+}
+
+Array conv_general_dilated_bias(const Array& lhs0, const Array& rhs0, const Array& bias0,
+                                const std::vector<std::int64_t>& window_strides,
+                                const Padding& padding,
+                                const std::vector<std::int64_t>& lhs_dilation_in,
+                                const std::vector<std::int64_t>& rhs_dilation_in,
+                                std::int64_t feature_group_count) {
+  ::loom::detail::check_valid(bias0, "conv_general_dilated_bias");
+  const Planned pl = plan(lhs0, rhs0, window_strides, padding, lhs_dilation_in, rhs_dilation_in,
+                          feature_group_count);
+  const conv::Geom& g = pl.g;
+  const DType dt = pl.lhs.dtype();
+  if (bias0.ndim() != 1 || bias0.shape()[0] != g.o || !is_floating(bias0.dtype())) {
+    throw Error("conv_general_dilated_bias: lhs " + lhs0.shape().str() + ", rhs " +
+                rhs0.shape().str() + ": bias must be a floating vector of the " +
+                std::to_string(g.o) + " output channels, got " + bias0.shape().str() + " " +
+                dtype_name(bias0.dtype()));
+  }
+  const Array &lhs = pl.lhs, &rhs = pl.rhs, bias = bias0.astype(dt);
+  Array out = Array::empty(pl.out_shape, dt);
+  if (out.size() > 0) {
+    ::loom::detail::dispatch_float(dt, "conv_general_dilated_bias", [&]<typename T>() {
+      T* y = out.mutable_data<T>();
+      if (g.kc() == 0) {
+        // An empty kernel sums nothing: y is the bias on every pixel.
+        const T* b = bias.data<T>();
+        for (std::int64_t r = 0; r < g.rows(); ++r) std::copy(b, b + g.o, y + r * g.o);
+      } else {
+        conv::forward<T>(g, lhs.data<T>(), rhs.data<T>(), y, bias.data<T>());
+      }
+    });
+  }
+  static constexpr ::loom::detail::Primitive kConvBias{.name = "conv_general_dilated_bias"};
+  if (::loom::detail::transforming()) {
+    ::loom::detail::bind(
+        kConvBias, out, {&lhs, &rhs, &bias},
+        [window_strides, padding, lhs_dilation_in, rhs_dilation_in,
+         feature_group_count](const std::vector<Array>& in) {
+          return conv_general_dilated_bias(in[0], in[1], in[2], window_strides, padding,
+                                           lhs_dilation_in, rhs_dilation_in, feature_group_count);
+        },
+        // conv's VJP, and the bias's: gy summed over every pixel (as y + bias's unbroadcast).
+        [lhs, rhs, bias,
+         p = std::make_shared<const ConvPlan>(ConvPlan{g, lhs.shape(), rhs.shape(), out.shape()})](
+            const Array& gy0, const Array&) {
+          const Array gy = gy0.dtype() == lhs.dtype() ? gy0 : gy0.astype(lhs.dtype());
+          std::vector<Array> d = conv_vjp(lhs, rhs, gy, p);
+          d.push_back(bias.node() ? ::loom::detail::unbroadcast(gy, bias.shape()) : Array());
+          return d;
+        },
+        // A batched input with shared filters and bias folds the batch into N; else a loop.
+        [window_strides, padding, lhs_dilation_in, rhs_dilation_in, feature_group_count](
+            const std::vector<Array>& in, const std::vector<bool>& batched) {
+          if (batched[1] || batched[2]) return Array();
+          const Shape& s = in[0].shape();
+          std::vector<std::int64_t> folded{s[0] * s[1]};
+          for (int d = 2; d < s.size(); ++d) folded.push_back(s[d]);
+          const Array y = conv_general_dilated_bias(numpy::reshape(in[0], folded), in[1], in[2],
+                                                    window_strides, padding, lhs_dilation_in,
+                                                    rhs_dilation_in, feature_group_count);
           std::vector<std::int64_t> out{s[0], s[1]};
           for (int d = 1; d < y.ndim(); ++d) out.push_back(y.shape()[d]);
           return numpy::reshape(y, out);
