@@ -105,6 +105,21 @@ inline std::vector<OpCase> lax_nn_op_cases() {
                },
                {waves({2, 6, 3}, 0.7)},
                true});
+  c.push_back({"reduce_window_mean",
+               [](const V& in) {
+                 return lax::reduce_window_mean(
+                     in[0], {1, 2, 3, 1}, {1, 1, 2, 1},
+                     lax::Padding::explicit_({{0, 0}, {1, 0}, {1, 1}, {0, 0}}));
+               },
+               {waves({2, 4, 5, 3}, 0.3)},
+               true});
+  c.push_back({"conv_general_dilated_bias",
+               [](const V& in) {
+                 return lax::conv_general_dilated_bias(in[0], in[1], in[2], {2, 1},
+                                                       lax::Padding::same(), {}, {1, 2}, 1);
+               },
+               {waves({2, 5, 6, 3}, 0.3), waves({3, 2, 3, 4}, 1.3, 0.5), waves({4}, 0.9)},
+               true});
   c.push_back({"conv_general_dilated",
                [](const V& in) {
                  return lax::conv_general_dilated(in[0], in[1], {2, 1},

@@ -64,6 +64,20 @@ Array conv_general_dilated(const Array& lhs, const Array& rhs,
                            const std::vector<std::int64_t>& rhs_dilation = {},
                            std::int64_t feature_group_count = 1);
 
+/// conv_general_dilated(lhs, rhs, ...) + bias, bias of shape (C_out,), as one primitive: on the
+/// float32 oneDNN path the convolution adds the bias itself (no second pass over the output).
+/// im2col (float64, fallbacks) adds the bias to each finished sum, bit for bit the two-step
+/// form; oneDNN's fused bias rounds differently in the last float32 bits (as its conv already
+/// differs from im2col's). bias is cast to the convolution's dtype. Gradients: the conv's, and gy
+/// summed per channel.
+///   auto y = lax::conv_general_dilated_bias(x, w, b, {1, 1}, lax::Padding::same());
+Array conv_general_dilated_bias(const Array& lhs, const Array& rhs, const Array& bias,
+                                const std::vector<std::int64_t>& window_strides,
+                                const Padding& padding,
+                                const std::vector<std::int64_t>& lhs_dilation = {},
+                                const std::vector<std::int64_t>& rhs_dilation = {},
+                                std::int64_t feature_group_count = 1);
+
 enum class ReduceOp { max, sum, min };
 
 /// jax.lax.reduce_window with max, min or add over every dimension of x (window and strides
@@ -78,6 +92,13 @@ enum class ReduceOp { max, sum, min };
 /// Integer operands are reduced too (not differentiated); bool operands are a loom::Error.
 Array reduce_window(const Array& x, ReduceOp op, const std::vector<std::int64_t>& window,
                     const std::vector<std::int64_t>& strides, const Padding& padding);
+
+/// reduce_window(x, sum, ...) / prod(window) in one pass (flax.linen.avg_pool with
+/// count_include_pad=True), with the same rounding as the two-step form; its VJP divides each
+/// cotangent once and scatters it, also in one pass. Floating operands only.
+///   auto p = lax::reduce_window_mean(x, {1, 2, 2, 1}, {1, 2, 2, 1}, lax::Padding::valid());
+Array reduce_window_mean(const Array& x, const std::vector<std::int64_t>& window,
+                         const std::vector<std::int64_t>& strides, const Padding& padding);
 
 /// One dimension of lax.pad: `low` and `high` elements added at the ends (negative: cropped)
 /// and `interior` elements between neighbours (>= 0).

@@ -98,7 +98,15 @@ std::shared_ptr<const Entry> create(Kind kind, const Geometry& g) {
   const dnnl::convolution_forward::primitive_desc fwd_pd(fwd_desc, attr, eng);
   auto e = std::make_shared<Entry>();
   e->user_kernel = user_w;
-  if (kind == Kind::forward) {
+  if (kind == Kind::forward_bias) {
+    const memory::desc bias(Dims{g.o}, memory::data_type::f32, memory::format_tag::a);
+    const dnnl::convolution_forward::desc d(dnnl::prop_kind::forward_training, algo, src, any_w,
+                                            bias, dst, strides, dil, lo, hi);
+    const dnnl::convolution_forward::primitive_desc pd(d, attr, eng);
+    e->prim = dnnl::convolution_forward(pd);
+    e->prim_kernel = pd.weights_desc();
+    e->scratch = pd.scratchpad_desc();
+  } else if (kind == Kind::forward) {
     e->prim = dnnl::convolution_forward(fwd_pd);
     e->prim_kernel = fwd_pd.weights_desc();
     e->scratch = fwd_pd.scratchpad_desc();
@@ -171,8 +179,10 @@ float* thread_buffer(int which, std::size_t bytes) {
 
 std::atomic<std::int64_t> g_executions{0};
 
-// a, b: the primitive's two inputs (forward: x, w; data: gy, w; weights: x, gy); out: its result.
-bool run(Kind kind, const Geometry& g, const float* a, const float* b, float* out) {
+// a, b: the primitive's two inputs (forward: x, w; data: gy, w; weights: x, gy); out: its result;
+// bias: forward_bias's third input.
+bool run(Kind kind, const Geometry& g, const float* a, const float* b, float* out,
+         const float* bias = nullptr) {
   if (!usable(g, kind)) return false;
   bool refused = false;
   const auto e = lookup(kind, g, refused);
@@ -195,10 +205,15 @@ bool run(Kind kind, const Geometry& g, const float* a, const float* b, float* ou
     if (kind != Kind::backward_weights && e->reorder) {
       e->kernel_reorder.execute(stream, {{DNNL_ARG_FROM, user_k}, {DNNL_ARG_TO, prim_k}});
     }
-    if (kind == Kind::forward) {
+    if (kind == Kind::forward || kind == Kind::forward_bias) {
       args.emplace(DNNL_ARG_SRC, mem(src, a));
       args.emplace(DNNL_ARG_WEIGHTS, prim_k);
       args.emplace(DNNL_ARG_DST, mem(dst, out));
+      if (kind == Kind::forward_bias) {
+        args.emplace(
+            DNNL_ARG_BIAS,
+            mem(memory::desc(Dims{g.o}, memory::data_type::f32, memory::format_tag::a), bias));
+      }
     } else if (kind == Kind::backward_data) {
       args.emplace(DNNL_ARG_DIFF_DST, mem(dst, a));
       args.emplace(DNNL_ARG_WEIGHTS, prim_k);
@@ -248,6 +263,10 @@ std::int64_t executions() {
 
 bool forward(const Geometry& g, const float* x, const float* w, float* y) {
   return run(Kind::forward, g, x, w, y);
+}
+
+bool forward_bias(const Geometry& g, const float* x, const float* w, const float* bias, float* y) {
+  return run(Kind::forward_bias, g, x, w, y, bias);
 }
 
 bool backward_data(const Geometry& g, const float* gy, const float* w, float* dx) {

@@ -30,7 +30,8 @@ struct Geometry {
   auto operator<=>(const Geometry&) const = default;
 };
 
-enum class Kind { forward, backward_data, backward_weights };
+// forward_bias: forward with oneDNN's fused bias (a primitive of its own in the cache).
+enum class Kind { forward, backward_data, backward_weights, forward_bias };
 
 /// Which float32 path conv_general_dilated takes: automatic (oneDNN where usable() says so), or,
 /// for tests and benchmarks, im2col always or oneDNN wherever it can run at all.
@@ -61,6 +62,9 @@ std::int64_t executions();
 
 /// y (n, out..., o) = conv(x (n, in..., c), w (k..., c/groups, o)). False: not run, fall back.
 bool forward(const Geometry& g, const float* x, const float* w, float* y);
+/// y = conv(x, w) + bias (o), the bias added by the convolution itself (no second pass over y).
+/// False: not run, fall back.
+bool forward_bias(const Geometry& g, const float* x, const float* w, const float* bias, float* y);
 /// dx (x's shape) = the input gradient of conv at output cotangent gy. False: fall back.
 bool backward_data(const Geometry& g, const float* gy, const float* w, float* dx);
 /// dw (w's shape) = the kernel gradient of conv at output cotangent gy. False: fall back.

@@ -212,13 +212,16 @@ Array Conv::call(const Array& inputs) const {
   const DType dt = compute_dtype(dtype, x, kernel);
   Array y;
   try {
-    y = lax::conv_general_dilated(as(x, dt), as(kernel, dt), strides_, pad, in_dil, k_dil, G);
+    // With a bias: one primitive (oneDNN adds it inside the conv: no second pass over y).
+    y = use_bias
+            ? lax::conv_general_dilated_bias(as(x, dt), as(kernel, dt), as(bias, dt), strides_, pad,
+                                             in_dil, k_dil, G)
+            : lax::conv_general_dilated(as(x, dt), as(kernel, dt), strides_, pad, in_dil, k_dil, G);
   } catch (const core::FlaxError&) {
     throw;
   } catch (const Error& e) {
     throw Error(std::string("Conv: ") + e.what() + detail::module_path_suffix());
   }
-  if (use_bias) y = y + as(bias, dt);
   return restore_batch(y, num_batch, batch_shape);
 }
 

@@ -34,7 +34,7 @@ double identity_of(lax::ReduceOp op) {
 Array pool_identity(const Array& inputs, lax::ReduceOp op,
                     const std::vector<std::int64_t>& window_shape,
                     const std::vector<std::int64_t>& strides_in, const PaddingLike& padding,
-                    const char* fn) {
+                    const char* fn, bool mean = false) {
   const std::string who = std::string(fn) + ": inputs " +
                           (inputs.valid() ? inputs.shape().str() : std::string("(empty)")) +
                           ", window_shape " + ints_str(window_shape);
@@ -76,6 +76,8 @@ Array pool_identity(const Array& inputs, lax::ReduceOp op,
                " (low, high) pairs, one per window dim");
   }
   try {
+    // mean: the window sum and its 1/window divide in one pass (forward and VJP).
+    if (mean) return lax::reduce_window_mean(inputs, dims, steps, pad);
     return lax::reduce_window(inputs, op, dims, steps, pad);
   } catch (const Error& e) {
     throw fail(e.what());
@@ -111,6 +113,10 @@ Array pool(const Array& inputs, double init, lax::ReduceOp reduce_fn,
 Array avg_pool(const Array& inputs, const std::vector<std::int64_t>& window_shape,
                const std::vector<std::int64_t>& strides, const PaddingLike& padding,
                bool count_include_pad) {
+  if (count_include_pad && inputs.valid() && is_floating(inputs.dtype())) {
+    return pool_identity(inputs, lax::ReduceOp::sum, window_shape, strides, padding, "avg_pool",
+                         true);
+  }
   Array y = pool_identity(inputs, lax::ReduceOp::sum, window_shape, strides, padding, "avg_pool");
   if (count_include_pad) {
     std::int64_t win = 1;
