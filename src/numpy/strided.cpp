@@ -194,30 +194,55 @@ void strided_copy_t(const E* src, E* dst, const CopyPlan& p) {
       std::max<std::int64_t>(1, detail::kParallelGrain / std::max<std::int64_t>(inner, 1)));
 }
 
+// One copy plan run on elements of `item` bytes.
+namespace {
+
+void copy_plan(const void* s, void* d, std::size_t item, const CopyPlan& p) {
+  switch (item) {
+    case 1:
+      strided_copy_t(static_cast<const std::uint8_t*>(s), static_cast<std::uint8_t*>(d), p);
+      break;
+    case 4:
+      strided_copy_t(static_cast<const std::uint32_t*>(s), static_cast<std::uint32_t*>(d), p);
+      break;
+    case 8:
+      strided_copy_t(static_cast<const std::uint64_t*>(s), static_cast<std::uint64_t*>(d), p);
+      break;
+    default:
+      throw Error("internal: unsupported element size");
+  }
+}
+
+}  // namespace
+
 // Copies the elements of a `shape`-shaped view of src (element strides ss, starting at element
 // src_off) to a view of dst (strides ds, from dst_off). Strides may be 0 or negative.
 void strided_copy(const Array& src, std::int64_t src_off, const Dims& ss, Array& dst,
                   std::int64_t dst_off, const Dims& ds, const Shape& shape) {
   if (shape.numel() == 0) return;
-  const CopyPlan p = coalesce(shape, ss, ds);
-  const void* s = src.raw_data();
-  void* d = dst.raw_mutable_data();
-  switch (itemsize(src.dtype())) {
-    case 1:
-      strided_copy_t(static_cast<const std::uint8_t*>(s) + src_off,
-                     static_cast<std::uint8_t*>(d) + dst_off, p);
-      break;
-    case 4:
-      strided_copy_t(static_cast<const std::uint32_t*>(s) + src_off,
-                     static_cast<std::uint32_t*>(d) + dst_off, p);
-      break;
-    case 8:
-      strided_copy_t(static_cast<const std::uint64_t*>(s) + src_off,
-                     static_cast<std::uint64_t*>(d) + dst_off, p);
-      break;
-    default:
-      throw Error("internal: unsupported element size");
+  const std::size_t item = itemsize(src.dtype());
+  copy_plan(static_cast<const std::uint8_t*>(src.raw_data()) + src_off * std::int64_t(item),
+            static_cast<std::uint8_t*>(dst.raw_mutable_data()) + dst_off * std::int64_t(item), item,
+            coalesce(shape, ss, ds));
+}
+
+void strided_copy_raw(const void* src, const Dims& ss, void* dst, const Dims& ds, const Dims& shape,
+                      std::size_t item) {
+  // Destination-major order: dst's unit-stride axis innermost, so that the writes stream (or
+  // the tiled transpose applies).
+  std::vector<std::size_t> order(shape.size());
+  for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::stable_sort(order.begin(), order.end(),
+                   [&](std::size_t x, std::size_t y) { return ds[x] > ds[y]; });
+  Shape sh;
+  Dims s, d;
+  for (std::size_t i : order) {
+    if (shape[i] == 0) return;
+    sh.push_back(shape[i]);
+    s.push_back(ss[i]);
+    d.push_back(ds[i]);
   }
+  copy_plan(src, dst, item, coalesce(sh, s, d));
 }
 
 // ---- the linear maps behind the VJPs ----------------------------------------------------

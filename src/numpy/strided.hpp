@@ -35,6 +35,12 @@ Dims contiguous_strides(const Shape& s);
 void strided_copy(const Array& src, std::int64_t src_off, const Dims& ss, Array& dst,
                   std::int64_t dst_off, const Dims& ds, const Shape& shape);
 
+// The same copy on raw memory of `item`-byte elements (1, 4 or 8), for kernels that copy their
+// own workspaces (the contraction engine's operand relayouts). The dims are walked in the
+// destination's stride order, so they may come in any order.
+void strided_copy_raw(const void* src, const Dims& ss, void* dst, const Dims& ds, const Dims& shape,
+                      std::size_t item);
+
 // A `shape`-shaped strided view of x copied out (a primitive; its VJP is strided_scatter).
 Array strided_gather(const Array& x, std::int64_t offset, const Dims& ss, const Shape& shape);
 
