@@ -24,9 +24,9 @@
 // Equality and hashing, as Flax's dataclass __eq__/__hash__: a module compares by its fields
 // once it declares `bool operator==(const M&) const = default;` (every loom layer does; the
 // empty nn::Module base compares equal), and hashes by its type name and fields with
-// LOOM_NN_HASH_FIELDS (below). Unbound modules with equal fields are equal; a Child handle also
-// compares its place (Flax's parent and name). A module without its own == has none (it does
-// not silently compare through the base).
+// LOOM_NN_HASH_FIELDS (loom/nn/module_hash.hpp). Unbound modules with equal fields are equal; a
+// Child handle also compares its place (Flax's parent and name). A module without its own == has
+// none (it does not silently compare through the base).
 //
 // Why the pragma below: a module is an aggregate with a (CRTP) base class, and GCC (12, 13)
 // warns under -Wextra that `Dense{.features = 3}` leaves the base "uninitialized" (clang does
@@ -56,6 +56,7 @@
 #include "loom/core/scope.hpp"
 #include "loom/nn/initializers.hpp"
 #include "loom/nn/module_call.hpp"
+#include "loom/nn/module_hash.hpp"
 #include "loom/nn/module_options.hpp"
 #include "loom/numpy/axes.hpp"
 #include "loom/random.hpp"
@@ -99,9 +100,7 @@ class Child {
   std::string path() const { return checked_scope().path_text(); }
   /// Handles compare as Flax's bound modules: equal fields and the same place (the scope: Flax's
   /// parent and name). Flax refuses to hash a module that holds variables, so no std::hash.
-  friend bool operator==(const Child& a, const Child& b)
-  requires std::equality_comparable<M>
-  {
+  friend bool operator==(const Child& a, const Child& b) requires std::equality_comparable<M> {
     return a.scope_ == b.scope_ && a.module_ == b.module_;
   }
 
@@ -481,66 +480,6 @@ Array Module<Derived>::perturb(const std::string& name, const Array& value,
   return detail::perturb_impl(scope("perturb"), name, value, collection);
 }
 
-namespace detail {
-inline void hash_combine(std::size_t& seed, std::size_t h) {
-  seed ^= h + 0x9e3779b97f4a7c15ULL + (seed << 6) + (seed >> 2);
-}
-template <typename T>
-struct IsOptional : std::false_type {};
-template <typename T>
-struct IsOptional<std::optional<T>> : std::true_type {};
-template <typename T>
-struct IsVector : std::false_type {};
-template <typename T, typename A>
-struct IsVector<std::vector<T, A>> : std::true_type {};
-template <typename T>
-struct IsPair : std::false_type {};
-template <typename A, typename B>
-struct IsPair<std::pair<A, B>> : std::true_type {};
-template <typename T>
-inline constexpr bool kNoHash = false;
-
-/// The hash of one module field: std::hash where there is one, else Shape, numpy::Axes,
-/// optional, vector and pair element-wise.
-template <typename T>
-std::size_t hash_value(const T& v) {
-  if constexpr (requires { std::hash<T>{}(v); }) {
-    return std::hash<T>{}(v);
-  } else if constexpr (std::is_same_v<T, Shape>) {
-    std::size_t seed = static_cast<std::size_t>(v.size());
-    for (int i = 0; i < v.size(); ++i) hash_combine(seed, std::hash<std::int64_t>{}(v[i]));
-    return seed;
-  } else if constexpr (std::is_same_v<T, numpy::Axes>) {
-    return hash_value(v.axes);
-  } else if constexpr (IsOptional<T>::value) {
-    return v.has_value() ? hash_value(*v) ^ 0x51ed27 : 0;
-  } else if constexpr (IsVector<T>::value) {
-    std::size_t seed = v.size();
-    for (const auto& e : v) hash_combine(seed, hash_value(e));
-    return seed;
-  } else if constexpr (IsPair<T>::value) {
-    std::size_t seed = hash_value(v.first);
-    hash_combine(seed, hash_value(v.second));
-    return seed;
-  } else {
-    static_assert(kNoHash<T>,
-                  "loom::nn::hash_fields: this field type has no hash; give it a std::hash "
-                  "specialization or leave it out (hashing fewer fields is still consistent)");
-    return 0;
-  }
-}
-}  // namespace detail
-
-/// Flax's dataclass __hash__ for a module: its type name combined with the given fields. Any
-/// subset of the fields that operator== compares gives a consistent hash; all of them, a good one.
-///   std::size_t h = nn::hash_fields(mlp, mlp.hidden, mlp.drop_rate);
-template <typename M, typename... Fields>
-std::size_t hash_fields(const M&, const Fields&... fields) {
-  std::size_t seed = std::hash<std::string>{}(detail::type_name<M>());
-  (detail::hash_combine(seed, detail::hash_value(fields)), ...);
-  return seed;
-}
-
 /// Flax's nn.merge_param: the one of a (the field) and b (the call argument) that is set.
 /// Both empty or both set is a loom::Error with Flax's message and the module path.
 ///   bool det = nn::merge_param("deterministic", deterministic_field, deterministic_arg);
@@ -551,23 +490,6 @@ T merge_param(std::string_view name, const std::optional<T>& a, const std::optio
 }
 
 }  // namespace loom::nn
-
-/// Declares std::hash<Type> over the given fields of `m` (at global scope, after the type):
-///   struct MLP : nn::Module<MLP> {
-///     std::int64_t hidden = 128;
-///     double drop_rate = 0.1;
-///     bool operator==(const MLP&) const = default;
-///     loom::Array call(const loom::Array& x) const;
-///   };
-///   LOOM_NN_HASH_FIELDS(MLP, m.hidden, m.drop_rate)
-///   std::unordered_set<MLP> seen{MLP{}, MLP{.hidden = 64}};
-#define LOOM_NN_HASH_FIELDS(Type, ...)                         \
-  template <>                                                  \
-  struct std::hash<Type> {                                     \
-    std::size_t operator()(const Type& m) const {              \
-      return ::loom::nn::hash_fields(m __VA_OPT__(, ) __VA_ARGS__); \
-    }                                                          \
-  };
 
 // `auto [y, updates] = model.apply(variables, {.mutable_collections = ...}, x)` would otherwise
 // fail with "cannot decompose inaccessible member"; this makes it say what to use instead.
