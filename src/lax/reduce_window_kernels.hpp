@@ -212,6 +212,21 @@ void sum_backward(const WindowGeom& g, const T* gy, T* dx, double divisor = 1.0)
                                     std::max<std::int64_t>(per_block * g.win_count * g.lane, 1)));
 }
 
+// One window size and one stride per dimension of the operand, all positive; an error naming
+// `who` otherwise.
+inline void check_window(const std::string& who, int nd, const std::vector<std::int64_t>& window,
+                         const std::vector<std::int64_t>& strides) {
+  if (static_cast<int>(window.size()) != nd || static_cast<int>(strides.size()) != nd) {
+    throw Error(who + ": window and strides need one entry per dimension of the operand (" +
+                std::to_string(nd) + ")");
+  }
+  for (int i = 0; i < nd; ++i) {
+    if (window[std::size_t(i)] < 1 || strides[std::size_t(i)] < 1) {
+      throw Error(who + ": window sizes and strides must be positive");
+    }
+  }
+}
+
 inline WindowGeom make_geom(const Shape& shape, const std::vector<std::int64_t>& window,
                             const std::vector<std::int64_t>& strides,
                             const std::vector<std::pair<std::int64_t, std::int64_t>>& pads) {

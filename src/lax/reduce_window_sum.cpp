@@ -62,15 +62,7 @@ Array reduce_window_mean(const Array& x, const std::vector<std::int64_t>& window
                           dtype_name(x.dtype()) + ", window " + ints_str(window) + ", strides " +
                           ints_str(strides);
   const int nd = x.ndim();
-  if (static_cast<int>(window.size()) != nd || static_cast<int>(strides.size()) != nd) {
-    throw Error(who + ": window and strides need one entry per dimension of the operand (" +
-                std::to_string(nd) + ")");
-  }
-  for (int i = 0; i < nd; ++i) {
-    if (window[std::size_t(i)] < 1 || strides[std::size_t(i)] < 1) {
-      throw Error(who + ": window sizes and strides must be positive");
-    }
-  }
+  check_window(who, nd, window, strides);
   if (!is_floating(x.dtype())) throw Error(who + ": expected a floating operand");
   const auto pads =
       win::resolve_padding("reduce_window_mean", padding, x.shape().to_vector(), window, strides);
