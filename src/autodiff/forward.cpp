@@ -16,7 +16,7 @@ namespace {
 // A Tree holding `leaves` in order (keys sort as their indices).
 Tree list_tree(const std::vector<Array>& leaves) {
   Tree t = Tree(Tree::Dict{});
-  char key[16];
+  char key[24];  // "%08zu" of any size_t fits
   for (std::size_t i = 0; i < leaves.size(); ++i) {
     std::snprintf(key, sizeof key, "%08zu", i);
     t.set(key, Tree(leaves[i]));
@@ -104,8 +104,7 @@ Array jacobian_fwd(const std::function<Array(const Array&)>& f, const Array& x) 
   // One forward pass per input element (JAX's jacfwd vmaps the same jvp over the basis).
   const std::int64_t n = x.shape().numel();
   auto run = [&](const Array& t) {
-    return jvp_leaves([&](const std::vector<Array>& l) -> Tree { return Tree(f(l[0])); }, {x},
-                      {t});
+    return jvp_leaves([&](const std::vector<Array>& l) -> Tree { return Tree(f(l[0])); }, {x}, {t});
   };
   std::vector<Array> cols;
   cols.reserve(static_cast<std::size_t>(n));

@@ -8,6 +8,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <type_traits>
 
 #include "detail/batching.hpp"
 #include "detail/composite_vjp.hpp"
@@ -171,7 +172,13 @@ template <typename T, typename A>
 struct ProdOp {
   static A identity() { return A(1); }
   static A load(T v) { return static_cast<A>(v); }
-  static A combine(A a, A b) { return a * b; }
+  static A combine(A a, A b) {
+    if constexpr (std::is_same_v<A, bool>) {
+      return a && b;  // the product of booleans (jnp.prod): all
+    } else {
+      return a * b;
+    }
+  }
 };
 // max/min propagate NaN, as jnp.max; written as selects so that they vectorize.
 template <typename T, typename A>
