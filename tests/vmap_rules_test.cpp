@@ -182,6 +182,9 @@ TEST(VmapRules, PerExampleGradientsOfASmallCnn) {
                 names(counts().loop).c_str());
     EXPECT_GE(counts().rule["conv_general_dilated"], 1);
     EXPECT_GE(counts().rule["reduce_window"], 1);
+    // The max-pool VJP (which selects from its own input) batches too; only the filter
+    // gradient (per-example x and gy) still loops.
+    EXPECT_EQ(counts().loop.count("reduce_window_select_scatter"), 0u) << names(counts().loop);
     for (const char* name : {"k", "w", "b"}) {
       std::vector<Array> loop;
       for (int b = 0; b < 4; ++b)
@@ -243,3 +246,24 @@ TEST(VmapRules, TakeAlongAxisGradientScattersToItsOwnIndices) {
 }
 
 }  // namespace
+
+// lax.pad with a per-example padding value (the operand shared, then batched too) runs once on
+// the batch and equals the loop; interior padding and a negative (cropping) edge included.
+TEST(VmapRules, PadWithPerExamplePaddingValue) {
+  const std::vector<lax::PadConfig> config = {{1, -1, 1}, {-1, 2, 0}};
+  const Array x = wave({3, 4}, 0.3);
+  const Array xs = wave({5, 3, 4}, 0.6);
+  const Array values = Array(std::vector<double>{0.5, -1.0, 2.0, 0.0, 3.5}, loom::Shape{5});
+  auto padded = [&](const Array& a, const Array& v) { return lax::pad(a, v, config); };
+  for (bool batch_operand : {false, true}) {
+    SCOPED_TRACE(batch_operand ? "operand batched" : "operand shared");
+    counts() = {};
+    const Array got = batch_operand ? loom::vmap(padded)(xs, values)
+                                    : loom::vmap(padded, {.in_axes = {std::nullopt, 0}})(x, values);
+    EXPECT_TRUE(counts().loop.empty()) << names(counts().loop);
+    std::vector<Array> loop;
+    for (int b = 0; b < 5; ++b)
+      loop.push_back(padded(batch_operand ? jnp::index(xs, b, 0) : x, jnp::index(values, b, 0)));
+    EXPECT_TRUE(allclose(got, jnp::stack(loop, 0), 0, 0));
+  }
+}

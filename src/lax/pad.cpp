@@ -10,6 +10,7 @@
 #include "loom/lax.hpp"
 #include "loom/numpy/creation.hpp"
 #include "loom/numpy/elementwise.hpp"
+#include "loom/numpy/manipulation.hpp"
 #include "loom/numpy/reductions.hpp"
 
 namespace loom::lax {
@@ -182,12 +183,26 @@ Array pad(const Array& operand, const Array& padding_value, const std::vector<Pa
           Array dv = numpy::sum(g) - numpy::sum(dx);
           return std::vector<Array>{dx, dv};
         },
-        // A shared padding value: one more unpadded leading axis (a per-example value loops).
+        // The batch is one more unpadded leading axis. A per-example padding value: pad with
+        // zeros, then take each example's value wherever a padded mask marks padding (a select,
+        // so the operand's elements pass through exactly).
         [config](const std::vector<Array>& in, const std::vector<bool>& batched) {
-          if (batched[1]) return Array();
           std::vector<PadConfig> c{PadConfig{}};
           c.insert(c.end(), config.begin(), config.end());
-          return pad(in[0], in[1], c);
+          if (!batched[1]) return pad(in[0], in[1], c);
+          const std::int64_t size = in[1].shape()[0];
+          Array x = in[0];
+          if (!batched[0]) {
+            Shape s = x.shape();
+            s.insert(0, size);
+            x = numpy::broadcast_to(numpy::expand_dims(x, {0}), s);
+          }
+          const Array filled = pad(x, numpy::zeros(Shape{}, x.dtype()), c);
+          const Array is_pad =
+              pad(numpy::zeros(x.shape(), DType::bool_), numpy::ones(Shape{}, DType::bool_), c);
+          std::vector<std::int64_t> vs(std::size_t(filled.ndim()), 1);
+          vs[0] = size;
+          return numpy::where(is_pad, numpy::reshape(in[1], vs), filled);
         });
   }
   return out;

@@ -17,6 +17,7 @@
 #include "lax/reduce_window_kernels.hpp"
 #include "lax/window.hpp"
 #include "loom/lax.hpp"
+#include "loom/numpy/manipulation.hpp"
 
 namespace loom::lax {
 
@@ -85,7 +86,9 @@ Array select_gather(const Array& u, const Positions& sel, const Shape& gy_shape)
 // or vmap capture records it (a primitive of gy and x), so that a replay or a batch selects
 // from its own x rather than from the traced one. Constant in x; linear in gy.
 Array select_scatter_from(const Array& gy, const Array& x,
-                          const std::shared_ptr<const WindowGeom>& gp, ReduceOp op) {
+                          const std::shared_ptr<const WindowGeom>& gp, ReduceOp op,
+                          const std::vector<std::int64_t>& window,
+                          const std::vector<std::int64_t>& strides, const Padding& padding) {
   auto sel = std::make_shared<std::vector<std::int64_t>>(std::size_t(gy.size()));
   Array dx = Array::empty(x.shape(), gy.dtype());
   ::loom::detail::dispatch_float(x.dtype(), "reduce_window", [&]<typename T>() {
@@ -101,11 +104,33 @@ Array select_scatter_from(const Array& gy, const Array& x,
   if (::loom::detail::transforming()) {
     ::loom::detail::bind(
         kScatterFrom, dx, {&gy, &x},
-        [gp, op](const std::vector<Array>& in) {
-          return select_scatter_from(in[0], in[1], gp, op);
+        [gp, op, window, strides, padding](const std::vector<Array>& in) {
+          return select_scatter_from(in[0], in[1], gp, op, window, strides, padding);
         },
         [sel = Positions(sel), gy_shape = gy.shape()](const Array& u, const Array&) {
           return std::vector<Array>{select_gather(u, sel, gy_shape), Array()};
+        },
+        // As reduce_window's rule: the batch is one more axis with a window of 1; a shared gy or
+        // x is broadcast along it (each example selects from its own x).
+        [op, window, strides, padding](const std::vector<Array>& in,
+                                       const std::vector<bool>& batched) {
+          const std::int64_t size = in[batched[0] ? 0 : 1].shape()[0];
+          auto along = [size](const Array& a, bool b) {
+            if (b) return a;
+            Shape s = a.shape();
+            s.insert(0, size);
+            return numpy::broadcast_to(numpy::expand_dims(a, {0}), s);
+          };
+          const Array gyb = along(in[0], batched[0]), xb = along(in[1], batched[1]);
+          std::vector<std::int64_t> w{1}, s{1};
+          w.insert(w.end(), window.begin(), window.end());
+          s.insert(s.end(), strides.begin(), strides.end());
+          Padding p = padding;
+          if (p.kind == Padding::Kind::explicit_pairs) p.pairs.insert(p.pairs.begin(), {0, 0});
+          const auto pads = win::resolve_padding("reduce_window", p, xb.shape().to_vector(), w, s);
+          return select_scatter_from(
+              gyb, xb, std::make_shared<const WindowGeom>(make_geom(xb.shape(), w, s, pads)), op, w,
+              s, p);
         });
   }
   return dx;
@@ -155,7 +180,7 @@ Array reduce_window(const Array& x, ReduceOp op, const std::vector<std::int64_t>
                 window_sum_transpose(gy, gp, x.shape(), window, strides, padding)};
           }
           if (::loom::detail::current_capture() != nullptr)
-            return std::vector<Array>{select_scatter_from(gy, x, gp, op)};
+            return std::vector<Array>{select_scatter_from(gy, x, gp, op, window, strides, padding)};
           auto sel = std::make_shared<std::vector<std::int64_t>>(std::size_t(gy.size()));
           ::loom::detail::dispatch_float(x.dtype(), "reduce_window", [&]<typename T>() {
             if (gy.size() > 0) select_positions<T>(*gp, op, x.data<T>(), sel->data());
