@@ -109,6 +109,7 @@ struct GraphInfo {
   std::size_t num_fused_groups = 0;  // fused elementwise nodes
   std::size_t num_fused_nodes = 0;   // original nodes running inside them
   std::size_t num_in_place = 0;      // values written into a dying input's buffer
+  std::size_t num_fused_updates = 0;  // fused nodes running a BlockImpl closure (optim rules)
   std::size_t unfused_peak_live_bytes = 0;  // peak_live_bytes of the node-by-node replay
   // The static arena (JitOptions::arena): intermediates written to memory that are not results,
   // the part of them planned into the arena, and the part that a replay saw land there (an op

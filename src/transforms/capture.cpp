@@ -308,6 +308,12 @@ GraphInfo graph_info(const Graph& g) {
     info.peak_live_bytes = g.plan->peak_live_bytes;
     info.unfused_peak_live_bytes = g.peak_live_bytes;
     const Plan& p = *g.plan;
+    for (const FusedGroup& fg : p.groups)
+      for (const FusedMember& m : fg.members) {
+        const GraphNode& node = g.nodes[std::size_t(m.node)];
+        if (!node.prim.block.fusable() && block_impl_of(node.impl) != nullptr)
+          ++info.num_fused_updates;
+      }
     info.intermediate_bytes = p.intermediate_bytes;
     info.arena_planned_bytes = p.planned_bytes;
     info.arena_bytes = p.arena_bytes;
