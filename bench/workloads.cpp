@@ -73,11 +73,12 @@ void print_graph_info(const loom::detail::GraphInfo& i) {
                "in_place %zu | peak_live %.2f MB (node by node %.2f MB) | intermediates %.2f MB, "
                "planned %.2f MB (%.0f%%), landed %.2f MB | arena %.2f MB, no reuse %.2f MB, "
                "planned peak live %.2f MB\n",
-               i.num_nodes, i.num_steps, i.num_fused_groups, i.num_fused_nodes,
-               i.num_fused_updates, i.num_in_place, i.peak_live_bytes / 1e6,
-               i.unfused_peak_live_bytes / 1e6, i.intermediate_bytes / 1e6,
-               i.arena_planned_bytes / 1e6,
-               i.intermediate_bytes ? 100.0 * double(i.arena_planned_bytes) / double(i.intermediate_bytes) : 0.0,
+               i.num_nodes, i.num_steps, i.num_fused_groups, i.num_fused_nodes, i.num_fused_updates,
+               i.num_in_place, i.peak_live_bytes / 1e6, i.unfused_peak_live_bytes / 1e6,
+               i.intermediate_bytes / 1e6, i.arena_planned_bytes / 1e6,
+               i.intermediate_bytes
+                   ? 100.0 * double(i.arena_planned_bytes) / double(i.intermediate_bytes)
+                   : 0.0,
                i.arena_landed_bytes / 1e6, i.arena_bytes / 1e6, i.arena_no_reuse_bytes / 1e6,
                i.arena_peak_live_bytes / 1e6);
 }
@@ -122,16 +123,18 @@ Step classifier_train(Model model, Array images, Array labels, Variant v) {
   if (v.jit) {
     // The step as a pure function of everything that changes (params, state, batch), so the
     // replay sees new values; model and tx are captured (static).
-    auto step = loom::jit([model, tx](const Tree& params, const Tree& opt_state,
-                                      const Array& images, const Array& labels) {
-      auto loss_fn = [&](const Tree& p) {
-        Array logits = model.apply(Tree{{"params", p}}, images);
-        return jnp::mean(optim::softmax_cross_entropy_with_integer_labels(logits, labels));
-      };
-      auto [loss, grads] = loom::value_and_grad(loss_fn)(params);
-      auto [updates, new_state] = tx.update(grads, opt_state, std::nullopt);
-      return std::make_tuple(optim::apply_updates(params, updates), new_state, loss);
-    }, jit_options());
+    auto step = loom::jit(
+        [model, tx](const Tree& params, const Tree& opt_state, const Array& images,
+                    const Array& labels) {
+          auto loss_fn = [&](const Tree& p) {
+            Array logits = model.apply(Tree{{"params", p}}, images);
+            return jnp::mean(optim::softmax_cross_entropy_with_integer_labels(logits, labels));
+          };
+          auto [loss, grads] = loom::value_and_grad(loss_fn)(params);
+          auto [updates, new_state] = tx.update(grads, opt_state, std::nullopt);
+          return std::make_tuple(optim::apply_updates(params, updates), new_state, loss);
+        },
+        jit_options());
     auto calls = std::make_shared<int>(0);
     return [=] {
       auto [p, s, loss] = step(state->params, state->opt_state, images, labels);
@@ -211,17 +214,19 @@ Step transformer_train(Variant v) {
   auto state = std::make_shared<State>(State{params, tx.init(params)});
   if (v.jit) {
     // The dropout key is an argument (its raw uint32 data): a new key replays the same graph.
-    auto step = loom::jit([model, tx](const Tree& params, const Tree& opt_state,
-                                      const Array& key_data, const Array& x) {
-      const rnd::Key dropout_key = rnd::wrap_key_data(key_data);
-      auto loss_fn = [&](const Tree& p) {
-        Array y = model.apply(Tree{{"params", p}}, {.rngs = {{"dropout", dropout_key}}}, x);
-        return jnp::mean(jnp::square(y));
-      };
-      auto [loss, grads] = loom::value_and_grad(loss_fn)(params);
-      auto [updates, new_state] = tx.update(grads, opt_state, std::nullopt);
-      return std::make_tuple(optim::apply_updates(params, updates), new_state, loss);
-    }, jit_options());
+    auto step = loom::jit(
+        [model, tx](const Tree& params, const Tree& opt_state, const Array& key_data,
+                    const Array& x) {
+          const rnd::Key dropout_key = rnd::wrap_key_data(key_data);
+          auto loss_fn = [&](const Tree& p) {
+            Array y = model.apply(Tree{{"params", p}}, {.rngs = {{"dropout", dropout_key}}}, x);
+            return jnp::mean(jnp::square(y));
+          };
+          auto [loss, grads] = loom::value_and_grad(loss_fn)(params);
+          auto [updates, new_state] = tx.update(grads, opt_state, std::nullopt);
+          return std::make_tuple(optim::apply_updates(params, updates), new_state, loss);
+        },
+        jit_options());
     return [=] {
       const rnd::Key dropout_key = rnd::fold_in(rnd::key(3), state->step++);
       auto [p, s, loss] = step(state->params, state->opt_state, rnd::key_data(dropout_key), x);

@@ -41,8 +41,7 @@ void gather(const T* src, std::int64_t repeat, std::int64_t period, std::int64_t
 // whose planned values all miss costs nothing) and replaced when an op kept a slot it was given.
 class Arena {
  public:
-  Arena(const Plan& plan, const Graph& g)
-      : plan_(plan), g_(g), saved_(set_arena_target(nullptr)) {}
+  Arena(const Plan& plan, const Graph& g) : plan_(plan), g_(g), saved_(set_arena_target(nullptr)) {}
   ~Arena() { set_arena_target(saved_); }
   Arena(const Arena&) = delete;
   Arena& operator=(const Arena&) = delete;
@@ -50,16 +49,18 @@ class Arena {
   /// Runs `make` (which allocates node `v`'s value) with v's slot offered, if it has one.
   template <typename Make>
   Array run(std::int32_t v, Make&& make) {
-    const std::int64_t offset = plan_.arena_offset.empty() ? -1 : plan_.arena_offset[std::size_t(v)];
+    const std::int64_t offset =
+        plan_.arena_offset.empty() ? -1 : plan_.arena_offset[std::size_t(v)];
     std::atomic<ArenaState>& state = plan_.arena_state[std::size_t(v)];
     if (offset < 0 || state.load(std::memory_order_relaxed) == ArenaState::disabled) return make();
     if (!buffer_) buffer_ = Buffer::allocate(plan_.arena_bytes);
     const GraphNode& node = g_.nodes[std::size_t(v)];
-    ArenaTarget target{.arena = buffer_,
-                       .offset = std::size_t(offset),
-                       .cap = buffer_capacity(std::size_t(node.shape.numel()) * itemsize(node.dtype)),
-                       .used = false,
-                       .given = {}};
+    ArenaTarget target{
+        .arena = buffer_,
+        .offset = std::size_t(offset),
+        .cap = buffer_capacity(std::size_t(node.shape.numel()) * itemsize(node.dtype)),
+        .used = false,
+        .given = {}};
     set_arena_target(&target);
     Array out;
     try {

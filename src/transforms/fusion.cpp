@@ -247,7 +247,8 @@ class Planner {
     for (const FusedGroup& fg : plan.groups)
       for (const FusedOutput& o : fg.outputs)
         if (o.in_place >= 0)
-          root[std::size_t(o.node)] = root[std::size_t(fg.inputs[std::size_t(o.in_place)].ref.index)];
+          root[std::size_t(o.node)] =
+              root[std::size_t(fg.inputs[std::size_t(o.in_place)].ref.index)];
     struct Storage {
       std::int32_t start = 0, end = -1;
       std::size_t cap = 0;
