@@ -234,8 +234,10 @@ void expect_training_matches(const Model& model, Shape in, const optim::Gradient
       // Adam divides by sqrt(nu): a gradient that is 0 eagerly and 1e-12 in its composite form
       // moves a parameter by lr, so only the loss is compared to rounding there.
       EXPECT_TRUE(near(Tree(l2), Tree(l1))) << "step " << i;
-      if (sgd) EXPECT_TRUE(near(p2, p1)) << "step " << i;
-      if (sgd) EXPECT_TRUE(near(s2, s1)) << "step " << i;
+      if (sgd) {
+        EXPECT_TRUE(near(p2, p1)) << "step " << i;
+        EXPECT_TRUE(near(s2, s1)) << "step " << i;
+      }
     }
     pe = p1, se = s1, pn = p2, sn = s2, pf = p3, sf = s3, pp = p4, sp = s4;
   }

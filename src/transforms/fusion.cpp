@@ -12,8 +12,9 @@
 // In-place reuse: a materialized output is written into the buffer of a full-shape input of the
 // same dtype that dies at the group, was not sharing its buffer while tracing (reshape views,
 // arguments and constants are never written) and is still uniquely held when the step runs.
-// Intermediates otherwise come from the allocator's per-thread cache (no static arena). The
-// fused replay itself is src/transforms/fused_replay.cpp.
+// With JitOptions::arena the other intermediates get slots in one static arena planned here
+// (src/transforms/arena.cpp), else they come from the allocator's per-thread cache. The fused
+// replay itself is src/transforms/fused_replay.cpp.
 #include <algorithm>
 #include <memory>
 #include <string>
@@ -226,87 +227,8 @@ class Planner {
         if (!handed_over[std::size_t(r)]) live -= bytes_of(g_.nodes[std::size_t(r)]);
     }
     plan.peak_live_bytes = peak;
-    plan_arena(plan, step_of, materialized);
+    plan_arena(g_, plan, step_of, materialized, last_, is_output_, arena_);
     return plan;
-  }
-
-  // The static arena: every materialized value that is not a result and never shared its
-  // buffer while tracing (a reshape view, an op returning its input: a view could outlive the
-  // slot) gets a slot, live from the step that writes it to the last step reading it. An
-  // in-place output shares its input's slot (one storage, the union of their ranges); a storage
-  // holding any value that may not be planned is left out whole. Slots are placed greedily,
-  // largest first, at the lowest 64-byte-aligned offset free over their range.
-  void plan_arena(Plan& plan, const std::vector<std::int32_t>& step_of,
-                  const std::vector<char>& materialized) const {
-    plan.arena_offset.assign(n_, -1);
-    plan.arena_root.assign(n_, -1);
-    plan.arena_state = std::make_unique<std::atomic<ArenaState>[]>(n_);
-    std::vector<std::int32_t> root(n_, -1);
-    for (std::size_t i = 0; i < n_; ++i)
-      if (materialized[i]) root[i] = std::int32_t(i);
-    for (const FusedGroup& fg : plan.groups)
-      for (const FusedOutput& o : fg.outputs)
-        if (o.in_place >= 0)
-          root[std::size_t(o.node)] =
-              root[std::size_t(fg.inputs[std::size_t(o.in_place)].ref.index)];
-    struct Storage {
-      std::int32_t start = 0, end = -1;
-      std::size_t cap = 0;
-      bool ok = true;
-      std::int64_t offset = -1;
-    };
-    std::vector<Storage> st(n_);
-    for (std::size_t i = 0; i < n_; ++i) {
-      if (!materialized[i]) continue;
-      const GraphNode& node = g_.nodes[i];
-      if (!is_output_[i]) plan.intermediate_bytes += bytes_of(node);
-      Storage& s = st[std::size_t(root[i])];
-      if (std::int32_t(i) == root[i]) {
-        s.start = step_of[i];
-        s.cap = buffer_capacity(bytes_of(node));
-      }
-      s.end = std::max({s.end, last_[i], step_of[i]});
-      s.ok &= arena_ && !is_output_[i] && !node.shares_buffer && bytes_of(node) > 0;
-    }
-    std::vector<std::int32_t> order;
-    for (std::size_t i = 0; i < n_; ++i)
-      if (root[i] == std::int32_t(i) && st[i].ok) order.push_back(std::int32_t(i));
-    std::stable_sort(order.begin(), order.end(), [&](std::int32_t a, std::int32_t b) {
-      return st[std::size_t(a)].cap > st[std::size_t(b)].cap;
-    });
-    std::vector<std::int32_t> placed;
-    std::vector<std::pair<std::int64_t, std::int64_t>> busy;  // [offset, end) over the range
-    for (std::int32_t v : order) {
-      Storage& s = st[std::size_t(v)];
-      busy.clear();
-      for (std::int32_t p : placed) {
-        const Storage& q = st[std::size_t(p)];
-        if (q.start <= s.end && s.start <= q.end)
-          busy.push_back({q.offset, q.offset + std::int64_t(q.cap)});
-      }
-      std::sort(busy.begin(), busy.end());
-      std::int64_t offset = 0;
-      for (const auto& [b, e] : busy) {
-        if (b >= offset + std::int64_t(s.cap)) break;  // the gap before b fits
-        offset = std::max(offset, e);
-      }
-      s.offset = offset;
-      placed.push_back(v);
-      plan.arena_offset[std::size_t(v)] = offset;
-      plan.arena_bytes = std::max(plan.arena_bytes, std::size_t(offset) + s.cap);
-      plan.no_reuse_bytes += s.cap;
-    }
-    std::vector<std::size_t> live(plan.steps.size() + 1, 0);
-    for (std::size_t i = 0; i < n_; ++i) {
-      if (root[i] < 0 || !st[std::size_t(root[i])].ok) continue;
-      plan.arena_root[i] = root[i];
-      plan.planned_bytes += bytes_of(g_.nodes[i]);
-    }
-    for (std::int32_t v : placed) {
-      const Storage& s = st[std::size_t(v)];
-      for (std::int32_t k = s.start; k <= s.end; ++k) live[std::size_t(k)] += s.cap;
-    }
-    for (std::size_t b : live) plan.planned_peak_bytes = std::max(plan.planned_peak_bytes, b);
   }
 
   // An input that dies at node i (and only there) could hold i's output.
@@ -439,6 +361,10 @@ class Planner {
 std::shared_ptr<const Graph> fuse(std::shared_ptr<const Graph> graph, bool arena) {
   auto g = std::make_shared<Graph>(*graph);
   g->plan = std::make_shared<const Plan>(Planner(*g, arena).run());
+  // The trace kept every traced value alive until it ended, and they now sit in the allocator's
+  // cache in sizes the replays, which take one arena instead, will mostly not ask for again:
+  // freed, so that the arena does not add its size to the trace's peak memory.
+  if (arena && g->plan->arena_bytes > 0) pool_release();
   return g;
 }
 

@@ -145,6 +145,12 @@ std::vector<Array> replay_outputs(const Graph& g, const std::vector<Array>& args
 
 /// Runs the plan (no transformation active: fused groups bind nothing).
 std::vector<Array> run_plan(const Graph& g, const std::vector<Array>& args);
+/// The static arena of a fusion plan (src/transforms/arena.cpp): fills plan's arena fields from
+/// each node's step, whether it is materialized, its last reading step and whether it is a
+/// result. Not `enabled`: no slots (the intermediate byte count only).
+void plan_arena(const Graph& g, Plan& plan, const std::vector<std::int32_t>& step_of,
+                const std::vector<char>& materialized, const std::vector<std::int32_t>& last,
+                const std::vector<char>& is_output, bool enabled);
 
 /// "float32(2, 3)", for error messages.
 std::string describe_value(const Array& a);
