@@ -5,6 +5,8 @@
 //
 // prints one JSON line: {"system": "loom", "workload": ..., "times_ms": [...], "peak_rss_mb": ...}
 // (times per iteration; bench/peers/ print the same line for PyTorch and libtorch).
+// Environment: LOOM_JIT_ARENA=0 runs the *_jit steps with JitOptions::arena off;
+// LOOM_JIT_INFO=1 prints the jitted step's GraphInfo (arena figures) on stderr.
 //
 // A variant is one more entry in workloads(): a maker returning the step function, e.g. the
 // jitted steps {"cnn_train_jit", [] { return cnn_train({.jit = true}); }}: the whole step
@@ -54,6 +56,33 @@ struct Variant {
   bool jit = false;
 };
 
+/// jit's static arena (JitOptions::arena), on unless LOOM_JIT_ARENA=0: the same workload with
+/// the arena off, for comparison.
+loom::JitOptions jit_options() {
+  const char* e = std::getenv("LOOM_JIT_ARENA");
+  return {.arena = !(e != nullptr && std::strcmp(e, "0") == 0)};
+}
+
+/// LOOM_JIT_INFO=1: the jitted step's GraphInfo on stderr after its first call (stdout keeps
+/// the one JSON line run.py reads).
+void print_graph_info(const loom::detail::GraphInfo& i) {
+  const char* e = std::getenv("LOOM_JIT_INFO");
+  if (e == nullptr || std::strcmp(e, "1") != 0) return;
+  std::fprintf(stderr,
+               "graph: nodes %zu steps %zu fused_groups %zu fused_nodes %zu fused_updates %zu "
+               "in_place %zu | peak_live %.2f MB (node by node %.2f MB) | intermediates %.2f MB, "
+               "planned %.2f MB (%.0f%%), landed %.2f MB | arena %.2f MB, no reuse %.2f MB, "
+               "planned peak live %.2f MB\n",
+               i.num_nodes, i.num_steps, i.num_fused_groups, i.num_fused_nodes, i.num_fused_updates,
+               i.num_in_place, i.peak_live_bytes / 1e6, i.unfused_peak_live_bytes / 1e6,
+               i.intermediate_bytes / 1e6, i.arena_planned_bytes / 1e6,
+               i.intermediate_bytes
+                   ? 100.0 * double(i.arena_planned_bytes) / double(i.intermediate_bytes)
+                   : 0.0,
+               i.arena_landed_bytes / 1e6, i.arena_bytes / 1e6, i.arena_no_reuse_bytes / 1e6,
+               i.arena_peak_live_bytes / 1e6);
+}
+
 /// An MLP of Dense layers with relu between them (Flax's usual MLP).
 struct MLP : nn::Module<MLP> {
   std::vector<std::int64_t> features;
@@ -94,18 +123,22 @@ Step classifier_train(Model model, Array images, Array labels, Variant v) {
   if (v.jit) {
     // The step as a pure function of everything that changes (params, state, batch), so the
     // replay sees new values; model and tx are captured (static).
-    auto step = loom::jit([model, tx](const Tree& params, const Tree& opt_state,
-                                      const Array& images, const Array& labels) {
-      auto loss_fn = [&](const Tree& p) {
-        Array logits = model.apply(Tree{{"params", p}}, images);
-        return jnp::mean(optim::softmax_cross_entropy_with_integer_labels(logits, labels));
-      };
-      auto [loss, grads] = loom::value_and_grad(loss_fn)(params);
-      auto [updates, new_state] = tx.update(grads, opt_state, std::nullopt);
-      return std::make_tuple(optim::apply_updates(params, updates), new_state, loss);
-    });
+    auto step = loom::jit(
+        [model, tx](const Tree& params, const Tree& opt_state, const Array& images,
+                    const Array& labels) {
+          auto loss_fn = [&](const Tree& p) {
+            Array logits = model.apply(Tree{{"params", p}}, images);
+            return jnp::mean(optim::softmax_cross_entropy_with_integer_labels(logits, labels));
+          };
+          auto [loss, grads] = loom::value_and_grad(loss_fn)(params);
+          auto [updates, new_state] = tx.update(grads, opt_state, std::nullopt);
+          return std::make_tuple(optim::apply_updates(params, updates), new_state, loss);
+        },
+        jit_options());
+    auto calls = std::make_shared<int>(0);
     return [=] {
       auto [p, s, loss] = step(state->params, state->opt_state, images, labels);
+      if (++*calls == 2) print_graph_info(step.graph_info(p, s, images, labels));
       state->params = std::move(p);
       state->opt_state = std::move(s);
       (void)loss.template item<float>();
@@ -181,17 +214,19 @@ Step transformer_train(Variant v) {
   auto state = std::make_shared<State>(State{params, tx.init(params)});
   if (v.jit) {
     // The dropout key is an argument (its raw uint32 data): a new key replays the same graph.
-    auto step = loom::jit([model, tx](const Tree& params, const Tree& opt_state,
-                                      const Array& key_data, const Array& x) {
-      const rnd::Key dropout_key = rnd::wrap_key_data(key_data);
-      auto loss_fn = [&](const Tree& p) {
-        Array y = model.apply(Tree{{"params", p}}, {.rngs = {{"dropout", dropout_key}}}, x);
-        return jnp::mean(jnp::square(y));
-      };
-      auto [loss, grads] = loom::value_and_grad(loss_fn)(params);
-      auto [updates, new_state] = tx.update(grads, opt_state, std::nullopt);
-      return std::make_tuple(optim::apply_updates(params, updates), new_state, loss);
-    });
+    auto step = loom::jit(
+        [model, tx](const Tree& params, const Tree& opt_state, const Array& key_data,
+                    const Array& x) {
+          const rnd::Key dropout_key = rnd::wrap_key_data(key_data);
+          auto loss_fn = [&](const Tree& p) {
+            Array y = model.apply(Tree{{"params", p}}, {.rngs = {{"dropout", dropout_key}}}, x);
+            return jnp::mean(jnp::square(y));
+          };
+          auto [loss, grads] = loom::value_and_grad(loss_fn)(params);
+          auto [updates, new_state] = tx.update(grads, opt_state, std::nullopt);
+          return std::make_tuple(optim::apply_updates(params, updates), new_state, loss);
+        },
+        jit_options());
     return [=] {
       const rnd::Key dropout_key = rnd::fold_in(rnd::key(3), state->step++);
       auto [p, s, loss] = step(state->params, state->opt_state, rnd::key_data(dropout_key), x);

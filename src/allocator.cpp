@@ -181,10 +181,31 @@ std::size_t round_up(std::size_t bytes) {
   return bytes == 0 ? kAlignment : (bytes + kAlignment - 1) / kAlignment * kAlignment;
 }
 
+thread_local ArenaTarget* t_arena_target = nullptr;
+
 }  // namespace
+
+ArenaTarget* set_arena_target(ArenaTarget* t) {
+  ArenaTarget* old = t_arena_target;
+  t_arena_target = t;
+  return old;
+}
+
+std::size_t buffer_capacity(std::size_t bytes) {
+  return round_up(bytes);
+}
 
 std::shared_ptr<Buffer> Buffer::allocate(std::size_t bytes) {
   const std::size_t cap = round_up(bytes);
+  if (ArenaTarget* t = t_arena_target; t != nullptr && !t->used && t->cap == cap) [[unlikely]] {
+    t->used = true;
+    auto slice = std::allocate_shared<Buffer>(RecyclingAllocator<Buffer>());
+    slice->data = static_cast<char*>(t->arena->data) + t->offset;
+    slice->bytes = cap;
+    slice->parent = t->arena;
+    t->given = slice;
+    return slice;
+  }
   void* data = nullptr;
   if (kPoolEnabled) {
     ThreadCache* local = thread_cache();
@@ -226,7 +247,7 @@ std::shared_ptr<Buffer> Buffer::allocate_zero_pages(std::size_t bytes) {
 }
 
 Buffer::~Buffer() {
-  if (data == nullptr) return;
+  if (data == nullptr || parent != nullptr) return;  // a slice: the parent frees the memory
   if (mapped) {
     munmap(data, bytes);
     return;

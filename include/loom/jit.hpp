@@ -46,9 +46,9 @@
 // - jit composes: grad inside f, grad(jit(f)) (the replay runs the same bound primitives, so
 //   an outer grad records them), jit inside vmap or inside another jit.
 // Replay runs only the primitives the outputs need (dead code removed), frees each
-// intermediate after its last use (buffers come from the allocator's per-thread cache; there is
-// no static arena), and is thread-safe: the graph is immutable and the cache
-// is locked, so several threads may call one jitted function at once.
+// intermediate after its last use, places intermediates in a static arena planned once per
+// graph (JitOptions::arena), and is thread-safe: the graph is immutable, the cache is locked and
+// each call has its own arena, so several threads may call one jitted function at once.
 #pragma once
 
 #include <cstddef>
@@ -95,7 +95,8 @@ std::vector<Array> replay(const Graph& graph, const std::vector<Array>& args);
 /// jit's fusion pass (src/transforms/fusion.cpp): the graph with a replay plan that runs
 /// chains of float32 elementwise nodes as one fused node and writes values into the buffer of
 /// an input that dies there. The nodes are kept for replays under a transformation.
-std::shared_ptr<const Graph> fuse(std::shared_ptr<const Graph> graph);
+/// With `arena`, the plan also places intermediates in one static arena (JitOptions::arena).
+std::shared_ptr<const Graph> fuse(std::shared_ptr<const Graph> graph, bool arena = true);
 
 /// Summary of a graph, for tests and benchmarks.
 struct GraphInfo {
@@ -108,7 +109,19 @@ struct GraphInfo {
   std::size_t num_fused_groups = 0;  // fused elementwise nodes
   std::size_t num_fused_nodes = 0;   // original nodes running inside them
   std::size_t num_in_place = 0;      // values written into a dying input's buffer
+  std::size_t num_fused_updates = 0;  // fused nodes running a BlockImpl closure (optim rules)
   std::size_t unfused_peak_live_bytes = 0;  // peak_live_bytes of the node-by-node replay
+  // The static arena (JitOptions::arena): intermediates written to memory that are not results,
+  // the part of them planned into the arena, and the part that a replay saw land there (an op
+  // that allocates its result some other way misses its slot); the arena's size, what it would
+  // be without sharing bytes between values whose lives do not overlap, and the most planned
+  // bytes alive at one step (the arena's lower bound).
+  std::size_t intermediate_bytes = 0;
+  std::size_t arena_planned_bytes = 0;
+  std::size_t arena_landed_bytes = 0;  // after at least one replay; 0 before
+  std::size_t arena_bytes = 0;
+  std::size_t arena_no_reuse_bytes = 0;
+  std::size_t arena_peak_live_bytes = 0;
 };
 GraphInfo graph_info(const Graph& graph);
 /// The graph as text, one line per node (see Jitted::graph_str).
@@ -198,6 +211,14 @@ struct JitOptions {
   /// Replay with the fusion pass's plan: fused elementwise chains and in-place buffer reuse
   /// (same bits as without). false replays node by node (for comparison and benchmarks).
   bool fuse = true;
+  /// With fuse: a static memory plan. Each intermediate's live range over the replay order is
+  /// known when the graph is planned, so every value that is neither a result nor a buffer a
+  /// view shares gets a slot in one arena (64-byte aligned, greedy by size), and slots of
+  /// values whose lives do not overlap share bytes. A replay takes one arena buffer from the
+  /// allocator (each concurrent call its own) and each op writes its result into its slot;
+  /// results never live in the arena. Same bits as without; false allocates every
+  /// intermediate from the caching pool.
+  bool arena = true;
 };
 
 namespace detail {
@@ -295,7 +316,7 @@ class Jitted {
                 return out;
               },
               leaves, std::vector<bool>(leaves.size(), true), "jit");
-          return detail::JitEntry{options_.fuse ? detail::fuse(c.graph) : c.graph,
+          return detail::JitEntry{options_.fuse ? detail::fuse(c.graph, options_.arena) : c.graph,
                                   std::make_shared<const R>(detail::skeleton_of(*traced))};
         },
         &hit);

@@ -138,6 +138,27 @@ inline const BatchRule* batch_rule_of(const Impl& impl) {
   return r != nullptr && r->batch ? &r->batch : nullptr;
 }
 
+/// A float32 block kernel with per-call parameters (an optimizer rule's learning rate, decays):
+/// what a plain BlockKernel function pointer cannot carry. `in[k]` points at operand k's block
+/// (all `arity` operands gathered as for BlockKernel), `out` may alias any of them. Bit for bit
+/// what the op's eager kernel computes on float32.
+using BlockFn = std::function<void(const float* const* in, float* out, std::int64_t n)>;
+
+/// An Impl carrying such a block closure, as RuledImpl carries a batching rule (jit replays it as
+/// the plain impl; the fuser runs `block`).
+struct BlockImpl {
+  Impl impl;
+  BlockFn block;
+  int arity = 0;
+  Array operator()(const std::vector<Array>& in) const { return impl(in); }
+};
+
+/// The block closure bound with `impl`, or null.
+inline const BlockImpl* block_impl_of(const Impl& impl) {
+  const BlockImpl* b = impl.target<BlockImpl>();
+  return b != nullptr && b->block ? b : nullptr;
+}
+
 /// Number of transformations (grad traces, jit/vmap captures) active on this thread.
 extern thread_local int g_transform_depth;
 

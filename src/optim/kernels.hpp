@@ -129,15 +129,26 @@ Array fused(const char* op, F f, Array self, const A&... others) {
     std::vector<Array> inputs{self, operand_array(others)...};
     // The impl gets inputs that the replay's caller still holds (never unique), so it runs out
     // of place. Not differentiable: no VJP (optimizer updates are not differentiated through).
-    loom::detail::bind(
-        prim, out, inputs,
-        [op, f](const std::vector<Array>& in) {
-          return [&]<std::size_t... I>(std::index_sequence<I...>) {
-            return fused(op, f, in[0], rewrap<A>(in[I + 1])...);
-          }
-          (std::index_sequence_for<A...>{});
-        },
-        nullptr);
+    // The block closure lets jit's fuser run the rule inside a fused chain (float32 only, as
+    // the fuser checks): the same f on the same float values as the loop above, so the same
+    // bits. A broadcast operand arrives as a block filled with its one value.
+    loom::detail::BlockImpl impl{
+        .impl =
+            [op, f](const std::vector<Array>& in) {
+              return [&]<std::size_t... I>(std::index_sequence<I...>) {
+                return fused(op, f, in[0], rewrap<A>(in[I + 1])...);
+              }
+              (std::index_sequence_for<A...>{});
+            },
+        .block =
+            [f](const float* const* in, float* o, std::int64_t n) {
+              [&]<std::size_t... I>(std::index_sequence<I...>) {
+                for (std::int64_t i = 0; i < n; ++i) o[i] = f(in[0][i], in[I + 1][i]...);
+              }
+              (std::index_sequence_for<A...>{});
+            },
+        .arity = int(1 + sizeof...(A))};
+    loom::detail::bind(prim, out, inputs, std::move(impl), nullptr);
   }
   return out;
 }

@@ -307,6 +307,25 @@ GraphInfo graph_info(const Graph& g) {
     info.num_in_place = g.plan->in_place_nodes;
     info.peak_live_bytes = g.plan->peak_live_bytes;
     info.unfused_peak_live_bytes = g.peak_live_bytes;
+    const Plan& p = *g.plan;
+    for (const FusedGroup& fg : p.groups)
+      for (const FusedMember& m : fg.members) {
+        const GraphNode& node = g.nodes[std::size_t(m.node)];
+        if (!node.prim.block.fusable() && block_impl_of(node.impl) != nullptr)
+          ++info.num_fused_updates;
+      }
+    info.intermediate_bytes = p.intermediate_bytes;
+    info.arena_planned_bytes = p.planned_bytes;
+    info.arena_bytes = p.arena_bytes;
+    info.arena_no_reuse_bytes = p.no_reuse_bytes;
+    info.arena_peak_live_bytes = p.planned_peak_bytes;
+    for (std::size_t i = 0; i < p.arena_root.size(); ++i) {
+      const std::int32_t r = p.arena_root[i];
+      if (r >= 0 && p.arena_state[std::size_t(r)].load(std::memory_order_relaxed) ==
+                        ArenaState::landed)
+        info.arena_landed_bytes +=
+            std::size_t(g.nodes[i].shape.numel()) * itemsize(g.nodes[i].dtype);
+    }
   }
   return info;
 }

@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "detail/allocator.hpp"
 #include "detail/dispatch.hpp"
 #include "loom/jit.hpp"
 #include "transforms/graph.hpp"
@@ -36,8 +37,61 @@ void gather(const T* src, std::int64_t repeat, std::int64_t period, std::int64_t
   }
 }
 
+// One replay's arena: the buffer, allocated at the first planned value (so that a replay
+// whose planned values all miss costs nothing) and replaced when an op kept a slot it was given.
+class Arena {
+ public:
+  Arena(const Plan& plan, const Graph& g) : plan_(plan), g_(g), saved_(set_arena_target(nullptr)) {}
+  ~Arena() { set_arena_target(saved_); }
+  Arena(const Arena&) = delete;
+  Arena& operator=(const Arena&) = delete;
+
+  /// Runs `make` (which allocates node `v`'s value) with v's slot offered, if it has one.
+  template <typename Make>
+  Array run(std::int32_t v, Make&& make) {
+    const std::int64_t offset =
+        plan_.arena_offset.empty() ? -1 : plan_.arena_offset[std::size_t(v)];
+    std::atomic<ArenaState>& state = plan_.arena_state[std::size_t(v)];
+    if (offset < 0 || state.load(std::memory_order_relaxed) == ArenaState::disabled) return make();
+    if (!buffer_) buffer_ = Buffer::allocate(plan_.arena_bytes);
+    const GraphNode& node = g_.nodes[std::size_t(v)];
+    ArenaTarget target{
+        .arena = buffer_,
+        .offset = std::size_t(offset),
+        .cap = buffer_capacity(std::size_t(node.shape.numel()) * itemsize(node.dtype)),
+        .used = false,
+        .given = {}};
+    set_arena_target(&target);
+    Array out;
+    try {
+      out = make();
+    } catch (...) {
+      set_arena_target(nullptr);
+      throw;
+    }
+    set_arena_target(nullptr);
+    const void* slot = static_cast<const char*>(buffer_->data) + offset;
+    if (out.raw_data() == slot) {
+      state.store(ArenaState::landed, std::memory_order_relaxed);
+    } else if (target.used && !target.given.expired()) {
+      // A temporary the op keeps holds the slot: later values must not be placed over it.
+      state.store(ArenaState::disabled, std::memory_order_relaxed);
+      buffer_ = Buffer::allocate(plan_.arena_bytes);
+    } else {
+      state.store(ArenaState::missed, std::memory_order_relaxed);
+    }
+    return out;
+  }
+
+ private:
+  const Plan& plan_;
+  const Graph& g_;
+  ArenaTarget* saved_;
+  std::shared_ptr<Buffer> buffer_;
+};
+
 void run_group(const FusedGroup& fg, const Graph& g, std::vector<Array>& values,
-               const std::vector<Array>& args) {
+               const std::vector<Array>& args, Arena& arena) {
   std::vector<const void*> in(fg.inputs.size());
   for (std::size_t i = 0; i < fg.inputs.size(); ++i)
     in[i] = value_of(fg.inputs[i].ref, g, args, values).raw_data();
@@ -49,8 +103,22 @@ void run_group(const FusedGroup& fg, const Graph& g, std::vector<Array>& values,
       Array& src = values[std::size_t(fg.inputs[std::size_t(o.in_place)].ref.index)];
       if (src.unique()) outs[k] = src;  // else someone kept a handle: out of place
     }
-    if (!outs[k].valid()) outs[k] = Array::empty(fg.shape, g.nodes[std::size_t(o.node)].dtype);
+    if (!outs[k].valid()) {
+      const DType dtype = g.nodes[std::size_t(o.node)].dtype;
+      // An in-place output whose input is still held elsewhere takes no slot (its slot is the
+      // input's, still in use).
+      outs[k] = o.in_place >= 0 ? Array::empty(fg.shape, dtype)
+                                : arena.run(o.node, [&] { return Array::empty(fg.shape, dtype); });
+    }
     out[k] = outs[k].raw_mutable_data();
+  }
+  // Members with a parameterized block closure (optimizer rules) instead of a BlockKernel.
+  std::vector<const BlockImpl*> closures(fg.members.size(), nullptr);
+  std::size_t max_arity = 0;
+  for (std::size_t mi = 0; mi < fg.members.size(); ++mi) {
+    const GraphNode& node = g.nodes[std::size_t(fg.members[mi].node)];
+    if (!node.prim.block.fusable()) closures[mi] = block_impl_of(node.impl);
+    max_arity = std::max(max_arity, fg.members[mi].in.size());
   }
   parallel_for(
       fg.shape.numel(),
@@ -61,6 +129,7 @@ void run_group(const FusedGroup& fg, const Graph& g, std::vector<Array>& values,
         std::vector<std::vector<float>> fgather(fg.inputs.size());
         std::vector<std::unique_ptr<bool[]>> bgather(fg.inputs.size());
         std::vector<void*> cur(fg.inputs.size());
+        std::vector<const float*> operands(max_arity);
         for (std::size_t i = 0; i < fg.inputs.size(); ++i) {
           if (fg.inputs[i].full) continue;
           if (fg.inputs[i].dtype == DType::bool_) {
@@ -103,10 +172,15 @@ void run_group(const FusedGroup& fg, const Graph& g, std::vector<Array>& values,
             }
             return nullptr;
           };
-          for (const FusedMember& m : fg.members) {
+          for (std::size_t mi = 0; mi < fg.members.size(); ++mi) {
+            const FusedMember& m = fg.members[mi];
             const BlockKernel& k = g.nodes[std::size_t(m.node)].prim.block;
             void* o = at(m.out);
-            if (k.unary) {
+            if (closures[mi] != nullptr) {
+              for (std::size_t a = 0; a < m.in.size(); ++a)
+                operands[a] = static_cast<const float*>(at(m.in[a]));
+              closures[mi]->block(operands.data(), static_cast<float*>(o), n);
+            } else if (k.unary) {
               k.unary(static_cast<const float*>(at(m.in[0])), static_cast<float*>(o), n);
             } else if (k.binary) {
               k.binary(static_cast<const float*>(at(m.in[0])),
@@ -154,12 +228,14 @@ std::vector<Array> run_plan(const Graph& g, const std::vector<Array>& args) {
   const Plan& plan = *g.plan;
   std::vector<Array> values(g.nodes.size());
   std::vector<Array> in;
+  Arena arena(plan, g);
   for (const PlanStep& step : plan.steps) {
     if (step.group >= 0) {
-      run_group(plan.groups[std::size_t(step.group)], g, values, args);
+      run_group(plan.groups[std::size_t(step.group)], g, values, args, arena);
     } else {
-      values[std::size_t(step.node)] =
-          replay_node(g.nodes[std::size_t(step.node)], g, args, values, in);
+      values[std::size_t(step.node)] = arena.run(step.node, [&] {
+        return replay_node(g.nodes[std::size_t(step.node)], g, args, values, in);
+      });
     }
     for (std::int32_t r : step.release) values[std::size_t(r)] = Array();
   }

@@ -12,13 +12,15 @@
 // In-place reuse: a materialized output is written into the buffer of a full-shape input of the
 // same dtype that dies at the group, was not sharing its buffer while tracing (reshape views,
 // arguments and constants are never written) and is still uniquely held when the step runs.
-// Intermediates otherwise come from the allocator's per-thread cache (no static arena). The
-// fused replay itself is src/transforms/fused_replay.cpp.
+// With JitOptions::arena the other intermediates get slots in one static arena planned here
+// (src/transforms/arena.cpp), else they come from the allocator's per-thread cache. The fused
+// replay itself is src/transforms/fused_replay.cpp.
 #include <algorithm>
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "detail/allocator.hpp"
 #include "loom/jit.hpp"
 #include "transforms/graph.hpp"
 
@@ -76,13 +78,15 @@ bool broadcast_pattern(const Shape& in, const Shape& out, std::int64_t* repeat,
 
 bool fusable(const Graph& g, const GraphNode& n) {
   const BlockKernel& k = n.prim.block;
-  if (!k.fusable() || n.shape.numel() == 0) return false;
+  const BlockImpl* closure = block_impl_of(n.impl);
+  if ((!k.fusable() && closure == nullptr) || n.shape.numel() == 0) return false;
   std::size_t arity = 0;
   DType out = DType::float32;
   if (k.unary) arity = 1;
   if (k.binary) arity = 2;
   if (k.compare) arity = 2, out = DType::bool_;
   if (k.select) arity = 3;
+  if (!k.fusable()) arity = std::size_t(closure->arity);  // all float32 operands
   if (n.inputs.size() != arity || n.dtype != out) return false;
   for (std::size_t i = 0; i < arity; ++i) {
     if (n.inputs[i].kind == ValueRef::Kind::none) return false;
@@ -100,7 +104,7 @@ std::size_t bytes_of(const GraphNode& n) {
 
 class Planner {
  public:
-  explicit Planner(const Graph& g) : g_(g), n_(g.nodes.size()) {}
+  Planner(const Graph& g, bool arena) : g_(g), n_(g.nodes.size()), arena_(arena) {}
 
   Plan run() {
     users_.assign(n_, {});
@@ -223,6 +227,7 @@ class Planner {
         if (!handed_over[std::size_t(r)]) live -= bytes_of(g_.nodes[std::size_t(r)]);
     }
     plan.peak_live_bytes = peak;
+    plan_arena(g_, plan, step_of, materialized, last_, is_output_, arena_);
     return plan;
   }
 
@@ -348,13 +353,18 @@ class Planner {
   std::vector<std::int32_t> group_of_;
   std::vector<std::vector<std::int32_t>> members_;  // per group id, sorted (empty when merged)
   std::vector<std::int32_t> last_;
+  bool arena_;
 };
 
 }  // namespace
 
-std::shared_ptr<const Graph> fuse(std::shared_ptr<const Graph> graph) {
+std::shared_ptr<const Graph> fuse(std::shared_ptr<const Graph> graph, bool arena) {
   auto g = std::make_shared<Graph>(*graph);
-  g->plan = std::make_shared<const Plan>(Planner(*g).run());
+  g->plan = std::make_shared<const Plan>(Planner(*g, arena).run());
+  // The trace kept every traced value alive until it ended, and they now sit in the allocator's
+  // cache in sizes the replays, which take one arena instead, will mostly not ask for again:
+  // freed, so that the arena does not add its size to the trace's peak memory.
+  if (arena && g->plan->arena_bytes > 0) pool_release();
   return g;
 }
 

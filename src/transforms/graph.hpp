@@ -1,6 +1,7 @@
 // Private: the captured graph of loom::jit / loom::vmap (see loom/jit.hpp, detail::capture).
 #pragma once
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -78,12 +79,31 @@ struct PlanStep {
   std::vector<std::int32_t> release;  // node values whose last use is this step
 };
 
+/// What a replay learned about one arena slot (Plan::arena_state).
+enum class ArenaState : std::uint8_t {
+  unknown,   // not run yet
+  landed,    // the node's result was written into its slot
+  missed,    // the op allocated its result otherwise (its slot stays unused)
+  disabled,  // the slot went to a temporary the op kept: never offered again
+};
+
 struct Plan {
   std::vector<PlanStep> steps;
   std::vector<FusedGroup> groups;
   std::size_t peak_live_bytes = 0;
   std::size_t fused_nodes = 0;     // original nodes running inside groups
   std::size_t in_place_nodes = 0;  // outputs planned into a dying input's buffer
+  // The static arena (JitOptions::arena): per node, the byte offset of its value's slot when the
+  // value starts a planned storage (later in-place outputs reuse that storage), else -1.
+  std::vector<std::int64_t> arena_offset;
+  std::vector<std::int32_t> arena_root;  // per node: the node whose slot holds its value, or -1
+  std::size_t arena_bytes = 0;           // one replay's arena
+  std::size_t intermediate_bytes = 0;    // values written to memory that are not results
+  std::size_t planned_bytes = 0;         // of those, planned into the arena
+  std::size_t no_reuse_bytes = 0;        // the arena if no two slots shared bytes
+  std::size_t planned_peak_bytes = 0;    // most planned bytes alive at one step
+  // Shared by the replays of every thread (relaxed: a hint, each replay checks its own slots).
+  std::unique_ptr<std::atomic<ArenaState>[]> arena_state;
 };
 
 struct Graph {
@@ -125,6 +145,12 @@ std::vector<Array> replay_outputs(const Graph& g, const std::vector<Array>& args
 
 /// Runs the plan (no transformation active: fused groups bind nothing).
 std::vector<Array> run_plan(const Graph& g, const std::vector<Array>& args);
+/// The static arena of a fusion plan (src/transforms/arena.cpp): fills plan's arena fields from
+/// each node's step, whether it is materialized, its last reading step and whether it is a
+/// result. Not `enabled`: no slots (the intermediate byte count only).
+void plan_arena(const Graph& g, Plan& plan, const std::vector<std::int32_t>& step_of,
+                const std::vector<char>& materialized, const std::vector<std::int32_t>& last,
+                const std::vector<char>& is_output, bool enabled);
 
 /// "float32(2, 3)", for error messages.
 std::string describe_value(const Array& a);
