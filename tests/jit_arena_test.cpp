@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "detail/primitive.hpp"
+#include "jit_test_util.hpp"
 #include "lax/blas_threads.hpp"
 #include "loom/jit.hpp"
 #include "loom/loom.hpp"
@@ -34,41 +35,10 @@ namespace optim = loom::optim;
 using loom::Array;
 using loom::Shape;
 using loom::Tree;
+using loom::testing::near;
+using loom::testing::normal;
+using loom::testing::same_bits;
 
-::testing::AssertionResult same_bits(const Array& a, const Array& b) {
-  if (a.shape() != b.shape() || a.dtype() != b.dtype())
-    return ::testing::AssertionFailure()
-           << "shape/dtype " << a.shape().str() << " vs " << b.shape().str();
-  if (std::memcmp(a.raw_data(), b.raw_data(), a.nbytes()) != 0)
-    return ::testing::AssertionFailure() << "bits differ, shape " << a.shape().str();
-  return ::testing::AssertionSuccess();
-}
-::testing::AssertionResult same_bits(const Tree& a, const Tree& b) {
-  if (!loom::same_structure(a, b)) return ::testing::AssertionFailure() << "structures differ";
-  auto la = loom::tree_leaves_with_path(a);
-  auto lb = loom::tree_leaves(b);
-  for (std::size_t i = 0; i < la.size(); ++i) {
-    auto r = same_bits(la[i].second, lb[i]);
-    if (!r) {
-      std::string where;
-      for (const auto& k : la[i].first) where += "/" + k;
-      return r << " at " << where;
-    }
-  }
-  return ::testing::AssertionSuccess();
-}
-// Float32 rounding (the documented composite-backward exception of loom/jit.hpp).
-bool near(const Tree& a, const Tree& b) {
-  auto la = loom::tree_leaves(a), lb = loom::tree_leaves(b);
-  if (la.size() != lb.size()) return false;
-  for (std::size_t i = 0; i < la.size(); ++i) {
-    auto va = la[i].astype(loom::DType::float64).to_vector<double>();
-    auto vb = lb[i].astype(loom::DType::float64).to_vector<double>();
-    for (std::size_t k = 0; k < va.size(); ++k)
-      if (!(std::abs(va[k] - vb[k]) <= 1e-6 + 1e-5 * std::abs(vb[k]))) return false;
-  }
-  return true;
-}
 /// A deep copy (a held result's bits, to check later that nothing overwrote them).
 Array copy_of(const Array& a) {
   Array c = Array::empty(a.shape(), a.dtype());
@@ -77,10 +47,6 @@ Array copy_of(const Array& a) {
 }
 Tree copy_of(const Tree& t) {
   return loom::tree_map([](const Array& a) { return copy_of(a); }, t);
-}
-
-Array normal(int seed, Shape shape) {
-  return loom::random::normal(loom::random::key(seed), shape);
 }
 
 /// Flax's MLP: Dense layers with relu between them (the mlp_train workload's model).

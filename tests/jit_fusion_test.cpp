@@ -11,6 +11,7 @@
 #include <functional>
 #include <vector>
 
+#include "jit_test_util.hpp"
 #include "loom/loom.hpp"
 #include "models/cnn.hpp"
 
@@ -22,33 +23,9 @@ namespace optim = loom::optim;
 using loom::Array;
 using loom::Shape;
 using loom::Tree;
-
-bool same_bits(const Array& a, const Array& b) {
-  return a.shape() == b.shape() && a.dtype() == b.dtype() &&
-         std::memcmp(a.raw_data(), b.raw_data(), a.nbytes()) == 0;
-}
-bool same_bits(const Tree& a, const Tree& b) {
-  auto la = loom::tree_leaves(a), lb = loom::tree_leaves(b);
-  if (la.size() != lb.size()) return false;
-  for (std::size_t i = 0; i < la.size(); ++i)
-    if (!same_bits(la[i], lb[i])) return false;
-  return true;
-}
-bool near(const Tree& a, const Tree& b) {
-  auto la = loom::tree_leaves(a), lb = loom::tree_leaves(b);
-  if (la.size() != lb.size()) return false;
-  for (std::size_t i = 0; i < la.size(); ++i) {
-    auto va = la[i].astype(loom::DType::float64).to_vector<double>();
-    auto vb = lb[i].astype(loom::DType::float64).to_vector<double>();
-    for (std::size_t k = 0; k < va.size(); ++k)
-      if (!(std::abs(va[k] - vb[k]) <= 1e-6 + 1e-5 * std::abs(vb[k]))) return false;
-  }
-  return true;
-}
-
-Array normal(int seed, Shape shape) {
-  return loom::random::normal(loom::random::key(seed), shape);
-}
+using loom::testing::near;
+using loom::testing::normal;
+using loom::testing::same_bits;
 
 using Fn = std::function<std::vector<Array>(const std::vector<Array>&)>;
 
